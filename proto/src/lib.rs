@@ -1,0 +1,10 @@
+//! The gRPC contracts of the bookstore's services (`proto/bookstore/v1/*.proto`) and
+//! the tonic code generated from them. No logic lives here.
+
+/// Messages and services of package `bookstore.v1`.
+pub mod v1 {
+    tonic::include_proto!("bookstore.v1");
+}
+
+/// The encoded descriptor set of every .proto file here, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bookstore_descriptor.bin"));
