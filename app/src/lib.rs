@@ -1,0 +1,85 @@
+//! The bookstore's checkout page, written once for three builds.
+//!
+//! - `ssr`: the web server renders the page (leptos_axum) and runs the `checkout`
+//!   server function against the [`backend::Backend`] it provides as context.
+//! - `hydrate`: the same components, compiled to wasm, take over the server-rendered
+//!   page so fields are checked as the shopper types and the order is placed without
+//!   a page load.
+//! - `csr`: a client-side-only build (Trunk) that calls the real server.
+//!
+//! Without JavaScript the page still works: the form posts natively to the server
+//! function, which redirects to `/checkout/result` (see [`result_link`]).
+//!
+//! Every rule the page applies comes from the `domain` crate, so what is flagged
+//! while typing is exactly what the services refuse.
+
+use domain::Catalog;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+pub mod api;
+#[cfg(feature = "ssr")]
+pub mod backend;
+mod checkout;
+mod layout;
+mod not_found;
+mod result_page;
+pub mod result_link;
+
+pub use checkout::field::field_input_id;
+pub use result_link::result_href;
+
+/// The whole HTML document the server sends (leptos_axum renders routes into it).
+pub fn shell(options: leptos::config::LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: document metadata and the routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/bookstore.css" />
+        <Title text="Checkout · Tartu Bookstore" />
+        <Meta name="description" content="Check out your books at the Tartu Bookstore." />
+        <Meta name="theme-color" content="#f6f5f2" />
+        // An explicit icon, so browsers never ask for a /favicon.ico that is not there.
+        <Link rel="icon" href="/favicon.svg" type_="image/svg+xml" />
+        <Router>
+            <Routes fallback=not_found::NotFound>
+                <Route path=path!("/") view=checkout::CheckoutPage />
+                <Route path=path!("/checkout/result") view=result_page::ResultPage />
+            </Routes>
+        </Router>
+    }
+}
+
+/// The wasm entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}
+
+/// The catalog compiled into the binary, parsed once.
+pub(crate) fn catalog() -> &'static Catalog {
+    static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+    CATALOG.get_or_init(Catalog::embedded)
+}

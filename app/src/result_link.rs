@@ -1,0 +1,170 @@
+//! The result page's address: a checkout outcome written into a query string, and
+//! read back.
+//!
+//! Without JavaScript the browser follows the server function's redirect to
+//! `/checkout/result?…`, and that page is rendered from the query alone: the server
+//! keeps no session. An outcome holds no card data, so neither does the link.
+//! Suggested books travel as catalog ids; the page looks their titles up again.
+
+use domain::checkout::ApprovedOrder;
+use domain::{Catalog, CheckoutOutcome, Refusal, RefusalClass, Step, SuggestedBook};
+use serde::Deserialize;
+
+/// Where a plain form post lands.
+pub const RESULT_PATH: &str = "/checkout/result";
+
+/// `/checkout/result?order=…&status=…&suggested=2,3` for an approved order,
+/// `/checkout/result?step=…&service=…&class=…&code=…&field=…&message=…` for a refused
+/// one (`field` only when the refusal names one). Values are percent-encoded.
+pub fn result_href(outcome: &CheckoutOutcome) -> String {
+    let pairs: Vec<(&str, &str)> = match outcome {
+        CheckoutOutcome::Approved(order) => {
+            vec![("order", &order.order_id), ("status", &order.status)]
+        }
+        CheckoutOutcome::Refused(refusal) => {
+            let mut pairs = vec![
+                ("step", refusal.step.as_str()),
+                ("service", refusal.service.as_str()),
+                ("class", refusal.class.as_str()),
+                ("code", refusal.code.as_str()),
+            ];
+            if let Some(field) = &refusal.field {
+                pairs.push(("field", field));
+            }
+            pairs.push(("message", &refusal.message));
+            pairs
+        }
+    };
+    let mut query: Vec<String> = pairs.iter().map(|(key, value)| format!("{key}={}", encode(value))).collect();
+    if let CheckoutOutcome::Approved(order) = outcome {
+        let ids: Vec<String> = order.suggested_books.iter().map(|book| encode(&book.book_id)).collect();
+        query.push(format!("suggested={}", ids.join(",")));
+    }
+    format!("{RESULT_PATH}?{}", query.join("&"))
+}
+
+/// Reads back what [`result_href`] wrote, given the decoded query parameters.
+/// `None` when the query does not describe an outcome.
+pub fn outcome_from_query<'a>(catalog: &Catalog, get: impl Fn(&str) -> Option<&'a str>) -> Option<CheckoutOutcome> {
+    if let Some(order_id) = get("order").filter(|id| !id.is_empty()) {
+        let suggested_books = get("suggested")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|id| catalog.get(id))
+            .map(|book| SuggestedBook {
+                book_id: book.id.clone(),
+                title: book.title.clone(),
+                author: book.author.clone(),
+            })
+            .collect();
+        return Some(CheckoutOutcome::Approved(ApprovedOrder {
+            order_id: order_id.to_owned(),
+            status: get("status").unwrap_or_default().to_owned(),
+            suggested_books,
+        }));
+    }
+    let step = get("step").and_then(parse_step)?;
+    let class = get("class").and_then(RefusalClass::parse)?;
+    Some(CheckoutOutcome::Refused(Refusal {
+        step,
+        service: get("service").unwrap_or_default().to_owned(),
+        class,
+        code: get("code").unwrap_or_default().to_owned(),
+        message: get("message")?.to_owned(),
+        field: get("field").filter(|field| !field.is_empty()).map(str::to_owned),
+    }))
+}
+
+/// `Step::as_str` backwards, through the step's own serde names.
+fn parse_step(text: &str) -> Option<Step> {
+    Step::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text)).ok()
+}
+
+/// Percent-encodes everything but unreserved characters (and commas), so the link is
+/// plain ASCII, a valid `Location` header and unambiguous in a query.
+fn encode(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~,".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push('%');
+            encoded.push(char::from(HEX[usize::from(byte >> 4)]));
+            encoded.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// Decodes the query as the server (the url crate) and browsers do.
+    fn read_back(href: &str) -> Option<CheckoutOutcome> {
+        let query = href.strip_prefix(RESULT_PATH).and_then(|rest| rest.strip_prefix('?')).expect("a result link");
+        let params: HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        outcome_from_query(&Catalog::embedded(), |key| params.get(key).map(String::as_str))
+    }
+
+    fn suggestion(catalog: &Catalog, id: &str) -> SuggestedBook {
+        let book = catalog.get(id).expect("a catalog book");
+        SuggestedBook { book_id: book.id.clone(), title: book.title.clone(), author: book.author.clone() }
+    }
+
+    #[test]
+    fn an_approved_order_round_trips_with_its_suggestions() {
+        let catalog = Catalog::embedded();
+        let outcome = CheckoutOutcome::Approved(ApprovedOrder {
+            order_id: "0b7e9a52-77c1-4c1e-9d1c-3f0c2a9e8b10".into(),
+            status: "queued".into(),
+            suggested_books: vec![suggestion(&catalog, "2"), suggestion(&catalog, "5")],
+        });
+        let href = result_href(&outcome);
+        assert_eq!(href, "/checkout/result?order=0b7e9a52-77c1-4c1e-9d1c-3f0c2a9e8b10&status=queued&suggested=2,5");
+        assert_eq!(read_back(&href), Some(outcome));
+    }
+
+    #[test]
+    fn a_refusal_round_trips_with_awkward_characters() {
+        let outcome = CheckoutOutcome::Refused(Refusal {
+            step: Step::VerifyCardFormat,
+            service: "transaction_verification".into(),
+            class: RefusalClass::Invalid,
+            code: "checksum".into(),
+            message: "This card number is not valid: check it for a typo. 100% & more + \"€\" #1 ?a=b".into(),
+            field: Some("creditCard.number".into()),
+        });
+        let href = result_href(&outcome);
+        assert!(href.bytes().all(|b| b.is_ascii_graphic()), "{href}");
+        assert!(href.contains("step=verify_card_format&service=transaction_verification&class=invalid"), "{href}");
+        assert_eq!(read_back(&href), Some(outcome));
+    }
+
+    #[test]
+    fn a_refusal_without_a_field_round_trips_for_every_step() {
+        for step in [Step::Input, Step::InitOrder, Step::VerifyItems, Step::VerifyUserData, Step::VerifyCardFormat,
+                     Step::CheckUser, Step::CheckCard, Step::SuggestBooks, Step::Enqueue] {
+            let outcome = CheckoutOutcome::Refused(Refusal::unavailable(step, "fraud_detection", "timed out"));
+            let href = result_href(&outcome);
+            assert!(!href.contains("field="), "{href}");
+            assert_eq!(read_back(&href), Some(outcome));
+        }
+    }
+
+    #[test]
+    fn unknown_suggestions_are_dropped_and_garbage_is_no_outcome() {
+        let Some(CheckoutOutcome::Approved(order)) = read_back("/checkout/result?order=o1&status=queued&suggested=404,3,")
+        else {
+            panic!("an approved order");
+        };
+        let ids: Vec<&str> = order.suggested_books.iter().map(|b| b.book_id.as_str()).collect();
+        assert_eq!(ids, ["3"]);
+        assert_eq!(read_back("/checkout/result?step=teleport&class=invalid&message=x"), None);
+        assert_eq!(read_back("/checkout/result?step=input&class=invalid"), None);
+        assert_eq!(read_back("/checkout/result?"), None);
+    }
+}

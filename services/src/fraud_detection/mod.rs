@@ -1,0 +1,31 @@
+//! fraud_detection: should the shop trust this buyer and this card? Event d (the
+//! buyer: blocklists, orders per name and email in a sliding window) and e (the
+//! card: blocklists, orders per card in the window, an amount ceiling). Owns entry 1
+//! of the vector clock.
+
+mod handler;
+pub mod rules;
+pub mod velocity;
+
+use std::sync::Arc;
+
+use domain::Catalog;
+use tokio::net::TcpListener;
+
+pub use handler::FraudDetectionService;
+pub use rules::FraudConfig;
+
+use crate::grpc::{self, ServeError};
+
+pub const DEFAULT_PORT: u16 = 50051;
+
+pub async fn serve(
+    listener: TcpListener,
+    catalog: Arc<Catalog>,
+    config: FraudConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let service = FraudDetectionService::new(catalog, config);
+    let server = proto::v1::fraud_detection_server::FraudDetectionServer::new(service);
+    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.FraudDetection", shutdown).await
+}

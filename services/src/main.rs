@@ -1,0 +1,158 @@
+//! `services`: one binary for every gRPC service of the bookstore, chosen by
+//! subcommand, so the services build and link once. Each flag also reads an
+//! environment variable (listed by `services <name> --help` and in `.env.example`);
+//! a `.env` file in the working directory is loaded first.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use domain::{Catalog, Money};
+use services::fraud_detection::FraudConfig;
+use services::order_queue::QueueConfig;
+use services::transaction_verification::stock::CatalogStock;
+use services::{fraud_detection, grpc, order_queue, suggestions, telemetry, transaction_verification};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(name = "services", about = "The bookstore's gRPC services", version)]
+struct Cli {
+    #[command(subcommand)]
+    service: Service,
+}
+
+#[derive(Subcommand)]
+enum Service {
+    /// Checks books, stock, the shopper's details and the card format (events a, b, c).
+    TransactionVerification {
+        #[arg(long, env = "TRANSACTION_VERIFICATION_ADDR", default_value = "127.0.0.1:50052")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        catalog: CatalogArg,
+    },
+    /// Looks for fraud: blocklists, order velocity, amount ceiling (events d, e).
+    FraudDetection {
+        #[arg(long, env = "FRAUD_DETECTION_ADDR", default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        catalog: CatalogArg,
+        /// Blocked full names, comma-separated (default: the seed's list).
+        #[arg(long, env = "FRAUD_BLOCKED_NAMES", value_delimiter = ',')]
+        blocked_names: Option<Vec<String>>,
+        /// Blocked email addresses, comma-separated.
+        #[arg(long, env = "FRAUD_BLOCKED_EMAILS", value_delimiter = ',')]
+        blocked_emails: Option<Vec<String>>,
+        /// Blocked card numbers, comma-separated.
+        #[arg(long, env = "FRAUD_BLOCKED_CARDS", value_delimiter = ',')]
+        blocked_cards: Option<Vec<String>>,
+        /// Blocked CVVs, comma-separated.
+        #[arg(long, env = "FRAUD_BLOCKED_CVVS", value_delimiter = ',')]
+        blocked_cvvs: Option<Vec<String>>,
+        /// Orders allowed per buyer and per card within the window.
+        #[arg(long, env = "FRAUD_VELOCITY_LIMIT", default_value_t = 5)]
+        velocity_limit: u32,
+        #[arg(long, env = "FRAUD_VELOCITY_WINDOW_SECS", default_value_t = 60)]
+        velocity_window_secs: u64,
+        /// Orders above this total (in cents) are refused.
+        #[arg(long, env = "FRAUD_AMOUNT_CEILING_CENTS", default_value_t = 150_000)]
+        amount_ceiling_cents: u64,
+    },
+    /// Suggests books to go with an order (event f).
+    Suggestions {
+        #[arg(long, env = "SUGGESTIONS_ADDR", default_value = "127.0.0.1:50053")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        catalog: CatalogArg,
+        /// How many books to suggest.
+        #[arg(long, env = "SUGGESTIONS_COUNT", default_value_t = suggestions::DEFAULT_COUNT)]
+        count: usize,
+    },
+    /// The durable priority queue of approved orders.
+    OrderQueue {
+        #[arg(long, env = "ORDER_QUEUE_ADDR", default_value = "127.0.0.1:50054")]
+        listen: SocketAddr,
+        /// Where the queue keeps its database.
+        #[arg(long, env = "ORDER_QUEUE_DATA_DIR", default_value = ".data/order_queue")]
+        data_dir: PathBuf,
+        /// Lease given to a consumer that asks for none, in milliseconds.
+        #[arg(long, env = "ORDER_QUEUE_LEASE_MS", default_value_t = 30_000)]
+        lease_ms: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct CatalogArg {
+    /// A catalog JSON file (default: the catalog built in, data/books.json).
+    #[arg(long = "catalog", env = "CATALOG_FILE")]
+    path: Option<PathBuf>,
+}
+
+impl CatalogArg {
+    fn load(&self) -> anyhow::Result<Arc<Catalog>> {
+        Ok(Arc::new(match &self.path {
+            None => Catalog::embedded(),
+            Some(path) => {
+                let json = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                Catalog::from_json(&json).with_context(|| format!("loading {}", path.display()))?
+            }
+        }))
+    }
+}
+
+async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("{name} cannot listen on {addr}"))?;
+    tracing::info!(service = name, addr = %listener.local_addr()?, "listening");
+    Ok(listener)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = dotenvy::dotenv();
+    telemetry::init();
+    let cli = Cli::parse();
+    let shutdown = grpc::shutdown_signal();
+    match cli.service {
+        Service::TransactionVerification { listen, catalog } => {
+            let catalog = catalog.load()?;
+            let stock = Arc::new(CatalogStock(Arc::clone(&catalog)));
+            transaction_verification::serve(bind(listen, "transaction_verification").await?, catalog, stock, shutdown).await?;
+        }
+        Service::FraudDetection {
+            listen,
+            catalog,
+            blocked_names,
+            blocked_emails,
+            blocked_cards,
+            blocked_cvvs,
+            velocity_limit,
+            velocity_window_secs,
+            amount_ceiling_cents,
+        } => {
+            let defaults = FraudConfig::default();
+            let config = FraudConfig {
+                blocked_names: blocked_names.unwrap_or(defaults.blocked_names),
+                blocked_emails: blocked_emails.unwrap_or(defaults.blocked_emails),
+                blocked_cards: blocked_cards.unwrap_or(defaults.blocked_cards),
+                blocked_cvvs: blocked_cvvs.unwrap_or(defaults.blocked_cvvs),
+                velocity_limit,
+                velocity_window: Duration::from_secs(velocity_window_secs),
+                amount_ceiling: Money::from_cents(amount_ceiling_cents),
+            };
+            fraud_detection::serve(bind(listen, "fraud_detection").await?, catalog.load()?, config, shutdown).await?;
+        }
+        Service::Suggestions { listen, catalog, count } => {
+            suggestions::serve(bind(listen, "suggestions").await?, catalog.load()?, count, shutdown).await?;
+        }
+        Service::OrderQueue { listen, data_dir, lease_ms } => {
+            let store = order_queue::open(&data_dir.join("queue.redb"))
+                .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
+            let config = QueueConfig { default_lease: Duration::from_millis(lease_ms), ..QueueConfig::default() };
+            order_queue::serve(bind(listen, "order_queue").await?, store, config, shutdown).await?;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

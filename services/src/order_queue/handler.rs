@@ -1,0 +1,133 @@
+//! The gRPC face of the queue: validation, long polling, and moving the blocking
+//! database work off the async runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::ClientCard;
+use proto::v1 as pb;
+use proto::v1::order_queue_server::OrderQueue;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+use super::store::{Acked, Enqueued, QueueStore, StoreError};
+use super::QueueConfig;
+
+pub struct OrderQueueService {
+    store: Arc<QueueStore>,
+    config: QueueConfig,
+    /// Woken on every enqueue, so a long-polling consumer gets the order at once.
+    arrivals: Arc<Notify>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "queue storage failed");
+        Status::unavailable(error.to_string())
+    }
+}
+
+impl OrderQueueService {
+    pub fn new(store: Arc<QueueStore>, config: QueueConfig) -> Self {
+        Self { store, config, arrivals: Arc::new(Notify::new()) }
+    }
+
+    /// Runs blocking database work on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&QueueStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| Status::internal(format!("queue task failed: {e}")))?
+            .map_err(Status::from)
+    }
+}
+
+#[tonic::async_trait]
+impl OrderQueue for OrderQueueService {
+    async fn enqueue(&self, request: Request<pb::EnqueueRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
+        let order = request.into_inner().order.ok_or_else(|| Status::invalid_argument("enqueue needs the order"))?;
+        if order.order_id.is_empty() || order.order_id.len() > 64 {
+            return Err(Status::invalid_argument("order_id must be 1 to 64 characters"));
+        }
+        let priority = ClientCard::parse(&order.client_card)
+            .map_err(|_| Status::invalid_argument(format!("client_card {:?} is not None, Basic or Premium", order.client_card)))?;
+        let order_id = order.order_id.clone();
+        let enqueued = self.blocking(move |store| store.enqueue(order, priority.queue_rank())).await?;
+        if enqueued == Enqueued::Added {
+            tracing::info!(%order_id, %priority, "enqueued");
+            self.arrivals.notify_waiters();
+        } else {
+            tracing::info!(%order_id, "duplicate enqueue ignored");
+        }
+        Ok(Response::new(pb::EnqueueResponse { duplicate: enqueued == Enqueued::Duplicate }))
+    }
+
+    async fn dequeue(&self, request: Request<pb::DequeueRequest>) -> Result<Response<pb::DequeueResponse>, Status> {
+        let request = request.into_inner();
+        let wait = Duration::from_millis(u64::from(request.wait_ms)).min(self.config.max_wait);
+        let lease_ms = match request.lease_ms {
+            0 => self.config.default_lease.as_millis() as u64,
+            ms => u64::from(ms),
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            // Register for wake-ups before looking, so an enqueue in between is not missed.
+            let arrival = self.arrivals.notified();
+            tokio::pin!(arrival);
+            arrival.as_mut().enable();
+            if let Some(delivery) = self.blocking(move |store| store.dequeue(now_ms(), lease_ms)).await? {
+                tracing::info!(order_id = %delivery.order.order_id, consumer = %request.consumer, delivery = delivery.delivery_count, "delivered");
+                return Ok(Response::new(pb::DequeueResponse {
+                    order: Some(delivery.order),
+                    lease_id: delivery.lease_id,
+                    lease_expires_at_unix_ms: delivery.lease_expires_at_ms,
+                    delivery_count: delivery.delivery_count,
+                }));
+            }
+            if Instant::now() >= deadline {
+                return Ok(Response::new(pb::DequeueResponse::default()));
+            }
+            // Wake for an arrival, the deadline, or the next lease expiry.
+            let mut wake_at = deadline;
+            if let Some(expiry_ms) = self.blocking(QueueStore::next_lease_expiry).await? {
+                let until_expiry = Duration::from_millis(expiry_ms.saturating_sub(now_ms()));
+                wake_at = wake_at.min(Instant::now() + until_expiry);
+            }
+            tokio::select! {
+                () = arrival => {},
+                () = tokio::time::sleep_until(wake_at) => {},
+            }
+        }
+    }
+
+    async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+        let request = request.into_inner();
+        let order_id = request.order_id.clone();
+        let acked = self.blocking(move |store| store.ack(&request.order_id, &request.lease_id, now_ms())).await?;
+        match acked {
+            Acked::Removed => tracing::info!(%order_id, "acknowledged"),
+            Acked::AlreadyDone => tracing::debug!(%order_id, "acknowledged again"),
+            Acked::LeaseLost => {
+                return Err(Status::failed_precondition(format!(
+                    "the lease on order {order_id} expired and the order was delivered again; only the current lease may acknowledge it"
+                )))
+            }
+            Acked::UnknownOrder => return Err(Status::not_found(format!("the queue has no order {order_id}"))),
+        }
+        Ok(Response::new(pb::AckResponse {}))
+    }
+
+    async fn stats(&self, _: Request<pb::StatsRequest>) -> Result<Response<pb::StatsResponse>, Status> {
+        let depth = self.blocking(QueueStore::depth).await?;
+        let [premium, basic, none] = depth.ready_by_rank;
+        Ok(Response::new(pb::StatsResponse { premium, basic, none, leased: depth.leased }))
+    }
+}

@@ -1,0 +1,57 @@
+//! order_queue: the durable priority queue between checkout and execution.
+//! Premium before Basic before None, FIFO within a priority; leases with explicit
+//! acknowledgement; idempotent enqueue; long-poll dequeue.
+
+mod handler;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use handler::OrderQueueService;
+pub use store::QueueStore;
+
+use crate::grpc::{self, ServeError};
+
+pub const DEFAULT_PORT: u16 = 50054;
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueueConfig {
+    /// Lease given when the consumer asks for none.
+    pub default_lease: Duration,
+    /// The longest a dequeue may wait for an order.
+    pub max_wait: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { default_lease: Duration::from_secs(30), max_wait: Duration::from_secs(30) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Opens (or creates) the queue's database at `path`.
+pub fn open(path: &Path) -> Result<Arc<QueueStore>, store::StoreError> {
+    QueueStore::open(path).map(Arc::new)
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<QueueStore>,
+    config: QueueConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), QueueError> {
+    let server = proto::v1::order_queue_server::OrderQueueServer::new(OrderQueueService::new(store, config));
+    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.OrderQueue", shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! The queue's durable state, in a redb database: every operation is one
+//! transaction, committed (fsync'd) before it answers, so an order accepted before a
+//! crash or restart is still there after it.
+//!
+//! Tables:
+//! - `orders`: order id → the stored order (its priority rank, its sequence number
+//!   and how often it was delivered);
+//! - `ready`: (rank, sequence) → order id, the orders waiting, in delivery order;
+//! - `leases`: order id → (expiry, lease id), the orders delivered and not acked;
+//! - `done`: order id → ack time, so that enqueueing an order twice stays a no-op;
+//! - `meta`: the next sequence number.
+//!
+//! An expired lease puts the order back under its original (rank, sequence), so a
+//! redelivered order keeps its place in line. Time is passed in.
+
+use std::path::Path;
+
+use prost::Message;
+use proto::v1 as pb;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
+const READY: TableDefinition<(u8, u64), &str> = TableDefinition::new("ready");
+const LEASES: TableDefinition<&str, (u64, &str)> = TableDefinition::new("leases");
+const DONE: TableDefinition<&str, u64> = TableDefinition::new("done");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const NEXT_SEQUENCE: &str = "next_sequence";
+
+#[derive(Clone, PartialEq, Message)]
+struct StoredOrder {
+    #[prost(message, optional, tag = "1")]
+    order: Option<pb::QueuedOrder>,
+    #[prost(uint32, tag = "2")]
+    rank: u32,
+    #[prost(uint64, tag = "3")]
+    sequence: u64,
+    #[prost(uint32, tag = "4")]
+    deliveries: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("queue storage failed: {0}")]
+    Storage(String),
+    #[error("stored order {0} is unreadable: {1}")]
+    Corrupt(String, prost::DecodeError),
+}
+
+macro_rules! storage_errors {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(error: $ty) -> Self {
+                Self::Storage(error.to_string())
+            }
+        }
+    )*};
+}
+storage_errors!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    Added,
+    /// The queue holds this order id already, or delivered and saw it acknowledged.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub order: pb::QueuedOrder,
+    pub lease_id: String,
+    pub lease_expires_at_ms: u64,
+    pub delivery_count: u32,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Acked {
+    Removed,
+    /// Acknowledged before: nothing to do.
+    AlreadyDone,
+    /// The lease expired and the order was delivered again (or is waiting to be):
+    /// only the current lease may acknowledge it.
+    LeaseLost,
+    UnknownOrder,
+}
+
+/// Orders ready for delivery by rank (0 = Premium), and leased ones.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Depth {
+    pub ready_by_rank: [u64; 3],
+    pub leased: u64,
+}
+
+pub struct QueueStore {
+    db: Database,
+}
+
+impl QueueStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Storage(format!("{}: {e}", parent.display())))?;
+        }
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(ORDERS)?;
+        txn.open_table(READY)?;
+        txn.open_table(LEASES)?;
+        txn.open_table(DONE)?;
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Adds `order` at priority `rank` (0 first), unless its id is known already.
+    pub fn enqueue(&self, order: pb::QueuedOrder, rank: u8) -> Result<Enqueued, StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut orders = txn.open_table(ORDERS)?;
+            let done = txn.open_table(DONE)?;
+            if orders.get(order.order_id.as_str())?.is_some() || done.get(order.order_id.as_str())?.is_some() {
+                return Ok(Enqueued::Duplicate);
+            }
+            let mut meta = txn.open_table(META)?;
+            let sequence = meta.get(NEXT_SEQUENCE)?.map_or(0, |v| v.value());
+            meta.insert(NEXT_SEQUENCE, sequence + 1)?;
+            let id = order.order_id.clone();
+            let stored = StoredOrder { order: Some(order), rank: u32::from(rank), sequence, deliveries: 0 };
+            orders.insert(id.as_str(), stored.encode_to_vec().as_slice())?;
+            txn.open_table(READY)?.insert((rank, sequence), id.as_str())?;
+        }
+        txn.commit()?;
+        Ok(Enqueued::Added)
+    }
+
+    /// Leases the first ready order until `now_ms + lease_ms`, after putting back
+    /// every order whose lease expired by `now_ms`.
+    pub fn dequeue(&self, now_ms: u64, lease_ms: u64) -> Result<Option<Delivery>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let delivery = {
+            let mut orders = txn.open_table(ORDERS)?;
+            let mut ready = txn.open_table(READY)?;
+            let mut leases = txn.open_table(LEASES)?;
+            let expired: Vec<String> = leases
+                .iter()?
+                .filter_map(Result::ok)
+                .filter(|(_, lease)| lease.value().0 <= now_ms)
+                .map(|(id, _)| id.value().to_owned())
+                .collect();
+            for id in &expired {
+                leases.remove(id.as_str())?;
+                if let Some(bytes) = orders.get(id.as_str())? {
+                    let stored = decode(id, bytes.value())?;
+                    ready.insert((stored.rank as u8, stored.sequence), id.as_str())?;
+                }
+            }
+            let Some((_, id)) = ready.pop_first()?.map(|(k, v)| (k.value(), v.value().to_owned())) else {
+                drop((orders, ready, leases));
+                txn.commit()?;
+                return Ok(None);
+            };
+            let mut stored = match orders.get(id.as_str())? {
+                Some(bytes) => decode(&id, bytes.value())?,
+                None => return Err(StoreError::Storage(format!("ready order {id} has no record"))),
+            };
+            stored.deliveries += 1;
+            orders.insert(id.as_str(), stored.encode_to_vec().as_slice())?;
+            let lease_id = uuid::Uuid::new_v4().to_string();
+            let lease_expires_at_ms = now_ms.saturating_add(lease_ms);
+            leases.insert(id.as_str(), (lease_expires_at_ms, lease_id.as_str()))?;
+            Delivery {
+                order: stored.order.unwrap_or_default(),
+                lease_id,
+                lease_expires_at_ms,
+                delivery_count: stored.deliveries,
+            }
+        };
+        txn.commit()?;
+        Ok(Some(delivery))
+    }
+
+    /// Removes a delivered order for good, if `lease_id` is its current lease.
+    pub fn ack(&self, order_id: &str, lease_id: &str, now_ms: u64) -> Result<Acked, StoreError> {
+        let txn = self.db.begin_write()?;
+        let acked = {
+            let mut done = txn.open_table(DONE)?;
+            if done.get(order_id)?.is_some() {
+                Acked::AlreadyDone
+            } else {
+                let mut orders = txn.open_table(ORDERS)?;
+                let mut leases = txn.open_table(LEASES)?;
+                let current = leases.get(order_id)?.map(|lease| lease.value().1.to_owned());
+                match current {
+                    Some(current) if current == lease_id => {
+                        leases.remove(order_id)?;
+                        orders.remove(order_id)?;
+                        done.insert(order_id, now_ms)?;
+                        Acked::Removed
+                    }
+                    _ if orders.get(order_id)?.is_some() => Acked::LeaseLost,
+                    _ => Acked::UnknownOrder,
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(acked)
+    }
+
+    pub fn depth(&self) -> Result<Depth, StoreError> {
+        let txn = self.db.begin_read()?;
+        let ready = txn.open_table(READY)?;
+        let mut depth = Depth { leased: txn.open_table(LEASES)?.len()?, ..Depth::default() };
+        for (rank, count) in depth.ready_by_rank.iter_mut().enumerate() {
+            let rank = rank as u8;
+            *count = ready.range((rank, 0)..=(rank, u64::MAX))?.count() as u64;
+        }
+        Ok(depth)
+    }
+
+    /// When the earliest lease expires, if any order is leased.
+    pub fn next_lease_expiry(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let leases = txn.open_table(LEASES)?;
+        Ok(leases.iter()?.filter_map(Result::ok).map(|(_, lease)| lease.value().0).min())
+    }
+}
+
+fn decode(id: &str, bytes: &[u8]) -> Result<StoredOrder, StoreError> {
+    StoredOrder::decode(bytes).map_err(|e| StoreError::Corrupt(id.to_owned(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(id: &str) -> pb::QueuedOrder {
+        pb::QueuedOrder { order_id: id.into(), ..Default::default() }
+    }
+
+    fn store(dir: &tempfile::TempDir) -> QueueStore {
+        QueueStore::open(&dir.path().join("queue.redb")).unwrap()
+    }
+
+    fn next_id(store: &QueueStore, now_ms: u64) -> Option<String> {
+        store.dequeue(now_ms, 1_000).unwrap().map(|d| d.order.order_id)
+    }
+
+    #[test]
+    fn serves_premium_then_basic_then_none_fifo_within_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        for (id, rank) in [("none-1", 2), ("basic-1", 1), ("premium-1", 0), ("none-2", 2), ("premium-2", 0), ("basic-2", 1)] {
+            assert_eq!(store.enqueue(order(id), rank).unwrap(), Enqueued::Added);
+        }
+        let order: Vec<String> = std::iter::from_fn(|| next_id(&store, 0)).collect();
+        assert_eq!(order, ["premium-1", "premium-2", "basic-1", "basic-2", "none-1", "none-2"]);
+    }
+
+    #[test]
+    fn enqueue_is_idempotent_by_order_id_even_after_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store.enqueue(order("o1"), 2).unwrap();
+        assert_eq!(store.enqueue(order("o1"), 0).unwrap(), Enqueued::Duplicate);
+        let delivery = store.dequeue(0, 1_000).unwrap().unwrap();
+        assert_eq!(store.ack("o1", &delivery.lease_id, 10).unwrap(), Acked::Removed);
+        assert_eq!(store.enqueue(order("o1"), 2).unwrap(), Enqueued::Duplicate);
+        assert_eq!(store.dequeue(20, 1_000).unwrap(), None);
+        assert_eq!(store.ack("o1", &delivery.lease_id, 30).unwrap(), Acked::AlreadyDone);
+    }
+
+    #[test]
+    fn an_unacked_order_is_delivered_again_after_its_lease_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store.enqueue(order("o1"), 1).unwrap();
+        store.enqueue(order("o2"), 1).unwrap();
+        let first = store.dequeue(0, 100).unwrap().unwrap();
+        assert_eq!((first.order.order_id.as_str(), first.delivery_count), ("o1", 1));
+        assert_eq!(store.next_lease_expiry().unwrap(), Some(100));
+        // Before expiry o1 stays leased and o2 comes next.
+        assert_eq!(next_id(&store, 99).as_deref(), Some("o2"));
+        // After expiry o1 is back, in its old place.
+        let again = store.dequeue(100, 100).unwrap().unwrap();
+        assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("o1", 2));
+        assert_eq!(store.ack("o1", &first.lease_id, 150).unwrap(), Acked::LeaseLost, "the stale lease may not ack");
+        assert_eq!(store.ack("o1", &again.lease_id, 150).unwrap(), Acked::Removed);
+        assert_eq!(store.ack("nope", "x", 150).unwrap(), Acked::UnknownOrder);
+    }
+
+    #[test]
+    fn survives_a_restart_with_ready_and_leased_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = store(&dir);
+            store.enqueue(order("leased"), 0).unwrap();
+            store.enqueue(order("ready"), 2).unwrap();
+            store.dequeue(0, 500).unwrap().unwrap();
+        }
+        let store = store(&dir);
+        assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 1], leased: 1 });
+        assert_eq!(next_id(&store, 10).as_deref(), Some("ready"));
+        assert_eq!(next_id(&store, 500).as_deref(), Some("leased"), "redelivered after the restart once its lease ran out");
+    }
+}

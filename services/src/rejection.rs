@@ -1,0 +1,38 @@
+//! A step's refusal of an order, as the services produce it and send it back in a
+//! response (a business outcome, not a gRPC error).
+
+use domain::{FieldError, RefusalClass};
+use proto::v1 as pb;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub class: RefusalClass,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl Rejection {
+    pub fn new(class: RefusalClass, code: &str, message: impl Into<String>, field: Option<&str>) -> Self {
+        Self { class, code: code.to_owned(), message: message.into(), field: field.map(str::to_owned) }
+    }
+
+    pub fn fraud(code: &str, message: impl Into<String>, field: Option<&str>) -> Self {
+        Self::new(RefusalClass::Fraud, code, message, field)
+    }
+
+    pub fn to_proto(&self) -> pb::Refusal {
+        pb::Refusal {
+            code: self.code.clone(),
+            message: self.message.clone(),
+            field: self.field.clone().unwrap_or_default(),
+            class: self.class.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<FieldError> for Rejection {
+    fn from(error: FieldError) -> Self {
+        Self { class: RefusalClass::Invalid, code: error.code, message: error.message, field: Some(error.field) }
+    }
+}

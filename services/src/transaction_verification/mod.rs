@@ -1,0 +1,37 @@
+//! transaction_verification: is this an order the shop can process? Events a
+//! (books, quantities, stock, shipping, client card), b (the shopper's details) and
+//! c (the card's format). Owns entry 0 of the vector clock.
+
+mod handler;
+pub mod rules;
+pub mod stock;
+
+use std::sync::Arc;
+
+use domain::Catalog;
+use tokio::net::TcpListener;
+
+pub use handler::TransactionVerificationService;
+
+use crate::grpc::{self, ServeError};
+use stock::StockSource;
+
+pub const DEFAULT_PORT: u16 = 50052;
+
+/// Serves transaction_verification on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    catalog: Arc<Catalog>,
+    stock: Arc<dyn StockSource>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let service = TransactionVerificationService::new(catalog, stock);
+    let server = proto::v1::transaction_verification_server::TransactionVerificationServer::new(service);
+    grpc::serve(
+        listener,
+        tonic::service::Routes::new(server),
+        "bookstore.v1.TransactionVerification",
+        shutdown,
+    )
+    .await
+}

@@ -1,0 +1,173 @@
+//! The checks behind events a, b and c, on the order as the shopper typed it. Pure
+//! functions over the domain parsers: the page runs the same parsers as the shopper
+//! types, so the two never disagree.
+
+use domain::card::{CardNumber, Cvv, Expiry};
+use domain::contact::{BillingAddress, Email, PersonName, RawAddress};
+use domain::field::path;
+use domain::order::{parse_lines, OrderLine, RawItem};
+use domain::{Catalog, ClientCard, FieldError, RefusalClass, ShippingMethod, YearMonth};
+use proto::v1 as pb;
+
+use crate::rejection::Rejection;
+
+/// The longest comment or gift message accepted.
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// Event a, without stock: the books exist, each once, in quantities 1..=100, and
+/// the shipping method and client card are ones the shop knows.
+pub fn verify_items(order: &pb::Order, catalog: &Catalog) -> Result<Vec<OrderLine>, Rejection> {
+    let raw: Vec<RawItem<'_>> =
+        order.items.iter().map(|item| RawItem { id: &item.book_id, quantity: item.quantity }).collect();
+    let lines = parse_lines(catalog, &raw)?;
+    ShippingMethod::parse(&order.shipping_method)?;
+    ClientCard::parse(&order.client_card)?;
+    Ok(lines)
+}
+
+/// Event a's stock check: every line fits in what `available` reports.
+pub fn check_stock(lines: &[OrderLine], catalog: &Catalog, available: &[u32]) -> Result<(), Rejection> {
+    for (index, (line, &left)) in lines.iter().zip(available).enumerate() {
+        if line.quantity.get() > left {
+            let title = catalog.get(&line.book_id).map_or(line.book_id.as_str(), |b| b.title.as_str());
+            let message = match left {
+                0 => format!("{title} is sold out; remove it from the order."),
+                1 => format!("Only 1 copy of {title} is left; lower the quantity."),
+                n => format!("Only {n} copies of {title} are left; lower the quantity."),
+            };
+            return Err(Rejection::new(
+                RefusalClass::OutOfStock,
+                "out_of_stock",
+                message,
+                Some(&path::item_quantity(index)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Event b: a name, a valid email, a complete billing address, notes of a sane
+/// length, and the terms accepted.
+pub fn verify_user_data(order: &pb::Order) -> Result<(), Rejection> {
+    PersonName::parse(&order.name)?;
+    Email::parse(&order.email)?;
+    let address = order.billing_address.clone().unwrap_or_default();
+    BillingAddress::parse(&RawAddress {
+        street: &address.street,
+        city: &address.city,
+        state: &address.state,
+        zip: &address.zip,
+        country: &address.country,
+    })?;
+    for (field, text) in [(path::COMMENT, &order.comment), (path::GIFT_MESSAGE, &order.gift_message)] {
+        if text.chars().count() > MAX_NOTE_CHARS {
+            return Err(FieldError::new(field, "too_long", format!("Shorten this to at most {MAX_NOTE_CHARS} characters.")).into());
+        }
+    }
+    if !order.terms_accepted {
+        return Err(FieldError::new(path::TERMS, "terms_not_accepted", "Accept the terms and conditions to place the order.").into());
+    }
+    Ok(())
+}
+
+/// Event c: the card number (network, length, Luhn), the CVV for that network, and
+/// an expiry that is not past on `today`.
+pub fn verify_card_format(order: &pb::Order, today: YearMonth) -> Result<(), Rejection> {
+    let card = order.card.clone().unwrap_or_default();
+    let number = CardNumber::parse(&card.number)?;
+    Cvv::parse(&card.cvv, Some(number.network()))?;
+    Expiry::parse(&card.expiration_date, today)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed_order() -> pb::Order {
+        pb::Order {
+            name: "Simon Lawrence".into(),
+            email: "simon@example.org".into(),
+            card: Some(pb::Card { number: "4716401589806287".into(), expiration_date: "12/30".into(), cvv: "556".into() }),
+            items: vec![
+                pb::OrderItem { book_id: "4".into(), name: "The Hunger Games".into(), quantity: 1 },
+                pb::OrderItem { book_id: "1".into(), name: "Fourth Wing".into(), quantity: 1 },
+            ],
+            billing_address: Some(pb::Address {
+                street: "Narva mnt 18".into(),
+                city: "Tartu".into(),
+                state: String::new(),
+                zip: "51009".into(),
+                country: "Estonia".into(),
+            }),
+            shipping_method: "Standard".into(),
+            client_card: "None".into(),
+            terms_accepted: true,
+            ..Default::default()
+        }
+    }
+
+    fn today() -> YearMonth {
+        YearMonth::new(2026, 11).unwrap()
+    }
+
+    #[test]
+    fn the_seed_order_passes_a_b_and_c() {
+        let catalog = Catalog::embedded();
+        let lines = verify_items(&seed_order(), &catalog).unwrap();
+        check_stock(&lines, &catalog, &[60, 40]).unwrap();
+        verify_user_data(&seed_order()).unwrap();
+        verify_card_format(&seed_order(), today()).unwrap();
+    }
+
+    #[test]
+    fn stock_shortfall_names_the_line_and_how_many_are_left() {
+        let catalog = Catalog::embedded();
+        let lines = verify_items(&seed_order(), &catalog).unwrap();
+        let err = check_stock(&lines, &catalog, &[60, 0]).unwrap_err();
+        assert_eq!((err.class, err.field.as_deref()), (RefusalClass::OutOfStock, Some("items[1].quantity")));
+        assert_eq!(err.message, "Fourth Wing is sold out; remove it from the order.");
+        let mut order = seed_order();
+        order.items[0].quantity = 3;
+        let lines = verify_items(&order, &catalog).unwrap();
+        assert_eq!(check_stock(&lines, &catalog, &[2, 40]).unwrap_err().message, "Only 2 copies of The Hunger Games are left; lower the quantity.");
+    }
+
+    #[test]
+    fn refuses_unknown_client_card_rather_than_guessing() {
+        let order = pb::Order { client_card: "Gold".into(), ..seed_order() };
+        assert_eq!(verify_items(&order, &Catalog::embedded()).unwrap_err().field.as_deref(), Some("clientCard"));
+    }
+
+    #[test]
+    fn refuses_each_missing_user_field_by_name() {
+        let cases: Vec<(fn(&mut pb::Order), &str)> = vec![
+            (|o| o.name.clear(), "user.name"),
+            (|o| o.email.clear(), "user.contact"),
+            (|o| o.billing_address.as_mut().unwrap().street.clear(), "billingAddress.street"),
+            (|o| o.billing_address.as_mut().unwrap().city.clear(), "billingAddress.city"),
+            (|o| o.billing_address.as_mut().unwrap().zip.clear(), "billingAddress.zip"),
+            (|o| o.billing_address.as_mut().unwrap().country.clear(), "billingAddress.country"),
+            (|o| o.terms_accepted = false, "termsAccepted"),
+        ];
+        for (mutate, field) in cases {
+            let mut order = seed_order();
+            mutate(&mut order);
+            assert_eq!(verify_user_data(&order).unwrap_err().field.as_deref(), Some(field));
+        }
+    }
+
+    #[test]
+    fn refuses_bad_card_formats_by_field() {
+        let with_card = |number: &str, expiry: &str, cvv: &str| pb::Order {
+            card: Some(pb::Card { number: number.into(), expiration_date: expiry.into(), cvv: cvv.into() }),
+            ..seed_order()
+        };
+        let err = verify_card_format(&with_card("4716401589806288", "12/30", "556"), today()).unwrap_err();
+        assert_eq!((err.code.as_str(), err.field.as_deref()), ("checksum", Some("creditCard.number")));
+        let err = verify_card_format(&with_card("4716401589806287", "10/26", "556"), today()).unwrap_err();
+        assert_eq!((err.code.as_str(), err.field.as_deref()), ("expired", Some("creditCard.expirationDate")));
+        let err = verify_card_format(&with_card("4716401589806287", "12/30", "55"), today()).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("creditCard.cvv"));
+    }
+}

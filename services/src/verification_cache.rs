@@ -1,0 +1,252 @@
+//! The vector-clocked order cache each verification service keeps.
+//!
+//! `init_order` stores the order with the clock `[0,0,0]`; every event merges the
+//! caller's clock and ticks this service's entry; `clear_order` deletes the copy
+//! only when the local clock is ≤ the orchestrator's final clock — otherwise the
+//! service saw events the orchestrator did not, which is reported as an anomaly and
+//! the copy is kept for inspection. Copies are also dropped after a time-to-live so
+//! an orchestrator that died mid-checkout cannot leak memory, and the cache holds at
+//! most `capacity` orders.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::vector_clock::WrongWidth;
+use domain::{Participant, VectorClock};
+use proto::v1 as pb;
+use tonic::Status;
+
+use crate::rejection::Rejection;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("order {0} is not cached here (never initialised, cleared, or expired)")]
+    UnknownOrder(String),
+    #[error("order {0} is already cached")]
+    AlreadyCached(String),
+    #[error("the cache is full ({0} orders in verification); try again shortly")]
+    Full(usize),
+    #[error("order id must be 1 to 64 characters")]
+    BadOrderId,
+    #[error(transparent)]
+    WrongWidth(#[from] WrongWidth),
+}
+
+impl From<CacheError> for Status {
+    fn from(error: CacheError) -> Self {
+        match error {
+            CacheError::UnknownOrder(_) => Status::not_found(error.to_string()),
+            CacheError::AlreadyCached(_) => Status::already_exists(error.to_string()),
+            CacheError::Full(_) => Status::resource_exhausted(error.to_string()),
+            CacheError::BadOrderId | CacheError::WrongWidth(_) => Status::invalid_argument(error.to_string()),
+        }
+    }
+}
+
+/// What `clear` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleared {
+    Deleted,
+    /// Nothing was cached under that id (already cleared, or expired).
+    NotFound,
+    /// The local clock is not ≤ the final clock; the copy is kept.
+    Anomaly { local: VectorClock },
+}
+
+struct Entry<T> {
+    order: Arc<T>,
+    clock: VectorClock,
+    cached_at: Instant,
+}
+
+pub struct VerificationCache<T> {
+    participant: Participant,
+    capacity: usize,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Entry<T>>>,
+}
+
+/// Defaults: 10 000 orders, ten minutes.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+
+impl<T> VerificationCache<T> {
+    pub fn new(participant: Participant, capacity: usize, ttl: Duration) -> Self {
+        Self { participant, capacity, ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<T>>> {
+        // A panic while holding the lock cannot leave the map half-updated (every
+        // critical section is a single insert, remove or field write), so a
+        // poisoned lock is still safe to use.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Caches `order` under `order_id` with the clock `[0,0,0]`.
+    pub fn init(&self, order_id: &str, order: T) -> Result<VectorClock, CacheError> {
+        if order_id.is_empty() || order_id.len() > 64 {
+            return Err(CacheError::BadOrderId);
+        }
+        let mut entries = self.lock();
+        let ttl = self.ttl;
+        entries.retain(|_, entry| entry.cached_at.elapsed() < ttl);
+        if entries.contains_key(order_id) {
+            return Err(CacheError::AlreadyCached(order_id.to_owned()));
+        }
+        if entries.len() >= self.capacity {
+            return Err(CacheError::Full(entries.len()));
+        }
+        let clock = VectorClock::default();
+        entries.insert(order_id.to_owned(), Entry { order: Arc::new(order), clock, cached_at: Instant::now() });
+        Ok(clock)
+    }
+
+    /// One event on a cached order: merge `incoming`, tick this service's entry,
+    /// and hand back the order with the new clock.
+    pub fn event(&self, order_id: &str, incoming: &VectorClock) -> Result<(Arc<T>, VectorClock), CacheError> {
+        let mut entries = self.lock();
+        let entry = entries.get_mut(order_id).ok_or_else(|| CacheError::UnknownOrder(order_id.to_owned()))?;
+        entry.clock.receive(incoming, self.participant);
+        Ok((Arc::clone(&entry.order), entry.clock))
+    }
+
+    pub fn clear(&self, order_id: &str, final_clock: &VectorClock) -> Cleared {
+        let mut entries = self.lock();
+        match entries.get(order_id) {
+            None => Cleared::NotFound,
+            Some(entry) if entry.clock.le(final_clock) => {
+                entries.remove(order_id);
+                Cleared::Deleted
+            }
+            Some(entry) => Cleared::Anomaly { local: entry.clock },
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads a clock from the wire.
+pub fn clock_from_proto(clock: Option<&pb::VectorClock>) -> Result<VectorClock, CacheError> {
+    Ok(VectorClock::from_slice(clock.map(|c| c.entries.as_slice()).unwrap_or(&[0, 0, 0]))?)
+}
+
+pub fn clock_to_proto(clock: VectorClock) -> pb::VectorClock {
+    pb::VectorClock { entries: clock.entries().to_vec() }
+}
+
+/// The shared `ClearOrder` handling: clear, log an anomaly, answer.
+pub fn clear_order<T>(
+    cache: &VerificationCache<T>,
+    service: &str,
+    request: &pb::ClearOrderRequest,
+) -> Result<pb::ClearOrderResponse, Status> {
+    let final_clock = clock_from_proto(request.final_clock.as_ref())?;
+    Ok(match cache.clear(&request.order_id, &final_clock) {
+        Cleared::Deleted | Cleared::NotFound => pb::ClearOrderResponse { cleared: true, ..Default::default() },
+        Cleared::Anomaly { local } => {
+            let anomaly = format!(
+                "local clock {local} is not <= final clock {final_clock}: this service saw events the orchestrator did not"
+            );
+            tracing::warn!(service, order_id = %request.order_id, %anomaly, "clear_order anomaly; keeping the cached copy");
+            pb::ClearOrderResponse { cleared: false, anomaly, local_clock: Some(clock_to_proto(local)) }
+        }
+    })
+}
+
+/// The shared `InitOrder` handling.
+pub fn init_order(
+    cache: &VerificationCache<pb::Order>,
+    request: pb::InitOrderRequest,
+) -> Result<pb::InitOrderResponse, Status> {
+    let order = request.order.ok_or_else(|| Status::invalid_argument("init_order needs the order"))?;
+    let clock = cache.init(&request.order_id, order)?;
+    Ok(pb::InitOrderResponse { clock: Some(clock_to_proto(clock)) })
+}
+
+/// The shared handling of one checking event: tick the clock, run `check` on the
+/// cached order, answer with the new clock and the refusal, if any.
+pub async fn run_event<T, F, Fut>(
+    cache: &VerificationCache<T>,
+    step: &'static str,
+    request: pb::EventRequest,
+    check: F,
+) -> Result<pb::EventResponse, Status>
+where
+    F: FnOnce(Arc<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Rejection>>,
+{
+    let incoming = clock_from_proto(request.clock.as_ref())?;
+    let (order, clock) = cache.event(&request.order_id, &incoming)?;
+    let refusal = check(order).await.err();
+    match &refusal {
+        Some(rejection) => {
+            tracing::info!(order_id = %request.order_id, step, code = %rejection.code, %clock, "refused")
+        }
+        None => tracing::debug!(order_id = %request.order_id, step, %clock, "passed"),
+    }
+    Ok(pb::EventResponse { clock: Some(clock_to_proto(clock)), refusal: refusal.as_ref().map(Rejection::to_proto) })
+}
+
+pub fn cached_orders<T>(cache: &VerificationCache<T>) -> pb::CachedOrdersResponse {
+    pb::CachedOrdersResponse { count: u32::try_from(cache.len()).unwrap_or(u32::MAX) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> VerificationCache<&'static str> {
+        VerificationCache::new(Participant::FraudDetection, 2, DEFAULT_TTL)
+    }
+
+    #[test]
+    fn events_merge_then_tick_the_own_entry() {
+        let cache = cache();
+        assert_eq!(cache.init("o1", "order").unwrap(), VectorClock::default());
+        let (order, clock) = cache.event("o1", &VectorClock::new([2, 0, 0])).unwrap();
+        assert_eq!((*order, clock), ("order", VectorClock::new([2, 1, 0])));
+        let (_, clock) = cache.event("o1", &VectorClock::new([3, 0, 0])).unwrap();
+        assert_eq!(clock, VectorClock::new([3, 2, 0]));
+    }
+
+    #[test]
+    fn clears_only_when_the_local_clock_is_at_most_the_final_one() {
+        let cache = cache();
+        cache.init("o1", "order").unwrap();
+        cache.event("o1", &VectorClock::new([2, 0, 0])).unwrap();
+        assert_eq!(
+            cache.clear("o1", &VectorClock::new([1, 1, 0])),
+            Cleared::Anomaly { local: VectorClock::new([2, 1, 0]) }
+        );
+        assert_eq!(cache.len(), 1, "an anomaly keeps the copy");
+        assert_eq!(cache.clear("o1", &VectorClock::APPROVED), Cleared::Deleted);
+        assert!(cache.is_empty());
+        assert_eq!(cache.clear("o1", &VectorClock::APPROVED), Cleared::NotFound);
+    }
+
+    #[test]
+    fn refuses_unknown_duplicate_and_overflowing_orders() {
+        let cache = cache();
+        assert_eq!(cache.event("nope", &VectorClock::default()).unwrap_err(), CacheError::UnknownOrder("nope".into()));
+        cache.init("o1", "a").unwrap();
+        assert_eq!(cache.init("o1", "b").unwrap_err(), CacheError::AlreadyCached("o1".into()));
+        cache.init("o2", "b").unwrap();
+        assert_eq!(cache.init("o3", "c").unwrap_err(), CacheError::Full(2));
+        assert_eq!(cache.init("", "c").unwrap_err(), CacheError::BadOrderId);
+    }
+
+    #[test]
+    fn expired_copies_are_dropped() {
+        let cache = VerificationCache::new(Participant::Suggestions, 10, Duration::ZERO);
+        cache.init("o1", "a").unwrap();
+        cache.init("o2", "b").unwrap();
+        assert_eq!(cache.len(), 1, "o1 expired when o2 came in");
+    }
+}
