@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the whole shop on this machine without Docker: every gRPC service and the web
+# server, each log line prefixed with its service's name. Ctrl-C (or SIGTERM) stops
+# everything cleanly; if one process dies, the others are stopped too.
+#
+# Expects release binaries (make run builds them first). Data lives under
+# $DATA_DIR (default .data/). Settings come from .env if present (see .env.example).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-target/release}
+export DATA_DIR=${DATA_DIR:-.data}
+export ORDER_QUEUE_DATA_DIR=${ORDER_QUEUE_DATA_DIR:-$DATA_DIR/order_queue}
+export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-target/site}
+export LEPTOS_SITE_ADDR=${LEPTOS_SITE_ADDR:-127.0.0.1:8080}
+export RUST_LOG=${RUST_LOG:-info}
+
+binaries=("$BIN/services")
+[ -n "${SERVICES_ONLY:-}" ] || binaries+=("$BIN/server")
+for binary in "${binaries[@]}"; do
+  [ -x "$binary" ] || { echo "run-local: $binary is missing; run 'make run' (it builds first)" >&2; exit 1; }
+done
+
+pids=()
+start() { # start NAME COMMAND...: runs COMMAND with its output prefixed by [NAME]
+  local name=$1; shift
+  local prefix
+  prefix=$(printf '%-26s' "[$name]")
+  "$@" > >(sed -u "s/^/$prefix /") 2>&1 &
+  pids+=("$!")
+}
+
+stop() {
+  trap - INT TERM EXIT
+  echo "[run-local] stopping ${#pids[@]} processes"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  echo "[run-local] stopped"
+}
+trap 'stop; exit 130' INT TERM
+trap stop EXIT
+
+start fraud_detection "$BIN/services" fraud-detection
+start transaction_verification "$BIN/services" transaction-verification
+start suggestions "$BIN/services" suggestions
+start order_queue "$BIN/services" order-queue
+if [ -z "${SERVICES_ONLY:-}" ]; then
+  start web "$BIN/server"
+  echo "[run-local] the shop is at http://$LEPTOS_SITE_ADDR (Ctrl-C stops everything)"
+else
+  echo "[run-local] services running; start the web server with 'cargo leptos watch' (Ctrl-C stops them)"
+fi
+set +e
+wait -n "${pids[@]}"
+status=$?
+echo "[run-local] a process exited (status $status); stopping the rest"
+exit "$status"

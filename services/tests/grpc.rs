@@ -1,0 +1,213 @@
+//! The services over real gRPC on loopback: health and reflection, the vector
+//! clock discipline of events a–f and clear_order, and the queue's long poll,
+//! acknowledgement and validation.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::Catalog;
+use proto::v1 as pb;
+use services::fraud_detection::FraudConfig;
+use services::order_queue::QueueConfig;
+use services::transaction_verification::stock::CatalogStock;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+async fn serve<F, Fut, E>(start: F) -> String
+where
+    F: FnOnce(TcpListener) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Debug + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let server = start(listener);
+    tokio::spawn(async move { server.await.expect("service runs") });
+    format!("http://{addr}")
+}
+
+async fn transaction_verification() -> String {
+    let catalog = Arc::new(Catalog::embedded());
+    serve(|l| services::transaction_verification::serve(l, catalog.clone(), Arc::new(CatalogStock(catalog)), std::future::pending())).await
+}
+
+async fn fraud_detection() -> String {
+    serve(|l| services::fraud_detection::serve(l, Arc::new(Catalog::embedded()), FraudConfig::default(), std::future::pending())).await
+}
+
+async fn suggestions() -> String {
+    serve(|l| services::suggestions::serve(l, Arc::new(Catalog::embedded()), 3, std::future::pending())).await
+}
+
+async fn order_queue(dir: &tempfile::TempDir) -> String {
+    let store = services::order_queue::open(&dir.path().join("queue.redb")).unwrap();
+    serve(|l| services::order_queue::serve(l, store, QueueConfig::default(), std::future::pending())).await
+}
+
+fn clock(entries: [u64; 3]) -> Option<pb::VectorClock> {
+    Some(pb::VectorClock { entries: entries.to_vec() })
+}
+
+fn entries(clock: Option<pb::VectorClock>) -> Vec<u64> {
+    clock.expect("a clock").entries
+}
+
+#[tokio::test]
+async fn every_service_answers_health_checks_and_reflection() {
+    let dir = tempfile::tempdir().unwrap();
+    let services = [
+        (transaction_verification().await, "bookstore.v1.TransactionVerification"),
+        (fraud_detection().await, "bookstore.v1.FraudDetection"),
+        (suggestions().await, "bookstore.v1.Suggestions"),
+        (order_queue(&dir).await, "bookstore.v1.OrderQueue"),
+    ];
+    for (url, name) in services {
+        let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        let status = health.check(tonic_health::pb::HealthCheckRequest { service: name.into() }).await.unwrap().into_inner().status;
+        assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{name}");
+
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        let mut reflection = ServerReflectionClient::new(channel);
+        let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) = answers.next().await.unwrap().unwrap().message_response else {
+            panic!("{name}: reflection did not list services");
+        };
+        let listed: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(listed.contains(&name.to_owned()), "{name} not in {listed:?}");
+        assert!(listed.contains(&"grpc.health.v1.Health".to_owned()), "{listed:?}");
+    }
+}
+
+fn seed_order() -> pb::Order {
+    pb::Order {
+        name: "Simon Lawrence".into(),
+        email: "simon@example.org".into(),
+        card: Some(pb::Card {
+            number: "4716401589806287".into(),
+            expiration_date: domain::YearMonth::now_utc().plus_months(12).to_string(),
+            cvv: "556".into(),
+        }),
+        items: vec![
+            pb::OrderItem { book_id: "4".into(), name: String::new(), quantity: 1 },
+            pb::OrderItem { book_id: "1".into(), name: String::new(), quantity: 1 },
+        ],
+        billing_address: Some(pb::Address {
+            street: "Narva mnt 18".into(),
+            city: "Tartu".into(),
+            state: String::new(),
+            zip: "51009".into(),
+            country: "Estonia".into(),
+        }),
+        shipping_method: "Standard".into(),
+        client_card: "None".into(),
+        terms_accepted: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn events_a_to_f_carry_and_merge_clocks_up_to_3_2_1() {
+    use pb::fraud_detection_client::FraudDetectionClient;
+    use pb::suggestions_client::SuggestionsClient;
+    use pb::transaction_verification_client::TransactionVerificationClient;
+    let mut tv = TransactionVerificationClient::connect(transaction_verification().await).await.unwrap();
+    let mut fd = FraudDetectionClient::connect(fraud_detection().await).await.unwrap();
+    let mut sg = SuggestionsClient::connect(suggestions().await).await.unwrap();
+    let id = "order-1".to_owned();
+    let init = || pb::InitOrderRequest { order_id: id.clone(), order: Some(seed_order()) };
+    assert_eq!(entries(tv.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
+    assert_eq!(entries(fd.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
+    assert_eq!(entries(sg.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
+    let event = |c: [u64; 3]| pb::EventRequest { order_id: id.clone(), clock: clock(c) };
+
+    let a = tv.verify_items(event([0, 0, 0])).await.unwrap().into_inner();
+    assert!(a.refusal.is_none());
+    assert_eq!(entries(a.clock), [1, 0, 0]);
+    let b = tv.verify_user_data(event([0, 0, 0])).await.unwrap().into_inner();
+    assert_eq!(entries(b.clock), [2, 0, 0]);
+    let c = tv.verify_card_format(event([1, 0, 0])).await.unwrap().into_inner();
+    assert_eq!(entries(c.clock), [3, 0, 0], "c merges a's clock into TV's own [2,0,0] and ticks");
+    let d = fd.check_user(event([2, 0, 0])).await.unwrap().into_inner();
+    assert_eq!(entries(d.clock), [2, 1, 0]);
+    let e = fd.check_card(event([3, 1, 0])).await.unwrap().into_inner();
+    assert!(e.refusal.is_none());
+    assert_eq!(entries(e.clock), [3, 2, 0]);
+    let f = sg.suggest(event([3, 2, 0])).await.unwrap().into_inner();
+    assert_eq!(entries(f.clock), [3, 2, 1]);
+    assert_eq!(f.books.len(), 3);
+
+    // A final clock that misses FD's events is an anomaly: FD keeps its copy.
+    let clear = |c: [u64; 3]| pb::ClearOrderRequest { order_id: id.clone(), final_clock: clock(c) };
+    let anomaly = fd.clear_order(clear([3, 1, 0])).await.unwrap().into_inner();
+    assert!(!anomaly.cleared && anomaly.anomaly.contains("[3,2,0]"), "{anomaly:?}");
+    assert_eq!(fd.cached_orders(pb::CachedOrdersRequest {}).await.unwrap().into_inner().count, 1);
+    for response in [
+        tv.clear_order(clear([3, 2, 1])).await.unwrap().into_inner(),
+        fd.clear_order(clear([3, 2, 1])).await.unwrap().into_inner(),
+        sg.clear_order(clear([3, 2, 1])).await.unwrap().into_inner(),
+    ] {
+        assert!(response.cleared, "{response:?}");
+    }
+    assert_eq!(fd.cached_orders(pb::CachedOrdersRequest {}).await.unwrap().into_inner().count, 0);
+    let gone = tv.verify_items(event([0, 0, 0])).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_malformed_clock_is_an_invalid_argument() {
+    let mut tv = pb::transaction_verification_client::TransactionVerificationClient::connect(transaction_verification().await).await.unwrap();
+    tv.init_order(pb::InitOrderRequest { order_id: "o".into(), order: Some(seed_order()) }).await.unwrap();
+    let status = tv.verify_items(pb::EventRequest { order_id: "o".into(), clock: Some(pb::VectorClock { entries: vec![1, 2] }) }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+fn queued(id: &str, client_card: &str) -> pb::EnqueueRequest {
+    pb::EnqueueRequest { order: Some(pb::QueuedOrder { order_id: id.into(), client_card: client_card.into(), ..Default::default() }) }
+}
+
+#[tokio::test]
+async fn a_long_polling_dequeue_wakes_when_an_order_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = order_queue(&dir).await;
+    let mut consumer = pb::order_queue_client::OrderQueueClient::connect(url.clone()).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        consumer.dequeue(pb::DequeueRequest { wait_ms: 20_000, lease_ms: 5_000, consumer: "test".into() }).await.unwrap().into_inner()
+    });
+    let mut producer = pb::order_queue_client::OrderQueueClient::connect(url).await.unwrap();
+    // Let the consumer start waiting; if the order lands first, it is served at once anyway.
+    tokio::task::yield_now().await;
+    producer.enqueue(queued("o1", "Basic")).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(15), waiting).await.expect("woken long before the wait ends").unwrap();
+    assert_eq!(delivery.order.unwrap().order_id, "o1");
+    assert_eq!(delivery.delivery_count, 1);
+    producer.ack(pb::AckRequest { order_id: "o1".into(), lease_id: delivery.lease_id.clone() }).await.unwrap();
+    let stale = producer.ack(pb::AckRequest { order_id: "o2".into(), lease_id: "nope".into() }).await.unwrap_err();
+    assert_eq!(stale.code(), Code::NotFound);
+    let stats = producer.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!((stats.premium, stats.basic, stats.none, stats.leased), (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn the_queue_refuses_unknown_priorities_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut queue = pb::order_queue_client::OrderQueueClient::connect(order_queue(&dir).await).await.unwrap();
+    assert_eq!(queue.enqueue(queued("o1", "Gold")).await.unwrap_err().code(), Code::InvalidArgument);
+    assert!(!queue.enqueue(queued("o1", "Premium")).await.unwrap().into_inner().duplicate);
+    assert!(queue.enqueue(queued("o1", "Premium")).await.unwrap().into_inner().duplicate);
+    let stats = queue.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.premium, 1);
+    let empty = queue.dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() }).await.unwrap().into_inner();
+    assert_eq!(empty.order.unwrap().order_id, "o1");
+    let none = queue.dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() }).await.unwrap().into_inner();
+    assert!(none.order.is_none());
+}
