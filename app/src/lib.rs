@@ -15,7 +15,7 @@
 
 use domain::Catalog;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
@@ -41,6 +41,8 @@ pub fn shell(options: leptos::config::LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
+                // In the shell rather than in <App/>: the Trunk build links its own copy.
+                <link rel="stylesheet" id="leptos" href="/pkg/bookstore.css" />
                 <MetaTags />
             </head>
             <body>
@@ -55,7 +57,6 @@ pub fn shell(options: leptos::config::LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/bookstore.css" />
         <Title text="Checkout · Tartu Bookstore" />
         <Meta name="description" content="Check out your books at the Tartu Bookstore." />
         <Meta name="theme-color" content="#f6f5f2" />

@@ -1,1 +1,16 @@
-fn main(){}
+//! `server`: the bookstore's web server. Configuration: `server --help`.
+
+use clap::Parser;
+use server::config::Config;
+use server::startup::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = dotenvy::dotenv();
+    services::telemetry::init();
+    let app = Application::build(Config::parse()).await?;
+    tracing::info!(addr = %app.local_addr()?, "web server listening");
+    app.run_until(services::grpc::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The web server's configuration, in one place: defaults, then a `.env` file,
+//! then the environment, then flags (`server --help` lists them all).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "server", about = "The bookstore's web server: checkout page, server functions, REST API", version)]
+pub struct Config {
+    /// Address to serve the page and the API on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder holding the built page assets (pkg/, favicon), as cargo-leptos writes it.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+    #[command(flatten)]
+    pub services: ServiceUrls,
+    /// Deadline for each call to a service, in milliseconds.
+    #[arg(long, env = "CALL_TIMEOUT_MS", default_value_t = 800)]
+    pub call_timeout_ms: u64,
+    /// Secret key for card fingerprints (HMAC-SHA256). Set it outside development.
+    #[arg(long, env = "CARD_FINGERPRINT_KEY", hide_env_values = true)]
+    pub card_fingerprint_key: Option<String>,
+    /// Origins allowed to call the API from a browser (e.g. the Trunk build's),
+    /// comma-separated.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServiceUrls {
+    #[arg(long, env = "TRANSACTION_VERIFICATION_URL", default_value = "http://127.0.0.1:50052")]
+    pub transaction_verification: String,
+    #[arg(long, env = "FRAUD_DETECTION_URL", default_value = "http://127.0.0.1:50051")]
+    pub fraud_detection: String,
+    #[arg(long, env = "SUGGESTIONS_URL", default_value = "http://127.0.0.1:50053")]
+    pub suggestions: String,
+    #[arg(long, env = "ORDER_QUEUE_URL", default_value = "http://127.0.0.1:50054")]
+    pub order_queue: String,
+}
+
+impl Config {
+    /// A configuration for `listen` and `services` with every other setting at its
+    /// default, ignoring the environment (tests use this).
+    pub fn new(listen: SocketAddr, services: ServiceUrls) -> Self {
+        Self {
+            listen,
+            site_root: "target/site".to_owned(),
+            services,
+            call_timeout_ms: 800,
+            card_fingerprint_key: None,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+}

@@ -1,0 +1,10 @@
+//! The web server: serves the checkout page (Leptos SSR + hydration), hosts its
+//! server functions and the REST API, and orchestrates the verification services.
+//!
+//! Read [`orchestrator`] first: it is the checkout flow. [`startup`] wires
+//! everything for `main` and for the tests; [`rest`] is the JSON API.
+
+pub mod config;
+pub mod orchestrator;
+pub mod rest;
+pub mod startup;

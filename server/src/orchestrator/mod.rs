@@ -1,0 +1,284 @@
+//! The checkout orchestration, shared by the `checkout` server function and
+//! `POST /checkout`.
+//!
+//! 1. `init_order` to transaction_verification (TV), fraud_detection (FD) and
+//!    suggestions (SG) in parallel.
+//! 2. Events with vector clocks: a→c (TV: items, then card format) and b→d (TV:
+//!    user data, then FD: user) concurrently; e (FD: card) after c and d; f (SG)
+//!    after e. An approved order ends at `[3,2,1]`, which is checked.
+//! 3. Fail fast: the first refusal is the answer and no later step starts (a call
+//!    already in flight on the other chain is let finish, so its clock is known).
+//! 4. Approved: enqueue (priority by client card).
+//! 5. Always: `clear_order` with the final clock — the merge of every clock seen —
+//!    to every service that cached the order.
+//!
+//! No sleeps and no polling: a checkout on loopback takes a few milliseconds.
+
+mod clients;
+pub mod order;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use domain::checkout::{ApprovedOrder, CheckoutRequest, SuggestedBook};
+use domain::{Catalog, CheckoutOutcome, Refusal, RefusalClass, Step, VectorClock};
+use proto::v1 as pb;
+use services::card_token::FingerprintKey;
+use services::verification_cache::{clock_from_proto, clock_to_proto};
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+pub use clients::{Clients, FRAUD_DETECTION, ORDER_QUEUE, SUGGESTIONS, TRANSACTION_VERIFICATION};
+
+pub struct Orchestrator {
+    clients: Clients,
+    catalog: Arc<Catalog>,
+    fingerprint_key: FingerprintKey,
+}
+
+/// What the orchestrator knows while the events run.
+#[derive(Default)]
+struct Flow {
+    /// The merge of every clock received.
+    known: Mutex<VectorClock>,
+    /// The first refusal; once set, no further step starts.
+    refusal: Mutex<Option<Refusal>>,
+}
+
+impl Flow {
+    fn observe(&self, clock: &VectorClock) {
+        self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).merge(clock);
+    }
+
+    fn known(&self) -> VectorClock {
+        *self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refuse(&self, refusal: Refusal) {
+        self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(refusal);
+    }
+
+    fn refusal(&self) -> Option<Refusal> {
+        self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn stopped(&self) -> bool {
+        self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
+}
+
+/// Which services hold a copy of the order.
+#[derive(Default, Clone, Copy)]
+struct Cached {
+    transaction_verification: bool,
+    fraud_detection: bool,
+    suggestions: bool,
+}
+
+impl Orchestrator {
+    pub fn new(clients: Clients, catalog: Arc<Catalog>, fingerprint_key: FingerprintKey) -> Self {
+        Self { clients, catalog, fingerprint_key }
+    }
+
+    pub async fn checkout(&self, request: CheckoutRequest) -> CheckoutOutcome {
+        let order_id = uuid::Uuid::new_v4().to_string();
+        let span = tracing::info_span!("checkout", %order_id);
+        let started = Instant::now();
+        let outcome = self.run(&order_id, &request).instrument(span.clone()).await;
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        span.in_scope(|| match &outcome {
+            CheckoutOutcome::Approved(_) => tracing::info!(elapsed_us, "approved"),
+            CheckoutOutcome::Refused(refusal) => tracing::info!(
+                elapsed_us,
+                step = %refusal.step,
+                service = %refusal.service,
+                code = %refusal.code,
+                "refused"
+            ),
+        });
+        outcome
+    }
+
+    async fn run(&self, order_id: &str, request: &CheckoutRequest) -> CheckoutOutcome {
+        let order = order::to_verification_order(request);
+        let flow = Flow::default();
+        let (cached, initialised) = self.init_all(order_id, &order).await;
+        let result = match initialised {
+            Err(refusal) => Err(refusal),
+            Ok(()) => match self.verify(order_id, &flow).await {
+                Ok(books) => self.enqueue(order_id, request).await.map(|()| books),
+                Err(refusal) => Err(refusal),
+            },
+        };
+        self.clear_all(order_id, flow.known(), cached).await;
+        match result {
+            Ok(suggested_books) => CheckoutOutcome::Approved(ApprovedOrder {
+                order_id: order_id.to_owned(),
+                status: "queued".to_owned(),
+                suggested_books,
+            }),
+            Err(refusal) => CheckoutOutcome::Refused(refusal),
+        }
+    }
+
+    /// Step 1: hand the order to the three services at once.
+    async fn init_all(&self, order_id: &str, order: &pb::Order) -> (Cached, Result<(), Refusal>) {
+        let init = |order: pb::Order| self.clients.request(pb::InitOrderRequest { order_id: order_id.to_owned(), order: Some(order) });
+        let c = &self.clients;
+        let (mut tv, mut fd, mut sg) = (c.transaction_verification.clone(), c.fraud_detection.clone(), c.suggestions.clone());
+        let (tv, fd, sg) = tokio::join!(
+            c.call(Step::InitOrder, TRANSACTION_VERIFICATION, tv.init_order(init(order.clone()))),
+            c.call(Step::InitOrder, FRAUD_DETECTION, fd.init_order(init(order.clone()))),
+            c.call(Step::InitOrder, SUGGESTIONS, sg.init_order(init(order::to_suggestions_order(order)))),
+        );
+        let cached = Cached { transaction_verification: tv.is_ok(), fraud_detection: fd.is_ok(), suggestions: sg.is_ok() };
+        let outcome = tv.and(fd).and(sg).map(|_| ());
+        (cached, outcome)
+    }
+
+    /// Step 2: events a–f. Answers the suggestions of an approved order.
+    async fn verify(&self, order_id: &str, flow: &Flow) -> Result<Vec<SuggestedBook>, Refusal> {
+        let start = VectorClock::default();
+        let tv = &self.clients.transaction_verification;
+        let fd = &self.clients.fraud_detection;
+        let items_then_card = async {
+            let a = self.event(flow, order_id, Step::VerifyItems, TRANSACTION_VERIFICATION, start, |r| { let mut tv = tv.clone(); async move { tv.verify_items(r).await } }).await?;
+            self.event(flow, order_id, Step::VerifyCardFormat, TRANSACTION_VERIFICATION, a, |r| { let mut tv = tv.clone(); async move { tv.verify_card_format(r).await } }).await
+        };
+        let user_then_fraud = async {
+            let b = self.event(flow, order_id, Step::VerifyUserData, TRANSACTION_VERIFICATION, start, |r| { let mut tv = tv.clone(); async move { tv.verify_user_data(r).await } }).await?;
+            self.event(flow, order_id, Step::CheckUser, FRAUD_DETECTION, b, |r| { let mut fd = fd.clone(); async move { fd.check_user(r).await } }).await
+        };
+        let (c, d) = tokio::join!(items_then_card, user_then_fraud);
+        let (Some(c), Some(d)) = (c, d) else {
+            return Err(flow.refusal().unwrap_or_else(|| internal(Step::VerifyItems, "a chain stopped without a refusal")));
+        };
+        let e = self
+            .event(flow, order_id, Step::CheckCard, FRAUD_DETECTION, c.merged(&d), |r| { let mut fd = fd.clone(); async move { fd.check_card(r).await } })
+            .await
+            .ok_or_else(|| flow.refusal().unwrap_or_else(|| internal(Step::CheckCard, "stopped without a refusal")))?;
+        let (f, books) = self.suggest(order_id, e).await?;
+        flow.observe(&f);
+        if f != VectorClock::APPROVED {
+            tracing::error!(clock = %f, expected = %VectorClock::APPROVED, "the final clock of an approved order is wrong");
+            return Err(internal(Step::SuggestBooks, "the verification steps did not run in the expected order"));
+        }
+        Ok(books)
+    }
+
+    /// One vector-clocked event, unless the flow has stopped. `None` when it did
+    /// not run or refused (the refusal is in `flow`).
+    async fn event<F, Fut>(
+        &self,
+        flow: &Flow,
+        order_id: &str,
+        step: Step,
+        service: &'static str,
+        clock: VectorClock,
+        call: F,
+    ) -> Option<VectorClock>
+    where
+        F: FnOnce(Request<pb::EventRequest>) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<pb::EventResponse>, Status>>,
+    {
+        if flow.stopped() {
+            return None;
+        }
+        let request = self.clients.request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
+        let response = match self.clients.call(step, service, call(request)).await {
+            Ok(response) => response,
+            Err(refusal) => {
+                flow.refuse(refusal);
+                return None;
+            }
+        };
+        let Ok(clock) = clock_from_proto(response.clock.as_ref()) else {
+            flow.refuse(Refusal::unavailable(step, service, "the service answered with a malformed clock"));
+            return None;
+        };
+        flow.observe(&clock);
+        if let Some(refusal) = response.refusal {
+            flow.refuse(refusal_from_proto(step, service, refusal));
+            return None;
+        }
+        Some(clock)
+    }
+
+    /// Event f.
+    async fn suggest(&self, order_id: &str, clock: VectorClock) -> Result<(VectorClock, Vec<SuggestedBook>), Refusal> {
+        let request = self.clients.request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
+        let mut suggestions = self.clients.suggestions.clone();
+        let response = self.clients.call(Step::SuggestBooks, SUGGESTIONS, suggestions.suggest(request)).await?;
+        let clock = clock_from_proto(response.clock.as_ref())
+            .map_err(|_| Refusal::unavailable(Step::SuggestBooks, SUGGESTIONS, "the service answered with a malformed clock"))?;
+        let books = response
+            .books
+            .into_iter()
+            .map(|book| SuggestedBook { book_id: book.book_id, title: book.title, author: book.author })
+            .collect();
+        Ok((clock, books))
+    }
+
+    /// Step 4.
+    async fn enqueue(&self, order_id: &str, request: &CheckoutRequest) -> Result<(), Refusal> {
+        let accepted_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let queued = order::to_queued_order(order_id, request, &self.catalog, &self.fingerprint_key, accepted_at)
+            .map_err(|error| Refusal::invalid_field(Step::Enqueue, "web", error))?;
+        let request = self.clients.request(pb::EnqueueRequest { order: Some(queued) });
+        let mut queue = self.clients.order_queue.clone();
+        self.clients.call(Step::Enqueue, ORDER_QUEUE, queue.enqueue(request)).await?;
+        Ok(())
+    }
+
+    /// Step 5: every service that cached the order forgets it. Failures are
+    /// logged; the services' time-to-live cleans up what a lost call leaves.
+    async fn clear_all(&self, order_id: &str, final_clock: VectorClock, cached: Cached) {
+        let c = &self.clients;
+        let clear = || c.request(pb::ClearOrderRequest { order_id: order_id.to_owned(), final_clock: Some(clock_to_proto(final_clock)) });
+        let (tv, fd, sg) = tokio::join!(
+            async {
+                if !cached.transaction_verification {
+                    return None;
+                }
+                Some(c.call_raw(TRANSACTION_VERIFICATION, c.transaction_verification.clone().clear_order(clear())).await)
+            },
+            async {
+                if !cached.fraud_detection {
+                    return None;
+                }
+                Some(c.call_raw(FRAUD_DETECTION, c.fraud_detection.clone().clear_order(clear())).await)
+            },
+            async {
+                if !cached.suggestions {
+                    return None;
+                }
+                Some(c.call_raw(SUGGESTIONS, c.suggestions.clone().clear_order(clear())).await)
+            },
+        );
+        for (service, result) in [(TRANSACTION_VERIFICATION, tv), (FRAUD_DETECTION, fd), (SUGGESTIONS, sg)] {
+            match result {
+                None => {}
+                Some(Ok(response)) if response.cleared => {}
+                Some(Ok(response)) => tracing::warn!(service, anomaly = %response.anomaly, %final_clock, "clear_order anomaly"),
+                Some(Err(_)) => tracing::warn!(service, "clear_order failed; the service drops the copy when it expires"),
+            }
+        }
+    }
+}
+
+fn refusal_from_proto(step: Step, service: &str, refusal: pb::Refusal) -> Refusal {
+    Refusal {
+        step,
+        service: service.to_owned(),
+        class: RefusalClass::parse(&refusal.class).unwrap_or(RefusalClass::Invalid),
+        code: refusal.code,
+        message: refusal.message,
+        field: Some(refusal.field).filter(|field| !field.is_empty()),
+    }
+}
+
+/// A fault of ours, not the shopper's: answered like an unavailable service.
+fn internal(step: Step, detail: &str) -> Refusal {
+    tracing::error!(step = %step, detail, "checkout orchestration fault");
+    Refusal { code: "internal_error".to_owned(), ..Refusal::unavailable(step, "web", "an internal error") }
+}

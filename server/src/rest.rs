@@ -1,0 +1,126 @@
+//! The REST API: `POST /checkout` (the seed's JSON contract), the OpenAPI
+//! document, and a health check. Refusals map once to HTTP: invalid 400, fraud
+//! 403, out of stock 409, unavailable 503, with `{"error":{code,message,step,field}}`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use domain::{CheckoutOutcome, CheckoutRequest, Refusal};
+use serde_json::json;
+
+use crate::orchestrator::Orchestrator;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+pub async fn checkout(
+    State(orchestrator): State<Arc<Orchestrator>>,
+    payload: Result<Json<CheckoutRequest>, JsonRejection>,
+) -> Response {
+    let request = match payload {
+        Ok(Json(request)) => request,
+        Err(rejection) => return malformed(&rejection),
+    };
+    match orchestrator.checkout(request).await {
+        CheckoutOutcome::Approved(order) => (StatusCode::OK, Json(order)).into_response(),
+        CheckoutOutcome::Refused(refusal) => refused(&refusal),
+    }
+}
+
+pub fn refused(refusal: &Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({
+        "error": {
+            "code": refusal.code,
+            "message": refusal.message,
+            "step": refusal.step,
+            "service": refusal.service,
+            "field": refusal.field,
+        }
+    });
+    (status, Json(body)).into_response()
+}
+
+/// A body that is not the checkout JSON. The message names the field and the
+/// position but never echoes the value: it could be a card number.
+fn malformed(rejection: &JsonRejection) -> Response {
+    let text = rejection.body_text();
+    let (status, code, field, message) = match rejection {
+        JsonRejection::MissingJsonContentType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            None,
+            "Send the order as JSON with Content-Type: application/json.".to_owned(),
+        ),
+        JsonRejection::JsonDataError(_) => {
+            let field = data_error_path(&text);
+            let message = match &field {
+                Some(field) => format!("The field {field} has the wrong type; see /openapi.json for the request's shape."),
+                None => "The body does not have the checkout request's shape; see /openapi.json.".to_owned(),
+            };
+            (StatusCode::BAD_REQUEST, "malformed_field", field, message)
+        }
+        JsonRejection::JsonSyntaxError(_) => (
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            None,
+            format!("The body is not valid JSON{}.", position(&text).map(|p| format!(" ({p})")).unwrap_or_default()),
+        ),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            None,
+            "The request body is larger than 1 MB.".to_owned(),
+        ),
+        _ => (StatusCode::BAD_REQUEST, "unreadable_body", None, "The request body could not be read.".to_owned()),
+    };
+    let body = json!({"error": {"code": code, "message": message, "step": "input", "service": "web", "field": field}});
+    (status, Json(body)).into_response()
+}
+
+/// `items[0].quantity` from axum's "Failed to deserialize the JSON body into the
+/// target type: items[0].quantity: invalid type: ..." (serde_path_to_error's path).
+fn data_error_path(text: &str) -> Option<String> {
+    let rest = text.split_once("target type: ")?.1;
+    let (path, _) = rest.split_once(": ")?;
+    let looks_like_path = !path.is_empty()
+        && path != "."
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']' | '_'));
+    looks_like_path.then(|| path.to_owned())
+}
+
+/// `line 3 column 14` from a serde_json message.
+fn position(text: &str) -> Option<String> {
+    let at = text.rfind("line ")?;
+    Some(text[at..].trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned())
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_field_path_in_a_data_error() {
+        let text = "Failed to deserialize the JSON body into the target type: items[0].quantity: invalid type: string \"x\", expected i64 at line 1 column 40";
+        assert_eq!(data_error_path(text).as_deref(), Some("items[0].quantity"));
+        assert_eq!(data_error_path("Failed to deserialize the JSON body into the target type: invalid type: map"), None);
+    }
+
+    #[test]
+    fn finds_the_position_of_a_syntax_error() {
+        let text = "Failed to parse the request body as JSON: expected `,` or `}` at line 3 column 14";
+        assert_eq!(position(text).as_deref(), Some("line 3 column 14"));
+    }
+}

@@ -1,0 +1,110 @@
+//! Building the whole web server, the same way for `main` and for tests: the
+//! orchestrator and its clients, the Leptos routes (page and server functions), the
+//! REST API, CORS and the 1 MB body limit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use app::backend::{Backend, CheckoutBackend};
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use domain::{Catalog, CheckoutOutcome, CheckoutRequest};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
+use tokio::net::TcpListener;
+use tower_http::cors::CorsLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::config::Config;
+use crate::orchestrator::{Clients, Orchestrator};
+use crate::rest;
+
+/// Request bodies above this size are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+impl CheckoutBackend for Orchestrator {
+    fn checkout(&self, request: CheckoutRequest) -> Pin<Box<dyn Future<Output = CheckoutOutcome> + Send + '_>> {
+        Box::pin(Orchestrator::checkout(self, request))
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and builds the routes.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        let key = match &config.card_fingerprint_key {
+            Some(key) => FingerprintKey::new(key),
+            None => {
+                tracing::warn!("CARD_FINGERPRINT_KEY is not set; using the development key");
+                FingerprintKey::new(DEVELOPMENT_KEY)
+            }
+        };
+        let clients = Clients::new(&config.services, config.call_timeout())?;
+        let orchestrator = Arc::new(Orchestrator::new(clients, Arc::new(Catalog::embedded()), key));
+        let router = router(&config, orchestrator, leptos_options(&config, address))?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// Leptos's options, from our configuration (the site root holds cargo-leptos's
+/// output: `pkg/bookstore.js`, `.wasm`, `.css`).
+fn leptos_options(config: &Config, address: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("bookstore")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(address)
+        .build()
+}
+
+pub fn router(config: &Config, orchestrator: Arc<Orchestrator>, options: LeptosOptions) -> anyhow::Result<Router> {
+    let backend = Backend(Arc::clone(&orchestrator) as Arc<dyn CheckoutBackend>);
+    let context = move || provide_context(backend.clone());
+    let page = Router::new()
+        .leptos_routes_with_context(&options, generate_route_list(app::App), context.clone(), {
+            let options = options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, app::shell))
+        .with_state(options);
+    let api = Router::new()
+        .route("/checkout", post(rest::checkout))
+        .route("/openapi.json", get(rest::openapi))
+        .route("/healthz", get(rest::healthz))
+        .with_state(orchestrator);
+    let mut router = api.merge(page).layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES));
+    if !config.cors_allowed_origins.is_empty() {
+        let origins = config
+            .cors_allowed_origins
+            .iter()
+            .map(|origin| HeaderValue::from_str(origin.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::ACCEPT]),
+        );
+    }
+    Ok(router)
+}

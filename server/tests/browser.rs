@@ -1,0 +1,196 @@
+//! The checkout page in a real browser: headless Chromium, driven over WebDriver
+//! (chromedriver), against the real web server and services on loopback.
+//!
+//! Needs the page's built assets (`cargo leptos build`, which `make test` runs
+//! first) and `chromium` + `chromedriver` on PATH (`scripts/setup.sh browser`).
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use support::{future_expiry, Stack, StackOptions};
+
+/// Where cargo-leptos put the page's assets.
+fn site_root() -> String {
+    std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").to_owned())
+}
+
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens a headless Chromium session.
+    async fn start(javascript: bool) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver on PATH (scripts/setup.sh browser installs it)");
+        let profile = tempfile::tempdir().unwrap();
+        let mut options = json!({
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,1600",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        });
+        if let Ok(binary) = std::env::var("CHROMIUM_BINARY") {
+            options["binary"] = json!(binary);
+        }
+        if !javascript {
+            options["prefs"] = json!({"profile.managed_default_content_settings.javascript": 2});
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let url = format!("http://127.0.0.1:{port}");
+        // chromedriver takes a moment to listen; try for up to ten seconds.
+        let mut attempts = 0;
+        let client = loop {
+            match ClientBuilder::new(connector.clone()).capabilities(capabilities.clone()).connect(&url).await {
+                Ok(client) => break client,
+                Err(error) if attempts < 100 => {
+                    attempts += 1;
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("cannot open a browser session: {error}"),
+            }
+        };
+        Self { client, driver, _profile: profile }
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+
+    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("{css} did not appear: {error}"))
+    }
+
+    async fn fill(&self, field_id: &str, value: &str) {
+        let input = self.client.find(Locator::Id(field_id)).await.unwrap_or_else(|e| panic!("#{field_id}: {e}"));
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    async fn attribute(&self, field_id: &str, name: &str) -> Option<String> {
+        self.client.find(Locator::Id(field_id)).await.unwrap().attr(name).await.unwrap()
+    }
+
+    /// Fills the form like a shopper: the seed's buyer and card.
+    async fn fill_seed_order(&self, name: &str) {
+        self.fill("field-user-name", name).await;
+        self.fill("field-user-contact", "simon.lawrence@example.org").await;
+        self.fill("field-billingAddress-street", "Narva mnt 18").await;
+        self.fill("field-billingAddress-city", "Tartu").await;
+        self.fill("field-billingAddress-zip", "51009").await;
+        self.fill("field-billingAddress-country", "Estonia").await;
+        self.fill("field-creditCard-number", "4716 4015 8980 6287").await;
+        self.fill("field-creditCard-expirationDate", &future_expiry()).await;
+        self.fill("field-creditCard-cvv", "556").await;
+        let terms = self.client.find(Locator::Id("field-termsAccepted")).await.unwrap();
+        if terms.prop("checked").await.unwrap().as_deref() != Some("true") {
+            terms.click().await.unwrap();
+        }
+    }
+
+    async fn submit(&self) {
+        self.client.find(Locator::Id("place-order")).await.unwrap().click().await.unwrap();
+    }
+}
+
+async fn stack() -> Stack {
+    let root = site_root();
+    assert!(
+        std::path::Path::new(&root).join("pkg/bookstore.wasm").exists(),
+        "{root}/pkg/bookstore.wasm is missing: build the page with `cargo leptos build` (make test does)"
+    );
+    Stack::start_with(StackOptions { site_root: Some(root), ..StackOptions::default() }).await
+}
+
+/// Opens the page and waits until the wasm has hydrated it.
+async fn open_hydrated(browser: &Browser, stack: &Stack) {
+    browser.client.goto(&stack.url("/")).await.unwrap();
+    browser.wait_for("form#checkout-form[data-hydrated='true']").await;
+}
+
+#[tokio::test]
+async fn a_shopper_places_the_seed_order_and_sees_the_approval_with_suggestions() {
+    let stack = stack().await;
+    let browser = Browser::start(true).await;
+    open_hydrated(&browser, &stack).await;
+    browser.fill_seed_order("Simon Lawrence").await;
+    browser.submit().await;
+    browser.wait_for("#outcome-approved").await;
+    let order_id = browser.client.find(Locator::Id("outcome-order-id")).await.unwrap().text().await.unwrap();
+    assert!(!order_id.trim().is_empty());
+    let suggestions = browser.client.find_all(Locator::Css("#outcome-suggestions li")).await.unwrap();
+    assert_eq!(suggestions.len(), 3);
+    let queued = stack.dequeue().await.expect("the order reached the queue");
+    assert_eq!(queued.order_id, order_id.trim());
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_fraud_refusal_is_shown_at_the_fraud_step_with_the_field_highlighted() {
+    let stack = stack().await;
+    let browser = Browser::start(true).await;
+    open_hydrated(&browser, &stack).await;
+    browser.fill_seed_order("John Doe").await;
+    browser.submit().await;
+    let refused = browser.wait_for("#outcome-refused").await;
+    let step = browser.client.find(Locator::Id("outcome-step")).await.unwrap().text().await.unwrap();
+    assert_eq!(step, domain::Step::CheckUser.label());
+    assert!(refused.text().await.unwrap().contains("cannot accept orders for this name"));
+    assert_eq!(browser.attribute("field-user-name", "aria-invalid").await.as_deref(), Some("true"));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_invalid_card_number_is_flagged_inline_before_submitting() {
+    let stack = stack().await;
+    let browser = Browser::start(true).await;
+    open_hydrated(&browser, &stack).await;
+    browser.fill("field-creditCard-number", "4716 4015 8980 6288").await;
+    // Leave the field, as a shopper would.
+    browser.client.find(Locator::Id("field-creditCard-cvv")).await.unwrap().click().await.unwrap();
+    let error = browser.wait_for("#field-creditCard-number-error:not(:empty)").await;
+    assert!(error.text().await.unwrap().contains("not valid"), "inline error explains the typo");
+    assert_eq!(browser.attribute("field-creditCard-number", "aria-invalid").await.as_deref(), Some("true"));
+    assert_eq!(stack.cached_orders().await, [0, 0, 0], "nothing was submitted");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_javascript_the_form_still_submits_and_shows_the_outcome() {
+    let stack = stack().await;
+    let browser = Browser::start(false).await;
+    browser.client.goto(&stack.url("/")).await.unwrap();
+    browser.wait_for("form#checkout-form").await;
+    browser.fill_seed_order("Simon Lawrence").await;
+    browser.submit().await;
+    browser.wait_for("#outcome-approved").await;
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/checkout/result", "landed on the result page: {url}");
+    let queued = stack.dequeue().await.expect("the order reached the queue");
+    let shown = browser.client.find(Locator::Id("outcome-order-id")).await.unwrap().text().await.unwrap();
+    assert_eq!(shown.trim(), queued.order_id);
+    browser.close().await;
+}

@@ -1,0 +1,236 @@
+//! `POST /checkout` against the whole stack on loopback: the approved path, every
+//! refusal class with its step, code and status, unavailable services, and that no
+//! service keeps a cached copy afterwards.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use services::fraud_detection::FraudConfig;
+use support::{seed_order, with, Stack, StackOptions};
+
+/// Asserts a refusal's status, step, code and field, and that every service
+/// forgot the order.
+async fn assert_refused(stack: &Stack, order: &Value, status: u16, step: &str, code: &str, field: Option<&str>) -> Value {
+    let (got_status, body) = stack.checkout(order).await;
+    let error = &body["error"];
+    assert_eq!(got_status, status, "{body}");
+    assert_eq!(error["step"], step, "{body}");
+    assert_eq!(error["code"], code, "{body}");
+    assert_eq!(error["field"].as_str(), field, "{body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert_eq!(stack.cached_orders().await, [0, 0, 0], "a refused order is cleared everywhere");
+    body
+}
+
+#[tokio::test]
+async fn approves_the_seed_order_and_queues_it_without_the_card_number() {
+    let stack = Stack::start().await;
+    let (status, body) = stack.checkout(&seed_order()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "queued");
+    let order_id = body["orderId"].as_str().expect("an order id").to_owned();
+    let suggested: Vec<&str> = body["suggestedBooks"].as_array().expect("suggestions").iter().map(|b| b["bookId"].as_str().unwrap()).collect();
+    assert_eq!(suggested.len(), 3);
+    assert!(!suggested.contains(&"4") && !suggested.contains(&"1"), "never suggests an ordered book: {suggested:?}");
+    assert!(body["suggestedBooks"][0]["title"].as_str().is_some_and(|t| !t.is_empty()));
+
+    assert_eq!(stack.cached_orders().await, [0, 0, 0], "clear_order with [3,2,1] removed every copy");
+
+    let queued = stack.dequeue().await.expect("the approved order is in the queue");
+    assert_eq!(queued.order_id, order_id);
+    assert_eq!(queued.client_card, "Premium");
+    assert_eq!(queued.total_cents, 1099 + 1899 + 499);
+    let card = queued.card.clone().expect("a card token");
+    assert_eq!((card.network.as_str(), card.last4.as_str()), ("visa", "6287"));
+    assert_eq!(card.fingerprint.len(), 64);
+    let stored = format!("{queued:?}");
+    assert!(!stored.contains("4716401589806287"), "the queue never holds the card number");
+}
+
+#[tokio::test]
+async fn refuses_each_emptied_required_field_naming_it() {
+    let stack = Stack::start().await;
+    let cases = [
+        ("user.name", "verify_user_data", "user.name"),
+        ("user.contact", "verify_user_data", "user.contact"),
+        ("billingAddress.street", "verify_user_data", "billingAddress.street"),
+        ("billingAddress.city", "verify_user_data", "billingAddress.city"),
+        ("billingAddress.zip", "verify_user_data", "billingAddress.zip"),
+        ("billingAddress.country", "verify_user_data", "billingAddress.country"),
+        ("creditCard.number", "verify_card_format", "creditCard.number"),
+        ("creditCard.expirationDate", "verify_card_format", "creditCard.expirationDate"),
+        ("creditCard.cvv", "verify_card_format", "creditCard.cvv"),
+        ("items.0.id", "verify_items", "items[0].id"),
+    ];
+    for (path, step, field) in cases {
+        let order = with(seed_order(), path, json!(""));
+        let code = if path == "items.0.id" { "unknown_book" } else { "missing" };
+        assert_refused(&stack, &order, 400, step, code, Some(field)).await;
+    }
+    let no_terms = with(seed_order(), "termsAccepted", json!(false));
+    assert_refused(&stack, &no_terms, 400, "verify_user_data", "terms_not_accepted", Some("termsAccepted")).await;
+    let no_items = with(seed_order(), "items", json!([]));
+    assert_refused(&stack, &no_items, 400, "verify_items", "empty_order", Some("items")).await;
+}
+
+#[tokio::test]
+async fn refuses_a_blocklisted_user_at_the_fraud_step() {
+    let stack = Stack::start().await;
+    let order = with(seed_order(), "user.name", json!("John Doe"));
+    let body = assert_refused(&stack, &order, 403, "check_user", "user_blocklisted", Some("user.name")).await;
+    assert_eq!(body["error"]["service"], "fraud_detection");
+}
+
+#[tokio::test]
+async fn refuses_a_blocklisted_card_at_the_card_fraud_step() {
+    let stack = Stack::start().await;
+    let order = with(seed_order(), "creditCard.number", json!("4111 1111 1111 1111"));
+    assert_refused(&stack, &order, 403, "check_card", "card_blocklisted", Some("creditCard.number")).await;
+}
+
+#[tokio::test]
+async fn refuses_an_expired_card() {
+    let stack = Stack::start().await;
+    let order = with(seed_order(), "creditCard.expirationDate", json!("01/20"));
+    assert_refused(&stack, &order, 400, "verify_card_format", "expired", Some("creditCard.expirationDate")).await;
+}
+
+#[tokio::test]
+async fn refuses_a_card_number_failing_luhn() {
+    let stack = Stack::start().await;
+    let order = with(seed_order(), "creditCard.number", json!("4716401589806288"));
+    let body = assert_refused(&stack, &order, 400, "verify_card_format", "checksum", Some("creditCard.number")).await;
+    assert!(!body.to_string().contains("4716401589806288"), "the answer never repeats the number");
+}
+
+#[tokio::test]
+async fn refuses_too_many_copies_and_unknown_books() {
+    let stack = Stack::start().await;
+    let order = with(seed_order(), "items.0.quantity", json!(101));
+    assert_refused(&stack, &order, 400, "verify_items", "quantity_out_of_range", Some("items[0].quantity")).await;
+    let order = with(seed_order(), "items.1.id", json!("999"));
+    assert_refused(&stack, &order, 400, "verify_items", "unknown_book", Some("items[1].id")).await;
+}
+
+#[tokio::test]
+async fn refuses_more_copies_than_in_stock_with_409() {
+    let stack = Stack::start().await;
+    // Six of Crows: 3 in stock.
+    let order = with(seed_order(), "items", json!([{"id": "20", "name": "Six of Crows", "quantity": 4}]));
+    let body = assert_refused(&stack, &order, 409, "verify_items", "out_of_stock", Some("items[0].quantity")).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("Only 3 copies of Six of Crows"), "{body}");
+}
+
+#[tokio::test]
+async fn refuses_an_unknown_client_card_and_queues_nothing() {
+    let stack = Stack::start().await;
+    let order = with(seed_order(), "clientCard", json!("Platinum"));
+    assert_refused(&stack, &order, 400, "verify_items", "unknown_client_card", Some("clientCard")).await;
+    let stats = stack.queue().await.stats(proto::v1::StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.premium + stats.basic + stats.none + stats.leased, 0);
+}
+
+#[tokio::test]
+async fn refuses_the_sixth_order_from_one_card_within_the_window() {
+    let stack = Stack::start().await;
+    for i in 0..5 {
+        // Different buyers, one card: only the card's velocity is at stake.
+        let order = with(seed_order(), "user.name", json!(format!("Buyer Number{}", "x".repeat(i + 1))));
+        let order = with(order, "user.contact", json!(format!("buyer{i}@example.org")));
+        let (status, body) = stack.checkout(&order).await;
+        assert_eq!(status, 200, "order {} of 5: {body}", i + 1);
+    }
+    let order = with(seed_order(), "user.contact", json!("buyer6@example.org"));
+    assert_refused(&stack, &order, 403, "check_card", "card_velocity_exceeded", Some("creditCard.number")).await;
+}
+
+#[tokio::test]
+async fn refuses_orders_above_the_amount_ceiling() {
+    let config = FraudConfig { amount_ceiling: domain::Money::from_cents(2_000), ..FraudConfig::default() };
+    let stack = Stack::start_with(StackOptions { fraud: config, ..StackOptions::default() }).await;
+    assert_refused(&stack, &seed_order(), 403, "check_card", "amount_over_limit", Some("items")).await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_refused_at_the_input_step_without_echoing_values() {
+    let stack = Stack::start().await;
+    let response = stack
+        .http
+        .post(stack.url("/checkout"))
+        .header("content-type", "application/json")
+        .body("{\"user\": {")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((body["error"]["step"].as_str(), body["error"]["code"].as_str()), (Some("input"), Some("malformed_json")));
+
+    let order = with(seed_order(), "creditCard.number", json!(4716401589806287_u64));
+    let (status, body) = stack.checkout(&order).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["field"], "creditCard.number", "{body}");
+    assert!(!body.to_string().contains("4716401589806287"), "{body}");
+    assert_eq!(stack.cached_orders().await, [0, 0, 0], "nothing was sent anywhere");
+}
+
+#[tokio::test]
+async fn bodies_over_one_megabyte_get_413() {
+    let stack = Stack::start().await;
+    let order = with(seed_order(), "userComment", json!("x".repeat(1024 * 1024 + 1)));
+    let response = stack.http.post(stack.url("/checkout")).json(&order).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn a_stopped_service_gives_503_naming_the_step() {
+    let mut stack = Stack::start().await;
+    stack.suggestions.take().unwrap().stop().await;
+    let (status, body) = stack.checkout(&seed_order()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["step"], "init_order");
+    assert_eq!(body["error"]["service"], "suggestions");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Nothing was charged"), "{body}");
+
+    let mut stack = Stack::start().await;
+    stack.order_queue.take().unwrap().stop().await;
+    let (status, body) = stack.checkout(&seed_order()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!((body["error"]["step"].as_str(), body["error"]["service"].as_str()), (Some("enqueue"), Some("order_queue")));
+    assert_eq!(stack.cached_orders().await, [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_hung_service_gives_503_instead_of_a_hung_checkout() {
+    let stack = Stack::start_with(StackOptions { hung_transaction_verification: true, ..StackOptions::default() }).await;
+    let answer = tokio::time::timeout(Duration::from_secs(30), stack.checkout(&seed_order()))
+        .await
+        .expect("the checkout answers although a service hangs");
+    let (status, body) = answer;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!((body["error"]["step"].as_str(), body["error"]["service"].as_str()), (Some("init_order"), Some("transaction_verification")));
+}
+
+#[tokio::test]
+async fn serves_the_openapi_document_covering_the_request_fields() {
+    let stack = Stack::start().await;
+    let document: Value = stack.http.get(stack.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let properties = &document["components"]["schemas"]["CheckoutRequest"]["properties"];
+    let request = serde_json::to_value(domain::CheckoutRequest::default()).unwrap();
+    for key in request.as_object().unwrap().keys() {
+        assert!(properties.get(key).is_some(), "the OpenAPI document lacks {key}");
+    }
+    assert!(document["paths"]["/checkout"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn renders_the_checkout_page_on_the_server() {
+    let stack = Stack::start().await;
+    let response = stack.http.get(stack.url("/")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("The Hunger Games") && html.contains("Fourth Wing"), "the cart is rendered");
+    assert!(html.contains("name=\"request[creditCard][number]\""), "the form posts to the server function");
+}

@@ -1,0 +1,270 @@
+//! A whole checkout stack on loopback for the integration tests: the four gRPC
+//! services and the web server, each on port 0, started for real in this process.
+//! Services can be stopped (graceful shutdown, so their port refuses connections)
+//! or replaced by a listener that accepts connections and never answers.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{Catalog, YearMonth};
+use proto::v1 as pb;
+use serde_json::{json, Value};
+use server::config::{Config, ServiceUrls};
+use server::startup::Application;
+use services::fraud_detection::FraudConfig;
+use services::order_queue::QueueConfig;
+use services::transaction_verification::stock::CatalogStock;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running service: its address and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful shutdown; afterwards the port refuses connections.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    (listener, addr)
+}
+
+fn spawn<F, Fut>(listener: TcpListener, addr: SocketAddr, serve: F) -> Running
+where
+    F: FnOnce(TcpListener, futures::future::BoxFuture<'static, ()>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+        let _ = stopped.await;
+    });
+    let task = tokio::spawn(serve(listener, shutdown));
+    Running { addr, stop: Some(stop), task }
+}
+
+pub async fn start_transaction_verification() -> Running {
+    let (listener, addr) = listener().await;
+    let catalog = Arc::new(Catalog::embedded());
+    spawn(listener, addr, move |listener, shutdown| async move {
+        let stock = Arc::new(CatalogStock(Arc::clone(&catalog)));
+        services::transaction_verification::serve(listener, catalog, stock, shutdown).await.expect("transaction_verification runs");
+    })
+}
+
+pub async fn start_fraud_detection(config: FraudConfig) -> Running {
+    let (listener, addr) = listener().await;
+    spawn(listener, addr, move |listener, shutdown| async move {
+        services::fraud_detection::serve(listener, Arc::new(Catalog::embedded()), config, shutdown).await.expect("fraud_detection runs");
+    })
+}
+
+pub async fn start_suggestions() -> Running {
+    let (listener, addr) = listener().await;
+    spawn(listener, addr, move |listener, shutdown| async move {
+        services::suggestions::serve(listener, Arc::new(Catalog::embedded()), 3, shutdown).await.expect("suggestions runs");
+    })
+}
+
+pub async fn start_order_queue(data_dir: PathBuf) -> Running {
+    let (listener, addr) = listener().await;
+    let store = services::order_queue::open(&data_dir.join("queue.redb")).expect("open the queue");
+    spawn(listener, addr, move |listener, shutdown| async move {
+        services::order_queue::serve(listener, store, QueueConfig::default(), shutdown).await.expect("order_queue runs");
+    })
+}
+
+/// A port that accepts connections and never answers: a hung service.
+pub async fn start_hung_service() -> Running {
+    let (listener, addr) = listener().await;
+    spawn(listener, addr, move |listener, shutdown| async move {
+        let mut held = Vec::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => if let Ok((socket, _)) = accepted { held.push(socket) },
+                () = &mut shutdown => break,
+            }
+        }
+    })
+}
+
+pub struct Stack {
+    pub web: Running,
+    pub transaction_verification: Option<Running>,
+    pub fraud_detection: Option<Running>,
+    pub suggestions: Option<Running>,
+    pub order_queue: Option<Running>,
+    pub queue_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+pub struct StackOptions {
+    pub fraud: FraudConfig,
+    /// The built page assets to serve (for the browser tests).
+    pub site_root: Option<String>,
+    /// Put a hung listener where transaction_verification should be.
+    pub hung_transaction_verification: bool,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self { fraud: FraudConfig::default(), site_root: None, hung_transaction_verification: false }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Self {
+        let queue_dir = tempfile::tempdir().expect("temp dir");
+        let transaction_verification = if options.hung_transaction_verification {
+            start_hung_service().await
+        } else {
+            start_transaction_verification().await
+        };
+        let fraud_detection = start_fraud_detection(options.fraud).await;
+        let suggestions = start_suggestions().await;
+        let order_queue = start_order_queue(queue_dir.path().to_owned()).await;
+        let urls = ServiceUrls {
+            transaction_verification: transaction_verification.url(),
+            fraud_detection: fraud_detection.url(),
+            suggestions: suggestions.url(),
+            order_queue: order_queue.url(),
+        };
+        let mut config = Config::new("127.0.0.1:0".parse().expect("address"), urls);
+        if let Some(site_root) = options.site_root {
+            config.site_root = site_root;
+        }
+        let app = Application::build(config)
+            .await
+            .expect("web server builds");
+        let addr = app.local_addr().expect("web address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = app.run_until(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Self {
+            web: Running { addr, stop: Some(stop), task },
+            transaction_verification: Some(transaction_verification),
+            fraud_detection: Some(fraud_detection),
+            suggestions: Some(suggestions),
+            order_queue: Some(order_queue),
+            queue_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.web.addr)
+    }
+
+    /// `POST /checkout`; the status and the JSON body.
+    pub async fn checkout(&self, body: &Value) -> (u16, Value) {
+        let response = self.http.post(self.url("/checkout")).json(body).send().await.expect("POST /checkout");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    /// Orders cached by (transaction_verification, fraud_detection, suggestions).
+    pub async fn cached_orders(&self) -> [u32; 3] {
+        use pb::fraud_detection_client::FraudDetectionClient;
+        use pb::suggestions_client::SuggestionsClient;
+        use pb::transaction_verification_client::TransactionVerificationClient;
+        let tv = self.transaction_verification.as_ref().expect("running").url();
+        let fd = self.fraud_detection.as_ref().expect("running").url();
+        let sg = self.suggestions.as_ref().expect("running").url();
+        [
+            TransactionVerificationClient::connect(tv).await.expect("connect").cached_orders(pb::CachedOrdersRequest {}).await.expect("count").into_inner().count,
+            FraudDetectionClient::connect(fd).await.expect("connect").cached_orders(pb::CachedOrdersRequest {}).await.expect("count").into_inner().count,
+            SuggestionsClient::connect(sg).await.expect("connect").cached_orders(pb::CachedOrdersRequest {}).await.expect("count").into_inner().count,
+        ]
+    }
+
+    pub async fn queue(&self) -> pb::order_queue_client::OrderQueueClient<tonic::transport::Channel> {
+        let url = self.order_queue.as_ref().expect("queue running").url();
+        pb::order_queue_client::OrderQueueClient::connect(url).await.expect("connect to the queue")
+    }
+
+    /// The next queued order, waiting up to a second for one.
+    pub async fn dequeue(&self) -> Option<pb::QueuedOrder> {
+        let response = self
+            .queue()
+            .await
+            .dequeue(pb::DequeueRequest { wait_ms: 1000, lease_ms: 60_000, consumer: "test".into() })
+            .await
+            .expect("dequeue")
+            .into_inner();
+        response.order
+    }
+}
+
+/// An expiry a year from now, as MM/YY.
+pub fn future_expiry() -> String {
+    YearMonth::now_utc().plus_months(12).to_string()
+}
+
+/// The seed's happy-path order (ids "4" and "1", one each, Simon Lawrence).
+pub fn seed_order() -> Value {
+    json!({
+        "user": {"name": "Simon Lawrence", "contact": "simon.lawrence@example.org"},
+        "creditCard": {"number": "4716401589806287", "expirationDate": future_expiry(), "cvv": "556"},
+        "userComment": "Please handle with care.",
+        "items": [
+            {"id": "4", "name": "The Hunger Games", "quantity": 1},
+            {"id": "1", "name": "Fourth Wing", "quantity": 1}
+        ],
+        "discountCode": "",
+        "shippingMethod": "Standard",
+        "clientCard": "Premium",
+        "giftMessage": "",
+        "billingAddress": {"street": "Narva mnt 18", "city": "Tartu", "state": "Tartumaa", "zip": "51009", "country": "Estonia"},
+        "giftWrapping": false,
+        "termsAccepted": true,
+        "notificationPreferences": ["email"],
+        "device": {"type": "Smartphone", "model": "Pixel 8", "os": "Android 15"},
+        "browser": {"name": "Chrome", "version": "131"},
+        "appVersion": "3.0.0",
+        "screenResolution": "1080x2400",
+        "referrer": "https://www.example.org",
+        "deviceLanguage": "en-US"
+    })
+}
+
+/// Sets the value at a dotted path (`creditCard.number`, `items.0.quantity`).
+pub fn with(mut order: Value, path: &str, value: Value) -> Value {
+    let mut target = &mut order;
+    for key in path.split('.') {
+        target = match key.parse::<usize>() {
+            Ok(index) => &mut target[index],
+            Err(_) => &mut target[key],
+        };
+    }
+    *target = value;
+    order
+}
