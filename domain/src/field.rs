@@ -91,3 +91,23 @@ pub(crate) fn optional_text(
     }
     Ok(Some(trimmed.to_owned()))
 }
+
+/// The longest comment or gift message accepted.
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// A free-text note (comment, gift message): optional, at most [`MAX_NOTE_CHARS`].
+pub fn check_note(field: &str, note: &str) -> Result<(), FieldError> {
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(FieldError::new(field, "too_long", format!("Shorten this to at most {MAX_NOTE_CHARS} characters.")));
+    }
+    Ok(())
+}
+
+/// The terms and conditions must be accepted.
+pub fn check_terms(accepted: bool) -> Result<(), FieldError> {
+    if accepted {
+        Ok(())
+    } else {
+        Err(FieldError::new(path::TERMS, "terms_not_accepted", "Accept the terms and conditions to place the order."))
+    }
+}

@@ -9,7 +9,7 @@
 
 use domain::card::{CardNetwork, CardNumber, Cvv, Expiry};
 use domain::contact::{self, Email, PersonName};
-use domain::field::path;
+use domain::field::{self, check_terms, path};
 use domain::order::{OrderLine, Quantity};
 use domain::{FieldError, ShippingMethod, YearMonth};
 use leptos::prelude::*;
@@ -18,9 +18,6 @@ use super::field::field_input_id;
 
 /// The books in the cart: the seed's order (catalog ids).
 pub(crate) const SEED_CART: [&str; 2] = ["4", "1"];
-
-/// The longest comment or gift message transaction_verification accepts.
-pub(crate) const NOTE_MAX_CHARS: usize = 1000;
 
 /// One field of the form.
 #[derive(Clone, Copy)]
@@ -120,13 +117,9 @@ impl CheckoutState {
                 let network = number.with(|number| CardNumber::parse(number).ok().map(|card| card.network()));
                 Cvv::parse(cvv, network).map(drop)
             }),
-            comment: FieldState::new("", |note| check_note(path::COMMENT, note)),
-            gift_message: FieldState::new("", |note| check_note(path::GIFT_MESSAGE, note)),
-            terms: FieldState::new("", |ticked| {
-                (ticked == "true").then_some(()).ok_or_else(|| {
-                    FieldError::new(path::TERMS, "terms_not_accepted", "Accept the terms and conditions to place the order.")
-                })
-            }),
+            comment: FieldState::new("", |note| field::check_note(path::COMMENT, note)),
+            gift_message: FieldState::new("", |note| field::check_note(path::GIFT_MESSAGE, note)),
+            terms: FieldState::new("", |ticked| check_terms(ticked == "true")),
             quantities: std::array::from_fn(|index| {
                 FieldState::new("1", move |quantity| parse_quantity(index, quantity).map(drop))
             }),
@@ -206,13 +199,6 @@ pub(crate) fn parse_quantity(index: usize, text: &str) -> Result<Quantity, Field
             format!("Enter how many copies you want, from 1 to {}.", Quantity::MAX),
         )),
     }
-}
-
-fn check_note(field: &str, note: &str) -> Result<(), FieldError> {
-    if note.chars().count() > NOTE_MAX_CHARS {
-        return Err(FieldError::new(field, "too_long", format!("Shorten this to at most {NOTE_MAX_CHARS} characters.")));
-    }
-    Ok(())
 }
 
 /// The network a card number being typed belongs to, as soon as its first digits

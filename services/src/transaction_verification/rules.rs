@@ -4,15 +4,12 @@
 
 use domain::card::{CardNumber, Cvv, Expiry};
 use domain::contact::{BillingAddress, Email, PersonName, RawAddress};
-use domain::field::path;
+use domain::field::{self, path};
 use domain::order::{parse_lines, OrderLine, RawItem};
-use domain::{Catalog, ClientCard, FieldError, RefusalClass, ShippingMethod, YearMonth};
+use domain::{Catalog, ClientCard, RefusalClass, ShippingMethod, YearMonth};
 use proto::v1 as pb;
 
 use crate::rejection::Rejection;
-
-/// The longest comment or gift message accepted.
-pub const MAX_NOTE_CHARS: usize = 1000;
 
 /// Event a, without stock: the books exist, each once, in quantities 1..=100, and
 /// the shipping method and client card are ones the shop knows.
@@ -59,14 +56,9 @@ pub fn verify_user_data(order: &pb::Order) -> Result<(), Rejection> {
         zip: &address.zip,
         country: &address.country,
     })?;
-    for (field, text) in [(path::COMMENT, &order.comment), (path::GIFT_MESSAGE, &order.gift_message)] {
-        if text.chars().count() > MAX_NOTE_CHARS {
-            return Err(FieldError::new(field, "too_long", format!("Shorten this to at most {MAX_NOTE_CHARS} characters.")).into());
-        }
-    }
-    if !order.terms_accepted {
-        return Err(FieldError::new(path::TERMS, "terms_not_accepted", "Accept the terms and conditions to place the order.").into());
-    }
+    field::check_note(path::COMMENT, &order.comment)?;
+    field::check_note(path::GIFT_MESSAGE, &order.gift_message)?;
+    field::check_terms(order.terms_accepted)?;
     Ok(())
 }
 
