@@ -99,11 +99,7 @@ pub(crate) fn TextField(
     children: Option<Children>,
 ) -> impl IntoView {
     let id = field_input_id(path);
-    let hint_id = format!("{id}-hint");
-    let described_by = match hint {
-        Some(_) => format!("{hint_id} {}", error_id(&id)),
-        None => error_id(&id),
-    };
+    let (hint_id, described_by) = descriptions(&id, hint.is_some());
     let input = NodeRef::<Input>::new();
     // Values typed or restored by the browser before the page came alive.
     Effect::new(move |_| {
@@ -149,20 +145,23 @@ pub(crate) fn TextField(
     .into_any()
 }
 
+/// The id of a field's hint, and what its input's `aria-describedby` lists: the
+/// hint, if there is one, and the inline error.
+fn descriptions(id: &str, has_hint: bool) -> (String, String) {
+    let hint_id = format!("{id}-hint");
+    let described_by = if has_hint { format!("{hint_id} {}", error_id(id)) } else { error_id(id) };
+    (hint_id, described_by)
+}
+
 /// A labelled, optional multi-line input.
 #[component]
 pub(crate) fn TextArea(
     path: &'static str,
     state: FieldState,
     #[prop(optional)] hint: Option<&'static str>,
-    #[prop(default = "1000")] maxlength: &'static str,
 ) -> impl IntoView {
     let id = field_input_id(path);
-    let hint_id = format!("{id}-hint");
-    let described_by = match hint {
-        Some(_) => format!("{hint_id} {}", error_id(&id)),
-        None => error_id(&id),
-    };
+    let (hint_id, described_by) = descriptions(&id, hint.is_some());
     let area = NodeRef::<Textarea>::new();
     Effect::new(move |_| {
         if let Some(area) = area.get() {
@@ -180,7 +179,7 @@ pub(crate) fn TextArea(
                 id=id.clone()
                 name=field_input_name(path)
                 rows="3"
-                maxlength=maxlength
+                maxlength=domain::field::MAX_NOTE_CHARS.to_string()
                 aria-describedby=described_by
                 aria-invalid=move || state.error().map(|_| "true")
                 on:input=move |ev| state.input(event_target_value(&ev))
