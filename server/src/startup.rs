@@ -10,6 +10,7 @@ use std::sync::Arc;
 use app::backend::{Backend, CheckoutBackend};
 use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use domain::{Catalog, CheckoutOutcome, CheckoutRequest};
 use leptos::config::LeptosOptions;
@@ -62,7 +63,11 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        // Nagle's algorithm off, so small answers are not held back (see services::grpc).
+        let listener = self.listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await
     }
 }
 
