@@ -119,18 +119,13 @@ pub struct Stack {
     pub http: reqwest::Client,
 }
 
+#[derive(Default)]
 pub struct StackOptions {
     pub fraud: FraudConfig,
     /// The built page assets to serve (for the browser tests).
     pub site_root: Option<String>,
     /// Put a hung listener where transaction_verification should be.
     pub hung_transaction_verification: bool,
-}
-
-impl Default for StackOptions {
-    fn default() -> Self {
-        Self { fraud: FraudConfig::default(), site_root: None, hung_transaction_verification: false }
-    }
 }
 
 impl Stack {

@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn refuses_each_missing_user_field_by_name() {
-        let cases: Vec<(fn(&mut pb::Order), &str)> = vec![
+        type Mutation = fn(&mut pb::Order);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|o| o.name.clear(), "user.name"),
             (|o| o.email.clear(), "user.contact"),
             (|o| o.billing_address.as_mut().unwrap().street.clear(), "billingAddress.street"),
