@@ -82,7 +82,7 @@ pub(crate) fn OrderSummary(state: CheckoutState, totals: Memo<CartTotals>) -> im
                     <div class="cart-quantity" class:has-error=move || field.error().is_some()>
                         <label for=id.clone()>
                             "Quantity"
-                            <span class="visually-hidden">{format!(" of {}", book.title)}</span>
+                            <span class="visually-hidden">" of " {book.title.clone()}</span>
                         </label>
                         <input
                             node_ref=quantity_input

@@ -104,7 +104,7 @@ fn RefusedPanel(refusal: Refusal, on_result_page: bool) -> impl IntoView {
             <h2 id="outcome-title">{title}</h2>
             <p class="outcome-step">
                 "Stopped at: " <strong id="outcome-step">{refusal.step.label()}</strong>
-                <span class="outcome-service">{format!(" (checked by {})", refusal.service)}</span>
+                <span class="outcome-service">" (checked by " {refusal.service} ")"</span>
             </p>
             <p class="outcome-message" id="outcome-message">{refusal.message}</p>
             {field}
