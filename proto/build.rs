@@ -13,6 +13,7 @@ const FILES: &[&str] = &[
     "bookstore/v1/fraud_detection.proto",
     "bookstore/v1/suggestions.proto",
     "bookstore/v1/order_queue.proto",
+    "bookstore/v1/payment.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

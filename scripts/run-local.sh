@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release}
 export DATA_DIR=${DATA_DIR:-.data}
 export ORDER_QUEUE_DATA_DIR=${ORDER_QUEUE_DATA_DIR:-$DATA_DIR/order_queue}
+export PAYMENT_DATA_DIR=${PAYMENT_DATA_DIR:-$DATA_DIR/payment}
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-target/site}
 export LEPTOS_SITE_ADDR=${LEPTOS_SITE_ADDR:-127.0.0.1:8080}
 export RUST_LOG=${RUST_LOG:-info}
@@ -44,6 +45,7 @@ start fraud_detection "$BIN/services" fraud-detection
 start transaction_verification "$BIN/services" transaction-verification
 start suggestions "$BIN/services" suggestions
 start order_queue "$BIN/services" order-queue
+start payment "$BIN/services" payment
 if [ -z "${SERVICES_ONLY:-}" ]; then
   start web "$BIN/server"
   echo "[run-local] the shop is at http://$LEPTOS_SITE_ADDR (Ctrl-C stops everything)"

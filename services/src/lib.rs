@@ -6,10 +6,12 @@
 //! Start with [`verification_cache`] (the vector-clocked order cache the three
 //! verification services share), then a service's `handler.rs`.
 
+pub mod books_db;
 pub mod card_token;
 pub mod fraud_detection;
 pub mod grpc;
 pub mod order_queue;
+pub mod payment;
 pub mod rejection;
 pub mod suggestions;
 pub mod telemetry;

@@ -14,7 +14,8 @@ use domain::{Catalog, Money};
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
 use services::transaction_verification::stock::CatalogStock;
-use services::{fraud_detection, grpc, order_queue, suggestions, telemetry, transaction_verification};
+use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
+use services::{fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -80,6 +81,18 @@ enum Service {
         /// Lease given to a consumer that asks for none, in milliseconds.
         #[arg(long, env = "ORDER_QUEUE_LEASE_MS", default_value_t = 30_000)]
         lease_ms: u64,
+    },
+    /// Authorizes, captures and voids payments (two-phase commit participant).
+    Payment {
+        #[arg(long, env = "PAYMENT_ADDR", default_value = "127.0.0.1:50055")]
+        listen: SocketAddr,
+        /// Where the payment ledger lives.
+        #[arg(long, env = "PAYMENT_DATA_DIR", default_value = ".data/payment")]
+        data_dir: PathBuf,
+        /// The key card fingerprints are made with (the web server's): payment
+        /// recognises its declining test cards by fingerprint.
+        #[arg(long, env = "CARD_FINGERPRINT_KEY", hide_env_values = true)]
+        card_fingerprint_key: Option<String>,
     },
 }
 
@@ -151,6 +164,12 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
             let config = QueueConfig { default_lease: Duration::from_millis(lease_ms), ..QueueConfig::default() };
             order_queue::serve(bind(listen, "order_queue").await?, store, config, shutdown).await?;
+        }
+        Service::Payment { listen, data_dir, card_fingerprint_key } => {
+            let ledger = payment::open(&data_dir.join("payments.redb"))
+                .with_context(|| format!("opening the payment ledger in {}", data_dir.display()))?;
+            let key = FingerprintKey::new(card_fingerprint_key.as_deref().unwrap_or(DEVELOPMENT_KEY));
+            payment::serve(bind(listen, "payment").await?, ledger, &key, shutdown).await?;
         }
     }
     tracing::info!("stopped");

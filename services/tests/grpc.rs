@@ -63,6 +63,7 @@ async fn every_service_answers_health_checks_and_reflection() {
         (fraud_detection().await, "bookstore.v1.FraudDetection"),
         (suggestions().await, "bookstore.v1.Suggestions"),
         (order_queue(&dir).await, "bookstore.v1.OrderQueue"),
+        (payment(&dir, &services::card_token::FingerprintKey::new("k")).await, "bookstore.v1.Payment"),
     ];
     for (url, name) in services {
         let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
@@ -210,4 +211,41 @@ async fn the_queue_refuses_unknown_priorities_and_repeats_nothing() {
     assert_eq!(empty.order.unwrap().order_id, "o1");
     let none = queue.dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() }).await.unwrap().into_inner();
     assert!(none.order.is_none());
+}
+
+async fn payment(dir: &tempfile::TempDir, key: &services::card_token::FingerprintKey) -> String {
+    let ledger = services::payment::open(&dir.path().join("payments.redb")).unwrap();
+    let key = key.clone();
+    serve(|l| async move { services::payment::serve(l, ledger, &key, std::future::pending()).await }).await
+}
+
+#[tokio::test]
+async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
+    use services::card_token::FingerprintKey;
+    let dir = tempfile::tempdir().unwrap();
+    let key = FingerprintKey::new("test-key");
+    let mut payment = pb::payment_client::PaymentClient::connect(payment(&dir, &key).await).await.unwrap();
+    let expiry = domain::YearMonth::now_utc().plus_months(12).to_string();
+    let token = |number: &str| {
+        let card = domain::CardNumber::parse(number).unwrap();
+        key.token(&card, domain::Expiry::parse(&expiry, domain::YearMonth::now_utc()).unwrap())
+    };
+    let prepare = |id: &str, number: &str| pb::PaymentPrepareRequest { order_id: id.into(), amount_cents: 3497, card: Some(token(number)) };
+    let decision = |id: &str| pb::PaymentDecision { order_id: id.into() };
+
+    let vote = payment.prepare(prepare("paid", "4716401589806287")).await.unwrap().into_inner();
+    assert!(vote.yes, "{vote:?}");
+    let captured = payment.commit(decision("paid")).await.unwrap().into_inner();
+    assert_eq!((captured.state.as_str(), captured.captures, captured.card_last4.as_str()), ("captured", 1, "6287"));
+    assert_eq!(payment.commit(decision("paid")).await.unwrap().into_inner().captures, 1);
+    assert_eq!(payment.abort(decision("paid")).await.unwrap_err().code(), Code::FailedPrecondition);
+
+    let declined = payment.prepare(prepare("declined", "4000000000000002")).await.unwrap().into_inner();
+    assert_eq!((declined.yes, declined.code.as_str(), declined.reason.as_str()), (false, "card_declined", "card declined"));
+    let broke = payment.prepare(prepare("broke", "4000000000009995")).await.unwrap().into_inner();
+    assert_eq!((broke.yes, broke.code.as_str()), (false, "insufficient_funds"));
+    assert_eq!(payment.abort(decision("declined")).await.unwrap().into_inner().state, "declined");
+
+    let missing = payment.prepare(pb::PaymentPrepareRequest { order_id: "x".into(), amount_cents: 1, card: None }).await.unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
 }

@@ -1,0 +1,112 @@
+//! The gRPC face of payment: validation, the issuer, the ledger off the async
+//! runtime.
+
+use std::sync::Arc;
+
+use proto::v1 as pb;
+use proto::v1::payment_server::Payment as PaymentApi;
+use tonic::{Request, Response, Status};
+
+use super::issuer::Issuer;
+use super::ledger::{Hold, Ledger, LedgerError, Payment, PaymentState};
+
+pub struct PaymentService {
+    ledger: Arc<Ledger>,
+    issuer: Arc<Issuer>,
+}
+
+impl From<LedgerError> for Status {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Unknown(_) => Status::not_found(error.to_string()),
+            LedgerError::Conflict { .. } => Status::failed_precondition(error.to_string()),
+            LedgerError::Storage(_) => {
+                tracing::error!(%error, "payment storage failed");
+                Status::unavailable(error.to_string())
+            }
+        }
+    }
+}
+
+fn record(payment: Payment) -> pb::PaymentRecord {
+    pb::PaymentRecord {
+        order_id: payment.order_id,
+        state: payment.state.as_str().to_owned(),
+        amount_cents: payment.amount_cents,
+        card_network: payment.card_network,
+        card_last4: payment.card_last4,
+        captures: payment.captures,
+        reason: payment.reason,
+    }
+}
+
+fn order_id(id: &str) -> Result<&str, Status> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(Status::invalid_argument("order_id must be 1 to 64 characters"));
+    }
+    Ok(id)
+}
+
+impl PaymentService {
+    pub fn new(ledger: Arc<Ledger>, issuer: Arc<Issuer>) -> Self {
+        Self { ledger, issuer }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Ledger, &Issuer) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let (ledger, issuer) = (Arc::clone(&self.ledger), Arc::clone(&self.issuer));
+        tokio::task::spawn_blocking(move || work(&ledger, &issuer))
+            .await
+            .map_err(|e| Status::internal(format!("payment task failed: {e}")))?
+            .map_err(Status::from)
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentApi for PaymentService {
+    async fn prepare(&self, request: Request<pb::PaymentPrepareRequest>) -> Result<Response<pb::PaymentVote>, Status> {
+        let request = request.into_inner();
+        order_id(&request.order_id)?;
+        let card = request.card.ok_or_else(|| Status::invalid_argument("prepare needs the card token"))?;
+        if card.fingerprint.len() != 64 || card.last4.len() != 4 {
+            return Err(Status::invalid_argument("the card token needs a 64-hex-digit fingerprint and 4 last digits"));
+        }
+        let payment = self
+            .blocking(move |ledger, issuer| {
+                let hold = Hold {
+                    order_id: &request.order_id,
+                    amount_cents: request.amount_cents,
+                    card_network: &card.network,
+                    card_last4: &card.last4,
+                };
+                ledger.prepare(&hold, || issuer.authorize(&card.fingerprint))
+            })
+            .await?;
+        let yes = matches!(payment.state, PaymentState::Authorized | PaymentState::Captured);
+        tracing::info!(order_id = %payment.order_id, state = payment.state.as_str(), last4 = %payment.card_last4, "prepare");
+        Ok(Response::new(pb::PaymentVote { yes, reason: payment.reason, code: payment.code }))
+    }
+
+    async fn commit(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
+        let id = order_id(&request.get_ref().order_id)?.to_owned();
+        let payment = self.blocking(move |ledger, _| ledger.commit(&id)).await?;
+        tracing::info!(order_id = %payment.order_id, captures = payment.captures, "commit");
+        Ok(Response::new(record(payment)))
+    }
+
+    async fn abort(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
+        let id = order_id(&request.get_ref().order_id)?.to_owned();
+        let payment = self.blocking(move |ledger, _| ledger.abort(&id)).await?;
+        tracing::info!(order_id = %payment.order_id, state = payment.state.as_str(), "abort");
+        Ok(Response::new(record(payment)))
+    }
+
+    async fn get(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
+        let id = order_id(&request.get_ref().order_id)?.to_owned();
+        let lookup = id.clone();
+        let payment = self.blocking(move |ledger, _| ledger.get(&lookup)).await?;
+        payment.map(record).map(Response::new).ok_or_else(|| Status::not_found(format!("no payment for order {id}")))
+    }
+}

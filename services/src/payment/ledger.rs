@@ -1,0 +1,278 @@
+//! The payment ledger: one record per order, in a redb database, every change one
+//! fsync'd transaction. The state machine of a payment:
+//!
+//! ```text
+//! (none) ──prepare──▶ authorized ──commit──▶ captured
+//!    │                    │
+//!    │ prepare (declined) └──abort──▶ voided
+//!    ▼
+//! declined        (none) ──abort──▶ voided   (a late prepare then votes no)
+//! ```
+//!
+//! Every transition is idempotent by order id, and a captured payment can neither
+//! be voided nor captured again: an order is charged at most once. Records hold the
+//! card's network and last four digits, never the number or the CVV.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+const PAYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("payments");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    Authorized,
+    Captured,
+    Voided,
+    Declined,
+}
+
+impl PaymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorized => "authorized",
+            Self::Captured => "captured",
+            Self::Voided => "voided",
+            Self::Declined => "declined",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub order_id: String,
+    pub state: PaymentState,
+    pub amount_cents: u64,
+    pub card_network: String,
+    pub card_last4: String,
+    pub captures: u32,
+    /// Why it was declined or voided, for the shopper.
+    pub reason: String,
+    /// Stable code of `reason`.
+    pub code: String,
+}
+
+/// What the card issuer says about an authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    Approved,
+    Declined { code: String, reason: String },
+}
+
+/// The card and amount to authorize.
+#[derive(Debug, Clone)]
+pub struct Hold<'a> {
+    pub order_id: &'a str,
+    pub amount_cents: u64,
+    pub card_network: &'a str,
+    pub card_last4: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("payment storage failed: {0}")]
+    Storage(String),
+    #[error("no payment for order {0}")]
+    Unknown(String),
+    #[error("order {order_id}'s payment is {state:?}; it cannot be {action}")]
+    Conflict { order_id: String, state: PaymentState, action: &'static str },
+}
+
+macro_rules! storage_errors {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for LedgerError {
+            fn from(error: $ty) -> Self {
+                Self::Storage(error.to_string())
+            }
+        }
+    )*};
+}
+storage_errors!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    serde_json::Error
+);
+
+pub struct Ledger {
+    db: Database,
+}
+
+impl Ledger {
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| LedgerError::Storage(format!("{}: {e}", parent.display())))?;
+        }
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(PAYMENTS)?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    pub fn get(&self, order_id: &str) -> Result<Option<Payment>, LedgerError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PAYMENTS)?;
+        let record = table.get(order_id)?;
+        Ok(match record {
+            Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    /// Reads the record, lets `change` decide the new one, writes it if it
+    /// changed: one transaction.
+    fn update(
+        &self,
+        order_id: &str,
+        change: impl FnOnce(Option<Payment>) -> Result<Payment, LedgerError>,
+    ) -> Result<Payment, LedgerError> {
+        let txn = self.db.begin_write()?;
+        let payment = {
+            let mut table = txn.open_table(PAYMENTS)?;
+            let current: Option<Payment> = match table.get(order_id)? {
+                Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
+                None => None,
+            };
+            let next = change(current.clone())?;
+            if current.as_ref() != Some(&next) {
+                table.insert(order_id, serde_json::to_vec(&next)?.as_slice())?;
+            }
+            next
+        };
+        txn.commit()?;
+        Ok(payment)
+    }
+
+    /// Phase one: authorize a hold (or vote no). `authorize` is asked only the
+    /// first time; a repeated prepare answers what the first one decided.
+    pub fn prepare(&self, hold: &Hold<'_>, authorize: impl FnOnce() -> Authorization) -> Result<Payment, LedgerError> {
+        self.update(hold.order_id, |current| {
+            if let Some(existing) = current {
+                return Ok(existing);
+            }
+            let (state, code, reason) = match authorize() {
+                Authorization::Approved => (PaymentState::Authorized, String::new(), String::new()),
+                Authorization::Declined { code, reason } => (PaymentState::Declined, code, reason),
+            };
+            Ok(Payment {
+                order_id: hold.order_id.to_owned(),
+                state,
+                amount_cents: hold.amount_cents,
+                card_network: hold.card_network.to_owned(),
+                card_last4: hold.card_last4.to_owned(),
+                captures: 0,
+                reason,
+                code,
+            })
+        })
+    }
+
+    /// Phase two, commit: capture the hold, once.
+    pub fn commit(&self, order_id: &str) -> Result<Payment, LedgerError> {
+        self.update(order_id, |current| {
+            let payment = current.ok_or_else(|| LedgerError::Unknown(order_id.to_owned()))?;
+            match payment.state {
+                PaymentState::Authorized => Ok(Payment { state: PaymentState::Captured, captures: 1, ..payment }),
+                PaymentState::Captured => Ok(payment),
+                state => Err(LedgerError::Conflict { order_id: order_id.to_owned(), state, action: "captured" }),
+            }
+        })
+    }
+
+    /// Phase two, abort: release the hold. Aborting an order never prepared here
+    /// records it as voided, so a prepare arriving late votes no.
+    pub fn abort(&self, order_id: &str) -> Result<Payment, LedgerError> {
+        self.update(order_id, |current| match current {
+            None => Ok(Payment {
+                order_id: order_id.to_owned(),
+                state: PaymentState::Voided,
+                amount_cents: 0,
+                card_network: String::new(),
+                card_last4: String::new(),
+                captures: 0,
+                reason: "the order was aborted before payment was prepared".to_owned(),
+                code: "voided".to_owned(),
+            }),
+            Some(payment) => match payment.state {
+                PaymentState::Authorized => Ok(Payment {
+                    state: PaymentState::Voided,
+                    reason: "the order was aborted".to_owned(),
+                    code: "voided".to_owned(),
+                    ..payment
+                }),
+                PaymentState::Voided | PaymentState::Declined => Ok(payment),
+                PaymentState::Captured => {
+                    Err(LedgerError::Conflict { order_id: order_id.to_owned(), state: PaymentState::Captured, action: "voided" })
+                }
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(order_id: &str) -> Hold<'_> {
+        Hold { order_id, amount_cents: 3497, card_network: "visa", card_last4: "6287" }
+    }
+
+    fn ledger(dir: &tempfile::TempDir) -> Ledger {
+        Ledger::open(&dir.path().join("payments.redb")).unwrap()
+    }
+
+    #[test]
+    fn authorizes_then_captures_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(&dir);
+        assert_eq!(ledger.prepare(&hold("o1"), || Authorization::Approved).unwrap().state, PaymentState::Authorized);
+        let captured = ledger.commit("o1").unwrap();
+        assert_eq!((captured.state, captured.captures), (PaymentState::Captured, 1));
+        assert_eq!(ledger.commit("o1").unwrap().captures, 1, "a repeated commit charges nothing more");
+        assert!(matches!(ledger.abort("o1"), Err(LedgerError::Conflict { .. })), "a captured payment is never voided");
+    }
+
+    #[test]
+    fn a_repeated_prepare_answers_the_first_decision_without_asking_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(&dir);
+        let declined = || Authorization::Declined { code: "card_declined".into(), reason: "card declined".into() };
+        assert_eq!(ledger.prepare(&hold("o1"), declined).unwrap().state, PaymentState::Declined);
+        let again = ledger.prepare(&hold("o1"), || panic!("the issuer is asked once")).unwrap();
+        assert_eq!((again.state, again.reason.as_str()), (PaymentState::Declined, "card declined"));
+        assert!(matches!(ledger.commit("o1"), Err(LedgerError::Conflict { .. })));
+        assert_eq!(ledger.abort("o1").unwrap().state, PaymentState::Declined);
+    }
+
+    #[test]
+    fn abort_voids_a_hold_and_an_abort_before_prepare_blocks_a_late_prepare() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(&dir);
+        ledger.prepare(&hold("o1"), || Authorization::Approved).unwrap();
+        assert_eq!(ledger.abort("o1").unwrap().state, PaymentState::Voided);
+        assert_eq!(ledger.abort("o1").unwrap().state, PaymentState::Voided);
+        assert_eq!(ledger.abort("o2").unwrap().state, PaymentState::Voided);
+        let late = ledger.prepare(&hold("o2"), || Authorization::Approved).unwrap();
+        assert_eq!(late.state, PaymentState::Voided, "a late prepare votes no");
+        assert!(matches!(ledger.commit("o3"), Err(LedgerError::Unknown(_))));
+    }
+
+    #[test]
+    fn the_ledger_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ledger = ledger(&dir);
+            ledger.prepare(&hold("o1"), || Authorization::Approved).unwrap();
+            ledger.commit("o1").unwrap();
+        }
+        let ledger = ledger(&dir);
+        let payment = ledger.get("o1").unwrap().unwrap();
+        assert_eq!((payment.state, payment.captures, payment.card_last4.as_str()), (PaymentState::Captured, 1, "6287"));
+    }
+}

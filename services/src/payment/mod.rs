@@ -1,0 +1,35 @@
+//! payment: a two-phase-commit participant. Prepare authorizes a hold for the
+//! order's total (or votes no: a few test cards decline), commit captures it, abort
+//! voids it; a durable ledger makes every call idempotent by order id.
+
+mod handler;
+pub mod issuer;
+pub mod ledger;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use handler::PaymentService;
+pub use ledger::Ledger;
+
+use crate::card_token::FingerprintKey;
+use crate::grpc::{self, ServeError};
+
+pub const DEFAULT_PORT: u16 = 50055;
+
+pub fn open(path: &Path) -> Result<Arc<Ledger>, ledger::LedgerError> {
+    Ledger::open(path).map(Arc::new)
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    key: &FingerprintKey,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let service = PaymentService::new(ledger, Arc::new(issuer::Issuer::new(key)));
+    let server = proto::v1::payment_server::PaymentServer::new(service);
+    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.Payment", shutdown).await
+}
