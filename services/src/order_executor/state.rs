@@ -1,0 +1,257 @@
+//! The executors' replicated state machine: the two-phase-commit record of every
+//! order the group has taken from the queue. The leader appends `Start` before it
+//! prepares the participants, `Decide` before it sends the decision, and `Complete`
+//! once both participants and the queue have acknowledged. Because the record is
+//! in the Raft log, a new leader knows every order its predecessor left in flight:
+//! undecided ones it aborts (releasing what was reserved), decided ones it finishes
+//! by sending the recorded decision again.
+//!
+//! Transitions are typed and one-way: executing → committing → committed, or
+//! executing → aborting → aborted. The first decision recorded wins; a later,
+//! different one is refused, so an order can never be both committed and aborted.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::books_db::state::Line;
+
+/// What the executors need to run an order's two-phase commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execution {
+    pub order_id: String,
+    pub lines: Vec<Line>,
+    pub total_cents: u64,
+    pub card_network: String,
+    pub card_last4: String,
+    pub card_fingerprint: String,
+    /// The queue lease to acknowledge when the order is finished.
+    pub lease_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Started: participants are being prepared; no decision yet.
+    Executing,
+    /// Decided to commit; the decision is being delivered.
+    Committing,
+    /// Decided to abort, with the reason; the decision is being delivered.
+    Aborting { reason: String },
+    Committed,
+    Aborted { reason: String },
+}
+
+impl Phase {
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Committed | Self::Aborted { .. })
+    }
+
+    /// The status shown to the shopper: executing, committed or aborted.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Executing | Self::Committing | Self::Aborting { .. } => "executing",
+            Self::Committed => "committed",
+            Self::Aborted { .. } => "aborted",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Aborting { reason } | Self::Aborted { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub execution: Execution,
+    pub phase: Phase,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Start(Execution),
+    /// `None` commits; `Some(reason)` aborts.
+    Decide { order_id: String, abort_reason: Option<String> },
+    Complete { order_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Outcome {
+    /// The command took effect, or had already (idempotent repeat); the order's
+    /// phase now.
+    Phase(Phase),
+    /// Refused: the order is unknown, or the command contradicts its record.
+    Refused { reason: String },
+    #[default]
+    Nothing,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorState {
+    records: BTreeMap<String, Record>,
+}
+
+impl ExecutorState {
+    pub fn apply(&mut self, command: &Command) -> Outcome {
+        match command {
+            Command::Start(execution) => {
+                let record = self
+                    .records
+                    .entry(execution.order_id.clone())
+                    .or_insert_with(|| Record { execution: execution.clone(), phase: Phase::Executing });
+                Outcome::Phase(record.phase.clone())
+            }
+            Command::Decide { order_id, abort_reason } => {
+                let Some(record) = self.records.get_mut(order_id) else {
+                    return Outcome::Refused { reason: format!("order {order_id} was never started") };
+                };
+                let wanted = match abort_reason {
+                    None => Phase::Committing,
+                    Some(reason) => Phase::Aborting { reason: reason.clone() },
+                };
+                match (&record.phase, &wanted) {
+                    (Phase::Executing, _) => {
+                        record.phase = wanted;
+                        Outcome::Phase(record.phase.clone())
+                    }
+                    (Phase::Committing | Phase::Committed, Phase::Committing)
+                    | (Phase::Aborting { .. } | Phase::Aborted { .. }, Phase::Aborting { .. }) => {
+                        Outcome::Phase(record.phase.clone())
+                    }
+                    (current, _) => Outcome::Refused {
+                        reason: format!("order {order_id} is already {}", current.status_word()),
+                    },
+                }
+            }
+            Command::Complete { order_id } => {
+                let Some(record) = self.records.get_mut(order_id) else {
+                    return Outcome::Refused { reason: format!("order {order_id} was never started") };
+                };
+                record.phase = match &record.phase {
+                    Phase::Committing | Phase::Committed => Phase::Committed,
+                    Phase::Aborting { reason } | Phase::Aborted { reason } => Phase::Aborted { reason: reason.clone() },
+                    Phase::Executing => {
+                        return Outcome::Refused { reason: format!("order {order_id} has no decision to complete") }
+                    }
+                };
+                Outcome::Phase(record.phase.clone())
+            }
+        }
+    }
+
+    pub fn get(&self, order_id: &str) -> Option<&Record> {
+        self.records.get(order_id)
+    }
+
+    /// Orders started and not finished: what a new leader must finish.
+    pub fn in_flight(&self) -> impl Iterator<Item = &Record> {
+        self.records.values().filter(|record| !record.phase.is_final())
+    }
+}
+
+impl Phase {
+    fn status_word(&self) -> &'static str {
+        match self {
+            Self::Executing => "executing",
+            Self::Committing | Self::Committed => "committed",
+            Self::Aborting { .. } | Self::Aborted { .. } => "aborted",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn execution(order_id: &str) -> Execution {
+        Execution {
+            order_id: order_id.into(),
+            lines: vec![Line { book_id: "4".into(), quantity: 1 }],
+            total_cents: 1598,
+            card_network: "visa".into(),
+            card_last4: "6287".into(),
+            card_fingerprint: "f".repeat(64),
+            lease_id: "lease".into(),
+        }
+    }
+
+    fn decide(order_id: &str, abort_reason: Option<&str>) -> Command {
+        Command::Decide { order_id: order_id.into(), abort_reason: abort_reason.map(str::to_owned) }
+    }
+
+    fn complete(order_id: &str) -> Command {
+        Command::Complete { order_id: order_id.into() }
+    }
+
+    #[test]
+    fn an_order_goes_executing_committing_committed() {
+        let mut state = ExecutorState::default();
+        assert_eq!(state.apply(&Command::Start(execution("o1"))), Outcome::Phase(Phase::Executing));
+        assert_eq!(state.apply(&decide("o1", None)), Outcome::Phase(Phase::Committing));
+        assert_eq!(state.apply(&complete("o1")), Outcome::Phase(Phase::Committed));
+        assert_eq!(state.get("o1").unwrap().phase.status(), "committed");
+        assert_eq!(state.in_flight().count(), 0);
+    }
+
+    #[test]
+    fn the_first_decision_wins() {
+        let mut state = ExecutorState::default();
+        state.apply(&Command::Start(execution("o1")));
+        state.apply(&decide("o1", Some("card declined")));
+        assert!(matches!(state.apply(&decide("o1", None)), Outcome::Refused { .. }), "no commit after an abort");
+        assert_eq!(
+            state.apply(&decide("o1", Some("other"))),
+            Outcome::Phase(Phase::Aborting { reason: "card declined".into() }),
+            "a repeated abort keeps the first reason"
+        );
+        state.apply(&complete("o1"));
+        let record = state.get("o1").unwrap();
+        assert_eq!((record.phase.status(), record.phase.reason()), ("aborted", Some("card declined")));
+    }
+
+    #[test]
+    fn start_and_complete_are_idempotent() {
+        let mut state = ExecutorState::default();
+        state.apply(&Command::Start(execution("o1")));
+        state.apply(&decide("o1", None));
+        assert_eq!(state.apply(&Command::Start(execution("o1"))), Outcome::Phase(Phase::Committing), "redelivery keeps the record");
+        state.apply(&complete("o1"));
+        assert_eq!(state.apply(&complete("o1")), Outcome::Phase(Phase::Committed));
+        assert!(matches!(state.apply(&complete("o2")), Outcome::Refused { .. }));
+        state.apply(&Command::Start(execution("o3")));
+        assert!(matches!(state.apply(&complete("o3")), Outcome::Refused { .. }), "no completion without a decision");
+    }
+
+    #[test]
+    fn a_replayed_log_shows_a_new_leader_what_is_in_flight() {
+        let log = [
+            Command::Start(execution("done")),
+            decide("done", None),
+            complete("done"),
+            Command::Start(execution("undecided")),
+            Command::Start(execution("decided")),
+            decide("decided", Some("only 2 copies of Fourth Wing left")),
+        ];
+        let mut replica = ExecutorState::default();
+        for command in &log {
+            replica.apply(command);
+        }
+        // A restart replays the same log into a fresh state.
+        let mut restarted = ExecutorState::default();
+        for command in &log {
+            restarted.apply(command);
+        }
+        assert_eq!(restarted, replica);
+        let in_flight: Vec<(&str, &Phase)> =
+            restarted.in_flight().map(|r| (r.execution.order_id.as_str(), &r.phase)).collect();
+        assert_eq!(
+            in_flight,
+            [
+                ("decided", &Phase::Aborting { reason: "only 2 copies of Fourth Wing left".into() }),
+                ("undecided", &Phase::Executing),
+            ]
+        );
+    }
+}
