@@ -3,4 +3,5 @@
 //! the group's replicated state machine; the leader's loop and the Raft wiring come
 //! with the consensus plumbing.
 
+pub mod coordinator;
 pub mod state;

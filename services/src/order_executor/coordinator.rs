@@ -1,0 +1,399 @@
+//! Two-phase commit, as the executor leader runs it for one order:
+//!
+//! 1. record `Start` in the group's log;
+//! 2. prepare books_db (reserve stock) and payment (authorize) in parallel;
+//! 3. record the decision — commit if both voted yes, else abort with the first
+//!    reason given — in the log *before* telling anyone;
+//! 4. send the decision until both participants acknowledge;
+//! 5. record `Complete`, then acknowledge the queue.
+//!
+//! [`Coordinator::recover`] is what a new leader runs first: every order its
+//! predecessor left undecided is aborted, every decided one has its decision sent
+//! again. Participants are idempotent by order id, so resending is always safe.
+//!
+//! The log and the participants are traits so the flow is tested with injected
+//! faults; production wires the Raft group and gRPC clients behind them.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::state::{Command, Execution, Outcome, Phase, Record};
+
+/// A participant's vote in phase one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vote {
+    Yes,
+    No { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{participant} could not be reached: {detail}")]
+pub struct Unreachable {
+    pub participant: &'static str,
+    pub detail: String,
+}
+
+pub trait Participant: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn prepare<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Result<Vote, Unreachable>>;
+    fn commit<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>>;
+    fn abort<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    /// This replica is no longer the leader: stop; the new leader recovers.
+    #[error("not the leader any more")]
+    NotLeader,
+    #[error("the log could not record the command: {0}")]
+    Failed(String),
+}
+
+/// The executors' replicated log, as the coordinator needs it.
+pub trait DecisionLog: Send + Sync {
+    /// Appends `command` through consensus and answers the state machine's outcome
+    /// once it is committed and applied.
+    fn propose(&self, command: Command) -> BoxFuture<'_, Result<Outcome, LogError>>;
+    /// The records of orders started and not finished.
+    fn in_flight(&self) -> Vec<Record>;
+    /// Whether this replica still leads; a deposed leader stops resending
+    /// decisions (its successor recovers the order).
+    fn is_leader(&self) -> bool;
+}
+
+/// Acknowledges a finished order to the queue.
+pub trait QueueAck: Send + Sync {
+    fn ack<'a>(&'a self, order_id: &'a str, lease_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>>;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First pause between rounds of resending a decision.
+    pub first_pause: Duration,
+    /// Pauses double up to this.
+    pub max_pause: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { first_pause: Duration::from_millis(50), max_pause: Duration::from_secs(1) }
+    }
+}
+
+pub struct Coordinator<L, B, P, Q> {
+    pub log: L,
+    pub books: B,
+    pub payment: P,
+    pub queue: Q,
+    pub retry: RetryPolicy,
+}
+
+/// How an order ended, as far as this leader saw it through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    Committed,
+    Aborted { reason: String },
+}
+
+impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L, B, P, Q> {
+    /// Runs an order delivered by the queue to its end.
+    pub async fn execute(&self, execution: Execution) -> Result<Finished, LogError> {
+        let order_id = execution.order_id.clone();
+        let lease_id = execution.lease_id.clone();
+        let phase = self.record(Command::Start(execution.clone())).await?;
+        let decided = match phase {
+            Phase::Executing => {
+                let abort_reason = self.prepare_both(&execution).await;
+                self.record(Command::Decide { order_id: order_id.clone(), abort_reason }).await?
+            }
+            // Redelivered after a decision: finish what the log says.
+            other => other,
+        };
+        let finished = self.finish(&order_id, &decided).await?;
+        self.ack_queue(&order_id, &lease_id).await;
+        Ok(finished)
+    }
+
+    /// What a new leader does first: finish every order left in flight.
+    pub async fn recover(&self) -> Result<usize, LogError> {
+        let in_flight = self.log.in_flight();
+        for record in &in_flight {
+            let order_id = &record.execution.order_id;
+            let decided = match &record.phase {
+                Phase::Executing => {
+                    tracing::info!(%order_id, "recovering an undecided order: aborting it");
+                    let reason = "the executor running it stopped before deciding; nothing was charged".to_owned();
+                    self.record(Command::Decide { order_id: order_id.clone(), abort_reason: Some(reason) }).await?
+                }
+                phase => {
+                    tracing::info!(%order_id, status = phase.status(), "recovering a decided order: resending the decision");
+                    phase.clone()
+                }
+            };
+            self.finish(order_id, &decided).await?;
+            self.ack_queue(order_id, &record.execution.lease_id).await;
+        }
+        Ok(in_flight.len())
+    }
+
+    /// Phase one: both votes, in parallel. `None` to commit, else why to abort.
+    async fn prepare_both(&self, execution: &Execution) -> Option<String> {
+        let (books, payment) = tokio::join!(self.books.prepare(execution), self.payment.prepare(execution));
+        let reason = |vote: Result<Vote, Unreachable>| match vote {
+            Ok(Vote::Yes) => None,
+            Ok(Vote::No { reason }) => Some(reason),
+            Err(unreachable) => Some(format!("{}; nothing was charged", unreachable)),
+        };
+        reason(books).or_else(|| reason(payment))
+    }
+
+    /// Phase two: send the recorded decision until both acknowledge, then record
+    /// completion.
+    async fn finish(&self, order_id: &str, decided: &Phase) -> Result<Finished, LogError> {
+        let commit = match decided {
+            Phase::Committing | Phase::Committed => true,
+            Phase::Aborting { .. } | Phase::Aborted { .. } => false,
+            Phase::Executing => return Err(LogError::Failed(format!("order {order_id} has no decision"))),
+        };
+        if !decided.is_final() {
+            self.deliver(order_id, commit).await?;
+            self.record(Command::Complete { order_id: order_id.to_owned() }).await?;
+        }
+        Ok(match decided.reason() {
+            Some(reason) if !commit => Finished::Aborted { reason: reason.to_owned() },
+            _ if !commit => Finished::Aborted { reason: String::new() },
+            _ => Finished::Committed,
+        })
+    }
+
+    /// Sends the decision to each participant until it acknowledges, for as long
+    /// as this replica leads. Participants are idempotent, so a repeat is harmless;
+    /// the pause between rounds doubles up to the policy's maximum.
+    async fn deliver(&self, order_id: &str, commit: bool) -> Result<(), LogError> {
+        let mut books_done = false;
+        let mut payment_done = false;
+        let mut pause = self.retry.first_pause;
+        loop {
+            let books_call = (!books_done).then(|| match commit {
+                true => self.books.commit(order_id),
+                false => self.books.abort(order_id),
+            });
+            let payment_call = (!payment_done).then(|| match commit {
+                true => self.payment.commit(order_id),
+                false => self.payment.abort(order_id),
+            });
+            let (books, payment) = tokio::join!(
+                acknowledged(order_id, self.books.name(), books_call),
+                acknowledged(order_id, self.payment.name(), payment_call),
+            );
+            books_done |= books;
+            payment_done |= payment;
+            if books_done && payment_done {
+                return Ok(());
+            }
+            if !self.log.is_leader() {
+                return Err(LogError::NotLeader);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.retry.max_pause);
+        }
+    }
+
+    async fn ack_queue(&self, order_id: &str, lease_id: &str) {
+        // A lost ack is harmless: the lease expires, the queue redelivers, and the
+        // log's record makes the redelivery a no-op.
+        if let Err(error) = self.queue.ack(order_id, lease_id).await {
+            tracing::warn!(%order_id, %error, "queue acknowledgement failed; the order will be redelivered and skipped");
+        }
+    }
+
+    async fn record(&self, command: Command) -> Result<Phase, LogError> {
+        match self.log.propose(command).await? {
+            Outcome::Phase(phase) => Ok(phase),
+            Outcome::Refused { reason } => Err(LogError::Failed(reason)),
+            Outcome::Nothing => Err(LogError::Failed("the log answered nothing".to_owned())),
+        }
+    }
+}
+
+/// Awaits one decision call (`None`: acknowledged before); true once acknowledged.
+async fn acknowledged(order_id: &str, participant: &str, call: Option<BoxFuture<'_, Result<(), Unreachable>>>) -> bool {
+    let Some(call) = call else { return true };
+    match call.await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%order_id, participant, %error, "decision not acknowledged yet; will resend");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::books_db::state::Line;
+    use crate::order_executor::state::ExecutorState;
+
+    /// The log, in memory: the same state machine without the replication.
+    #[derive(Default, Clone)]
+    struct MemoryLog(Arc<Mutex<ExecutorState>>);
+
+    impl DecisionLog for MemoryLog {
+        fn propose(&self, command: Command) -> BoxFuture<'_, Result<Outcome, LogError>> {
+            let outcome = self.0.lock().unwrap().apply(&command);
+            Box::pin(async move { Ok(outcome) })
+        }
+        fn in_flight(&self) -> Vec<Record> {
+            self.0.lock().unwrap().in_flight().cloned().collect()
+        }
+        fn is_leader(&self) -> bool {
+            true
+        }
+    }
+
+    /// A participant whose answers are scripted (fault injection) and whose calls
+    /// are recorded.
+    #[derive(Clone)]
+    struct Scripted {
+        name: &'static str,
+        vote: Result<Vote, Unreachable>,
+        /// Decision calls fail this many times before succeeding.
+        failures_before_ack: Arc<Mutex<u32>>,
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Scripted {
+        fn new(name: &'static str, vote: Result<Vote, Unreachable>) -> Self {
+            Self { name, vote, failures_before_ack: Arc::default(), calls: Arc::default() }
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+        fn decision(&self, what: &str, order_id: &str) -> Result<(), Unreachable> {
+            self.calls.lock().unwrap().push(format!("{what} {order_id}"));
+            let mut failures = self.failures_before_ack.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(Unreachable { participant: self.name, detail: "down".into() });
+            }
+            Ok(())
+        }
+    }
+
+    impl Participant for Scripted {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn prepare<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Result<Vote, Unreachable>> {
+            self.calls.lock().unwrap().push(format!("prepare {}", execution.order_id));
+            let vote = self.vote.clone();
+            Box::pin(async move { vote })
+        }
+        fn commit<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
+            let result = self.decision("commit", order_id);
+            Box::pin(async move { result })
+        }
+        fn abort<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
+            let result = self.decision("abort", order_id);
+            Box::pin(async move { result })
+        }
+    }
+
+    #[derive(Default, Clone)]
+    struct Acks(Arc<Mutex<VecDeque<String>>>);
+
+    impl QueueAck for Acks {
+        fn ack<'a>(&'a self, order_id: &'a str, _lease_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
+            self.0.lock().unwrap().push_back(order_id.to_owned());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn execution(order_id: &str) -> Execution {
+        Execution {
+            order_id: order_id.into(),
+            lines: vec![Line { book_id: "1".into(), quantity: 1 }],
+            total_cents: 2398,
+            card_network: "visa".into(),
+            card_last4: "6287".into(),
+            card_fingerprint: "f".repeat(64),
+            lease_id: "lease-1".into(),
+        }
+    }
+
+    fn coordinator(books: Scripted, payment: Scripted) -> Coordinator<MemoryLog, Scripted, Scripted, Acks> {
+        Coordinator {
+            log: MemoryLog::default(),
+            books,
+            payment,
+            queue: Acks::default(),
+            retry: RetryPolicy { first_pause: Duration::from_millis(1), max_pause: Duration::from_millis(4) },
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_when_both_vote_yes_and_acks_the_queue_last() {
+        let c = coordinator(Scripted::new("books_db", Ok(Vote::Yes)), Scripted::new("payment", Ok(Vote::Yes)));
+        assert_eq!(c.execute(execution("o1")).await.unwrap(), Finished::Committed);
+        assert_eq!(c.books.calls(), ["prepare o1", "commit o1"]);
+        assert_eq!(c.payment.calls(), ["prepare o1", "commit o1"]);
+        assert_eq!(c.log.0.lock().unwrap().get("o1").unwrap().phase, Phase::Committed);
+        assert_eq!(c.queue.0.lock().unwrap().iter().collect::<Vec<_>>(), ["o1"]);
+    }
+
+    #[tokio::test]
+    async fn aborts_with_the_no_voters_reason_and_releases_the_other() {
+        let no = Vote::No { reason: "card declined".into() };
+        let c = coordinator(Scripted::new("books_db", Ok(Vote::Yes)), Scripted::new("payment", Ok(no)));
+        assert_eq!(c.execute(execution("o1")).await.unwrap(), Finished::Aborted { reason: "card declined".into() });
+        assert_eq!(c.books.calls(), ["prepare o1", "abort o1"], "the reservation is released");
+        assert_eq!(c.payment.calls(), ["prepare o1", "abort o1"]);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_participant_aborts_the_order() {
+        let down = Err(Unreachable { participant: "books_db", detail: "connection refused".into() });
+        let c = coordinator(Scripted::new("books_db", down), Scripted::new("payment", Ok(Vote::Yes)));
+        let Finished::Aborted { reason } = c.execute(execution("o1")).await.unwrap() else { panic!("committed") };
+        assert!(reason.contains("books_db could not be reached"), "{reason}");
+        assert_eq!(c.payment.calls(), ["prepare o1", "abort o1"], "the payment hold is voided");
+    }
+
+    #[tokio::test]
+    async fn the_decision_is_resent_until_acknowledged() {
+        let books = Scripted::new("books_db", Ok(Vote::Yes));
+        *books.failures_before_ack.lock().unwrap() = 3;
+        let c = coordinator(books, Scripted::new("payment", Ok(Vote::Yes)));
+        assert_eq!(c.execute(execution("o1")).await.unwrap(), Finished::Committed);
+        assert_eq!(c.books.calls().iter().filter(|call| *call == "commit o1").count(), 4);
+        assert_eq!(c.payment.calls().iter().filter(|call| *call == "commit o1").count(), 1, "an acknowledged participant is not asked again");
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_aborts_undecided_orders_and_resends_decided_ones() {
+        let c = coordinator(Scripted::new("books_db", Ok(Vote::Yes)), Scripted::new("payment", Ok(Vote::Yes)));
+        // What the previous leader left behind.
+        c.log.propose(Command::Start(execution("undecided"))).await.unwrap();
+        c.log.propose(Command::Start(execution("decided"))).await.unwrap();
+        c.log.propose(Command::Decide { order_id: "decided".into(), abort_reason: None }).await.unwrap();
+        assert_eq!(c.recover().await.unwrap(), 2);
+        let state = c.log.0.lock().unwrap().clone();
+        assert_eq!(state.get("decided").unwrap().phase, Phase::Committed);
+        assert_eq!(state.get("undecided").unwrap().phase.status(), "aborted");
+        assert_eq!(c.books.calls(), ["commit decided", "abort undecided"]);
+        assert_eq!(state.in_flight().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_finished_order_is_not_prepared_or_charged_again() {
+        let c = coordinator(Scripted::new("books_db", Ok(Vote::Yes)), Scripted::new("payment", Ok(Vote::Yes)));
+        c.execute(execution("o1")).await.unwrap();
+        assert_eq!(c.execute(execution("o1")).await.unwrap(), Finished::Committed);
+        assert_eq!(c.payment.calls(), ["prepare o1", "commit o1"]);
+        assert_eq!(c.queue.0.lock().unwrap().len(), 2, "the redelivery is acknowledged again");
+    }
+}
