@@ -3,5 +3,7 @@
 //! the group's replicated state machine; the leader's loop and the Raft wiring come
 //! with the consensus plumbing.
 
+pub mod backoff;
 pub mod coordinator;
+pub mod participants;
 pub mod state;

@@ -1,0 +1,130 @@
+//! The coordinator's participants and queue, over gRPC: every call has a deadline,
+//! and a failed or late call is `Unreachable` (the coordinator aborts, or resends
+//! the decision).
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use proto::v1 as pb;
+use proto::v1::order_queue_client::OrderQueueClient;
+use proto::v1::payment_client::PaymentClient;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+use super::coordinator::{Participant, QueueAck, Unreachable, Vote};
+use super::state::Execution;
+
+fn request<T>(message: T, deadline: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(deadline);
+    request
+}
+
+fn unreachable(participant: &'static str, status: &tonic::Status) -> Unreachable {
+    Unreachable { participant, detail: format!("{:?}: {}", status.code(), status.message()) }
+}
+
+/// Awaits a call with a deadline.
+async fn within<T>(
+    participant: &'static str,
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, Unreachable> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err(unreachable(participant, &status)),
+        Err(_) => Err(Unreachable { participant, detail: "no answer in time".to_owned() }),
+    }
+}
+
+pub struct PaymentParticipant {
+    client: PaymentClient<Channel>,
+    deadline: Duration,
+}
+
+impl PaymentParticipant {
+    pub fn new(channel: Channel, deadline: Duration) -> Self {
+        Self { client: PaymentClient::new(channel), deadline }
+    }
+}
+
+impl Participant for PaymentParticipant {
+    fn name(&self) -> &'static str {
+        "payment"
+    }
+
+    fn prepare<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Result<Vote, Unreachable>> {
+        Box::pin(async move {
+            let card = pb::CardToken {
+                network: execution.card_network.clone(),
+                last4: execution.card_last4.clone(),
+                fingerprint: execution.card_fingerprint.clone(),
+                expiry: String::new(),
+            };
+            let message = pb::PaymentPrepareRequest {
+                order_id: execution.order_id.clone(),
+                amount_cents: execution.total_cents,
+                card: Some(card),
+            };
+            let mut client = self.client.clone();
+            let vote = within("payment", self.deadline, client.prepare(request(message, self.deadline))).await?;
+            Ok(if vote.yes { Vote::Yes } else { Vote::No { reason: vote.reason } })
+        })
+    }
+
+    fn commit<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
+        Box::pin(async move {
+            let mut client = self.client.clone();
+            let message = pb::PaymentDecision { order_id: order_id.to_owned() };
+            within("payment", self.deadline, client.commit(request(message, self.deadline))).await.map(drop)
+        })
+    }
+
+    fn abort<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
+        Box::pin(async move {
+            let mut client = self.client.clone();
+            let message = pb::PaymentDecision { order_id: order_id.to_owned() };
+            within("payment", self.deadline, client.abort(request(message, self.deadline))).await.map(drop)
+        })
+    }
+}
+
+pub struct QueueClient {
+    client: OrderQueueClient<Channel>,
+    deadline: Duration,
+}
+
+impl QueueClient {
+    pub fn new(channel: Channel, deadline: Duration) -> Self {
+        Self { client: OrderQueueClient::new(channel), deadline }
+    }
+
+    /// Long-polls for the next order, leased for `lease`.
+    pub async fn next(&self, wait: Duration, lease: Duration, consumer: &str) -> Result<Option<(pb::QueuedOrder, String)>, Unreachable> {
+        let message = pb::DequeueRequest {
+            wait_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
+            lease_ms: lease.as_millis().min(u128::from(u32::MAX)) as u32,
+            consumer: consumer.to_owned(),
+        };
+        let mut client = self.client.clone();
+        // The long poll may take `wait`; the deadline comes on top.
+        let deadline = wait + self.deadline;
+        let delivery = within("order_queue", deadline, client.dequeue(request(message, deadline))).await?;
+        Ok(delivery.order.map(|order| (order, delivery.lease_id)))
+    }
+}
+
+impl QueueAck for QueueClient {
+    fn ack<'a>(&'a self, order_id: &'a str, lease_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
+        Box::pin(async move {
+            let mut client = self.client.clone();
+            let message = pb::AckRequest { order_id: order_id.to_owned(), lease_id: lease_id.to_owned() };
+            match client.ack(request(message, self.deadline)).await {
+                Ok(_) => Ok(()),
+                // Acknowledged before, or redelivered to someone else: nothing to do.
+                Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
+                Err(status) => Err(unreachable("order_queue", &status)),
+            }
+        })
+    }
+}
