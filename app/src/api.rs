@@ -206,10 +206,8 @@ mod tests {
 
     #[test]
     fn unticked_checkboxes_are_absent_and_read_as_false() {
-        let body = form_body(&[
-            (field_input_name(&path::item_id(0)), "4"),
-            (field_input_name(&path::item_quantity(0)), "1"),
-        ]);
+        let body =
+            form_body(&[(field_input_name(&path::item_id(0)), "4"), (field_input_name(&path::item_quantity(0)), "1")]);
         let request = read_form(&body).expect("the form deserializes").request;
         assert!(!request.gift_wrapping && !request.terms_accepted);
         assert_eq!(request.items.len(), 1);

@@ -25,8 +25,8 @@ pub mod backend;
 mod checkout;
 mod layout;
 mod not_found;
-mod result_page;
 pub mod result_link;
+mod result_page;
 
 pub use checkout::field::field_input_id;
 pub use result_link::result_href;

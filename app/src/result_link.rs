@@ -146,8 +146,17 @@ mod tests {
 
     #[test]
     fn a_refusal_without_a_field_round_trips_for_every_step() {
-        for step in [Step::Input, Step::InitOrder, Step::VerifyItems, Step::VerifyUserData, Step::VerifyCardFormat,
-                     Step::CheckUser, Step::CheckCard, Step::SuggestBooks, Step::Enqueue] {
+        for step in [
+            Step::Input,
+            Step::InitOrder,
+            Step::VerifyItems,
+            Step::VerifyUserData,
+            Step::VerifyCardFormat,
+            Step::CheckUser,
+            Step::CheckCard,
+            Step::SuggestBooks,
+            Step::Enqueue,
+        ] {
             let outcome = CheckoutOutcome::Refused(Refusal::unavailable(step, "fraud_detection", "timed out"));
             let href = result_href(&outcome);
             assert!(!href.contains("field="), "{href}");
@@ -157,7 +166,8 @@ mod tests {
 
     #[test]
     fn unknown_suggestions_are_dropped_and_garbage_is_no_outcome() {
-        let Some(CheckoutOutcome::Approved(order)) = read_back("/checkout/result?order=o1&status=queued&suggested=404,3,")
+        let Some(CheckoutOutcome::Approved(order)) =
+            read_back("/checkout/result?order=o1&status=queued&suggested=404,3,")
         else {
             panic!("an approved order");
         };

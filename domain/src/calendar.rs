@@ -32,10 +32,8 @@ impl YearMonth {
     /// The current UTC month, from the system clock.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn now_utc() -> Self {
-        let seconds = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let seconds =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         Self::from_unix_seconds(seconds)
     }
 

@@ -98,10 +98,7 @@ impl CardNumber {
             return err("missing", "Enter the card number.".into());
         }
         if !compact.chars().all(|c| c.is_ascii_digit()) {
-            return err(
-                "invalid_characters",
-                "A card number has only digits (spaces between groups are fine).".into(),
-            );
+            return err("invalid_characters", "A card number has only digits (spaces between groups are fine).".into());
         }
         if compact.len() > 19 {
             return err("wrong_length", "A card number has at most 19 digits.".into());
@@ -118,11 +115,7 @@ impl CardNumber {
             let allowed = network.lengths().iter().map(usize::to_string).collect::<Vec<_>>();
             return err(
                 "wrong_length",
-                format!(
-                    "A {network} card number has {} digits; this one has {}.",
-                    join_or(&allowed),
-                    compact.len()
-                ),
+                format!("A {network} card number has {} digits; this one has {}.", join_or(&allowed), compact.len()),
             );
         }
         if !luhn_valid(&compact) {
@@ -168,7 +161,11 @@ pub fn luhn_valid(digits: &str) -> bool {
             let d = u32::from(b - b'0');
             if i % 2 == 1 {
                 let doubled = d * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
+                if doubled > 9 {
+                    doubled - 9
+                } else {
+                    doubled
+                }
             } else {
                 d
             }
@@ -209,13 +206,11 @@ impl Cvv {
         if !ok {
             let message = match network {
                 Some(CardNetwork::Amex) => {
-                    "An American Express security code has 4 digits, on the front of the card."
-                        .to_owned()
+                    "An American Express security code has 4 digits, on the front of the card.".to_owned()
                 }
-                Some(network) => format!(
-                    "A {network} security code has {} digits, on the back of the card.",
-                    network.cvv_length()
-                ),
+                Some(network) => {
+                    format!("A {network} security code has {} digits, on the back of the card.", network.cvv_length())
+                }
                 None => "The security code has 3 or 4 digits.".to_owned(),
             };
             return err("wrong_length", message);
@@ -261,10 +256,7 @@ impl Expiry {
             return err("bad_month", format!("{mm} is not a month: use 01 to 12."));
         };
         if expiry < today {
-            return err(
-                "expired",
-                format!("This card expired at the end of {expiry}; use another card."),
-            );
+            return err("expired", format!("This card expired at the end of {expiry}; use another card."));
         }
         Ok(Self(expiry))
     }

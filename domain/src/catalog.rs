@@ -81,8 +81,7 @@ impl Catalog {
     pub fn suggest(&self, ordered: &[&str], limit: usize) -> Vec<&Book> {
         let ordered_books: Vec<&Book> = ordered.iter().filter_map(|id| self.get(id)).collect();
         let authors: HashSet<&str> = ordered_books.iter().map(|b| b.author.as_str()).collect();
-        let genres: HashSet<&str> =
-            ordered_books.iter().flat_map(|b| b.genres.iter().map(String::as_str)).collect();
+        let genres: HashSet<&str> = ordered_books.iter().flat_map(|b| b.genres.iter().map(String::as_str)).collect();
         let mut ranked: Vec<(u8, usize, usize, &Book)> = self
             .books
             .iter()
@@ -111,8 +110,17 @@ mod tests {
     #[test]
     fn embedded_catalog_holds_the_seed_titles_under_ids_1_to_9() {
         let catalog = Catalog::embedded();
-        let seed = ["Fourth Wing", "Iron Flame", "The Empyrean", "The Hunger Games", "Catching Fire",
-                    "Mockingjay", "Divergent", "Insurgent", "Allegiant"];
+        let seed = [
+            "Fourth Wing",
+            "Iron Flame",
+            "The Empyrean",
+            "The Hunger Games",
+            "Catching Fire",
+            "Mockingjay",
+            "Divergent",
+            "Insurgent",
+            "Allegiant",
+        ];
         for (i, title) in seed.iter().enumerate() {
             assert_eq!(catalog.get(&(i + 1).to_string()).unwrap().title, *title);
         }

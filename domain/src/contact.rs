@@ -37,13 +37,8 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self, FieldError> {
-        let invalid = || {
-            FieldError::new(
-                path::CONTACT,
-                "invalid_email",
-                "Enter an email address like name@example.com.",
-            )
-        };
+        let invalid =
+            || FieldError::new(path::CONTACT, "invalid_email", "Enter an email address like name@example.com.");
         let email = required_text(path::CONTACT, input, 254, "your email address")?;
         if email.chars().any(char::is_whitespace) {
             return Err(invalid());
@@ -164,9 +159,20 @@ mod tests {
 
     #[test]
     fn refuses_malformed_emails() {
-        for bad in ["simon", "simon@", "@example.com", "simon@example", "si mon@example.com",
-                    "simon@@example.com", "simon@example.c", "simon@-example.com", ".simon@example.com",
-                    "simon..l@example.com", "simon@example..com", "simon@example.c0m"] {
+        for bad in [
+            "simon",
+            "simon@",
+            "@example.com",
+            "simon@example",
+            "si mon@example.com",
+            "simon@@example.com",
+            "simon@example.c",
+            "simon@-example.com",
+            ".simon@example.com",
+            "simon..l@example.com",
+            "simon@example..com",
+            "simon@example.c0m",
+        ] {
             let err = Email::parse(bad).unwrap_err();
             assert_eq!(err.field, path::CONTACT, "{bad}");
             assert_eq!(err.code, "invalid_email", "{bad}");

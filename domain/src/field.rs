@@ -50,12 +50,7 @@ impl FieldError {
 }
 
 /// A required free-text field: trimmed, non-empty, at most `max_chars` characters.
-pub(crate) fn required_text(
-    field: &str,
-    value: &str,
-    max_chars: usize,
-    what: &str,
-) -> Result<String, FieldError> {
+pub(crate) fn required_text(field: &str, value: &str, max_chars: usize, what: &str) -> Result<String, FieldError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(FieldError::new(field, "missing", format!("Enter {what}.")));
@@ -76,11 +71,7 @@ pub(crate) fn optional_text(
         return Ok(None);
     }
     if trimmed.chars().count() > max_chars {
-        return Err(FieldError::new(
-            field,
-            "too_long",
-            format!("Shorten {what} to at most {max_chars} characters."),
-        ));
+        return Err(FieldError::new(field, "too_long", format!("Shorten {what} to at most {max_chars} characters.")));
     }
     if trimmed.chars().any(|c| c.is_control() && c != '\n') {
         return Err(FieldError::new(
@@ -98,7 +89,11 @@ pub const MAX_NOTE_CHARS: usize = 1000;
 /// A free-text note (comment, gift message): optional, at most [`MAX_NOTE_CHARS`].
 pub fn check_note(field: &str, note: &str) -> Result<(), FieldError> {
     if note.chars().count() > MAX_NOTE_CHARS {
-        return Err(FieldError::new(field, "too_long", format!("Shorten this to at most {MAX_NOTE_CHARS} characters.")));
+        return Err(FieldError::new(
+            field,
+            "too_long",
+            format!("Shorten this to at most {MAX_NOTE_CHARS} characters."),
+        ));
     }
     Ok(())
 }

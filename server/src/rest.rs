@@ -59,7 +59,9 @@ fn malformed(rejection: &JsonRejection) -> Response {
         JsonRejection::JsonDataError(_) => {
             let field = data_error_path(&text);
             let message = match &field {
-                Some(field) => format!("The field {field} has the wrong type; see /openapi.json for the request's shape."),
+                Some(field) => {
+                    format!("The field {field} has the wrong type; see /openapi.json for the request's shape.")
+                }
                 None => "The body does not have the checkout request's shape; see /openapi.json.".to_owned(),
             };
             (StatusCode::BAD_REQUEST, "malformed_field", field, message)
@@ -70,12 +72,9 @@ fn malformed(rejection: &JsonRejection) -> Response {
             None,
             format!("The body is not valid JSON{}.", position(&text).map(|p| format!(" ({p})")).unwrap_or_default()),
         ),
-        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            None,
-            "The request body is larger than 1 MB.".to_owned(),
-        ),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None, "The request body is larger than 1 MB.".to_owned())
+        }
         _ => (StatusCode::BAD_REQUEST, "unreadable_body", None, "The request body could not be read.".to_owned()),
     };
     let body = json!({"error": {"code": code, "message": message, "step": "input", "service": "web", "field": field}});
@@ -115,7 +114,10 @@ mod tests {
     fn finds_the_field_path_in_a_data_error() {
         let text = "Failed to deserialize the JSON body into the target type: items[0].quantity: invalid type: string \"x\", expected i64 at line 1 column 40";
         assert_eq!(data_error_path(text).as_deref(), Some("items[0].quantity"));
-        assert_eq!(data_error_path("Failed to deserialize the JSON body into the target type: invalid type: map"), None);
+        assert_eq!(
+            data_error_path("Failed to deserialize the JSON body into the target type: invalid type: map"),
+            None
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ use support::{future_expiry, Stack, StackOptions};
 
 /// Where cargo-leptos put the page's assets.
 fn site_root() -> String {
-    std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").to_owned())
+    std::env::var("LEPTOS_SITE_ROOT")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").to_owned())
 }
 
 struct Browser {

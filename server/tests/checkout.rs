@@ -12,7 +12,14 @@ use support::{seed_order, with, Stack, StackOptions};
 
 /// Asserts a refusal's status, step, code and field, and that every service
 /// forgot the order.
-async fn assert_refused(stack: &Stack, order: &Value, status: u16, step: &str, code: &str, field: Option<&str>) -> Value {
+async fn assert_refused(
+    stack: &Stack,
+    order: &Value,
+    status: u16,
+    step: &str,
+    code: &str,
+    field: Option<&str>,
+) -> Value {
     let (got_status, body) = stack.checkout(order).await;
     let error = &body["error"];
     assert_eq!(got_status, status, "{body}");
@@ -31,7 +38,8 @@ async fn approves_the_seed_order_and_queues_it_without_the_card_number() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "queued");
     let order_id = body["orderId"].as_str().expect("an order id").to_owned();
-    let suggested: Vec<&str> = body["suggestedBooks"].as_array().expect("suggestions").iter().map(|b| b["bookId"].as_str().unwrap()).collect();
+    let suggested: Vec<&str> =
+        body["suggestedBooks"].as_array().expect("suggestions").iter().map(|b| b["bookId"].as_str().unwrap()).collect();
     assert_eq!(suggested.len(), 3);
     assert!(!suggested.contains(&"4") && !suggested.contains(&"1"), "never suggests an ordered book: {suggested:?}");
     assert!(body["suggestedBooks"][0]["title"].as_str().is_some_and(|t| !t.is_empty()));
@@ -166,7 +174,10 @@ async fn malformed_json_is_refused_at_the_input_step_without_echoing_values() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     let body: Value = response.json().await.unwrap();
-    assert_eq!((body["error"]["step"].as_str(), body["error"]["code"].as_str()), (Some("input"), Some("malformed_json")));
+    assert_eq!(
+        (body["error"]["step"].as_str(), body["error"]["code"].as_str()),
+        (Some("input"), Some("malformed_json"))
+    );
 
     let order = with(seed_order(), "creditCard.number", json!(4716401589806287_u64));
     let (status, body) = stack.checkout(&order).await;
@@ -198,19 +209,26 @@ async fn a_stopped_service_gives_503_naming_the_step() {
     stack.order_queue.take().unwrap().stop().await;
     let (status, body) = stack.checkout(&seed_order()).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!((body["error"]["step"].as_str(), body["error"]["service"].as_str()), (Some("enqueue"), Some("order_queue")));
+    assert_eq!(
+        (body["error"]["step"].as_str(), body["error"]["service"].as_str()),
+        (Some("enqueue"), Some("order_queue"))
+    );
     assert_eq!(stack.cached_orders().await, [0, 0, 0]);
 }
 
 #[tokio::test]
 async fn a_hung_service_gives_503_instead_of_a_hung_checkout() {
-    let stack = Stack::start_with(StackOptions { hung_transaction_verification: true, ..StackOptions::default() }).await;
+    let stack =
+        Stack::start_with(StackOptions { hung_transaction_verification: true, ..StackOptions::default() }).await;
     let answer = tokio::time::timeout(Duration::from_secs(30), stack.checkout(&seed_order()))
         .await
         .expect("the checkout answers although a service hangs");
     let (status, body) = answer;
     assert_eq!(status, 503, "{body}");
-    assert_eq!((body["error"]["step"].as_str(), body["error"]["service"].as_str()), (Some("init_order"), Some("transaction_verification")));
+    assert_eq!(
+        (body["error"]["step"].as_str(), body["error"]["service"].as_str()),
+        (Some("init_order"), Some("transaction_verification"))
+    );
 }
 
 #[tokio::test]

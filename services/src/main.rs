@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::{Catalog, Money};
+use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
 use services::transaction_verification::stock::CatalogStock;
-use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use services::{fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification};
 use tokio::net::TcpListener;
 
@@ -131,7 +131,8 @@ async fn main() -> anyhow::Result<()> {
         Service::TransactionVerification { listen, catalog } => {
             let catalog = catalog.load()?;
             let stock = Arc::new(CatalogStock(Arc::clone(&catalog)));
-            transaction_verification::serve(bind(listen, "transaction_verification").await?, catalog, stock, shutdown).await?;
+            transaction_verification::serve(bind(listen, "transaction_verification").await?, catalog, stock, shutdown)
+                .await?;
         }
         Service::FraudDetection {
             listen,

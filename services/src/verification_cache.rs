@@ -51,7 +51,9 @@ pub enum Cleared {
     /// Nothing was cached under that id (already cleared, or expired).
     NotFound,
     /// The local clock is not ≤ the final clock; the copy is kept.
-    Anomaly { local: VectorClock },
+    Anomaly {
+        local: VectorClock,
+    },
 }
 
 struct Entry<T> {

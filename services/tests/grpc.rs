@@ -31,11 +31,27 @@ where
 
 async fn transaction_verification() -> String {
     let catalog = Arc::new(Catalog::embedded());
-    serve(|l| services::transaction_verification::serve(l, catalog.clone(), Arc::new(CatalogStock(catalog)), std::future::pending())).await
+    serve(|l| {
+        services::transaction_verification::serve(
+            l,
+            catalog.clone(),
+            Arc::new(CatalogStock(catalog)),
+            std::future::pending(),
+        )
+    })
+    .await
 }
 
 async fn fraud_detection() -> String {
-    serve(|l| services::fraud_detection::serve(l, Arc::new(Catalog::embedded()), FraudConfig::default(), std::future::pending())).await
+    serve(|l| {
+        services::fraud_detection::serve(
+            l,
+            Arc::new(Catalog::embedded()),
+            FraudConfig::default(),
+            std::future::pending(),
+        )
+    })
+    .await
 }
 
 async fn suggestions() -> String {
@@ -68,7 +84,12 @@ async fn every_service_answers_health_checks_and_reflection() {
     for (url, name) in services {
         let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-        let status = health.check(tonic_health::pb::HealthCheckRequest { service: name.into() }).await.unwrap().into_inner().status;
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest { service: name.into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
         assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{name}");
 
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -80,7 +101,8 @@ async fn every_service_answers_health_checks_and_reflection() {
             message_request: Some(MessageRequest::ListServices(String::new())),
         };
         let mut answers = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
-        let Some(MessageResponse::ListServicesResponse(list)) = answers.next().await.unwrap().unwrap().message_response else {
+        let Some(MessageResponse::ListServicesResponse(list)) = answers.next().await.unwrap().unwrap().message_response
+        else {
             panic!("{name}: reflection did not list services");
         };
         let listed: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
@@ -166,14 +188,22 @@ async fn events_a_to_f_carry_and_merge_clocks_up_to_3_2_1() {
 
 #[tokio::test]
 async fn a_malformed_clock_is_an_invalid_argument() {
-    let mut tv = pb::transaction_verification_client::TransactionVerificationClient::connect(transaction_verification().await).await.unwrap();
+    let mut tv =
+        pb::transaction_verification_client::TransactionVerificationClient::connect(transaction_verification().await)
+            .await
+            .unwrap();
     tv.init_order(pb::InitOrderRequest { order_id: "o".into(), order: Some(seed_order()) }).await.unwrap();
-    let status = tv.verify_items(pb::EventRequest { order_id: "o".into(), clock: Some(pb::VectorClock { entries: vec![1, 2] }) }).await.unwrap_err();
+    let status = tv
+        .verify_items(pb::EventRequest { order_id: "o".into(), clock: Some(pb::VectorClock { entries: vec![1, 2] }) })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 }
 
 fn queued(id: &str, client_card: &str) -> pb::EnqueueRequest {
-    pb::EnqueueRequest { order: Some(pb::QueuedOrder { order_id: id.into(), client_card: client_card.into(), ..Default::default() }) }
+    pb::EnqueueRequest {
+        order: Some(pb::QueuedOrder { order_id: id.into(), client_card: client_card.into(), ..Default::default() }),
+    }
 }
 
 #[tokio::test]
@@ -182,13 +212,18 @@ async fn a_long_polling_dequeue_wakes_when_an_order_arrives() {
     let url = order_queue(&dir).await;
     let mut consumer = pb::order_queue_client::OrderQueueClient::connect(url.clone()).await.unwrap();
     let waiting = tokio::spawn(async move {
-        consumer.dequeue(pb::DequeueRequest { wait_ms: 20_000, lease_ms: 5_000, consumer: "test".into() }).await.unwrap().into_inner()
+        consumer
+            .dequeue(pb::DequeueRequest { wait_ms: 20_000, lease_ms: 5_000, consumer: "test".into() })
+            .await
+            .unwrap()
+            .into_inner()
     });
     let mut producer = pb::order_queue_client::OrderQueueClient::connect(url).await.unwrap();
     // Let the consumer start waiting; if the order lands first, it is served at once anyway.
     tokio::task::yield_now().await;
     producer.enqueue(queued("o1", "Basic")).await.unwrap();
-    let delivery = tokio::time::timeout(Duration::from_secs(15), waiting).await.expect("woken long before the wait ends").unwrap();
+    let delivery =
+        tokio::time::timeout(Duration::from_secs(15), waiting).await.expect("woken long before the wait ends").unwrap();
     assert_eq!(delivery.order.unwrap().order_id, "o1");
     assert_eq!(delivery.delivery_count, 1);
     producer.ack(pb::AckRequest { order_id: "o1".into(), lease_id: delivery.lease_id.clone() }).await.unwrap();
@@ -207,9 +242,17 @@ async fn the_queue_refuses_unknown_priorities_and_repeats_nothing() {
     assert!(queue.enqueue(queued("o1", "Premium")).await.unwrap().into_inner().duplicate);
     let stats = queue.stats(pb::StatsRequest {}).await.unwrap().into_inner();
     assert_eq!(stats.premium, 1);
-    let empty = queue.dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() }).await.unwrap().into_inner();
+    let empty = queue
+        .dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(empty.order.unwrap().order_id, "o1");
-    let none = queue.dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() }).await.unwrap().into_inner();
+    let none = queue
+        .dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(none.order.is_none());
 }
 
@@ -230,7 +273,11 @@ async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
         let card = domain::CardNumber::parse(number).unwrap();
         key.token(&card, domain::Expiry::parse(&expiry, domain::YearMonth::now_utc()).unwrap())
     };
-    let prepare = |id: &str, number: &str| pb::PaymentPrepareRequest { order_id: id.into(), amount_cents: 3497, card: Some(token(number)) };
+    let prepare = |id: &str, number: &str| pb::PaymentPrepareRequest {
+        order_id: id.into(),
+        amount_cents: 3497,
+        card: Some(token(number)),
+    };
     let decision = |id: &str| pb::PaymentDecision { order_id: id.into() };
 
     let vote = payment.prepare(prepare("paid", "4716401589806287")).await.unwrap().into_inner();
@@ -241,11 +288,17 @@ async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
     assert_eq!(payment.abort(decision("paid")).await.unwrap_err().code(), Code::FailedPrecondition);
 
     let declined = payment.prepare(prepare("declined", "4000000000000002")).await.unwrap().into_inner();
-    assert_eq!((declined.yes, declined.code.as_str(), declined.reason.as_str()), (false, "card_declined", "card declined"));
+    assert_eq!(
+        (declined.yes, declined.code.as_str(), declined.reason.as_str()),
+        (false, "card_declined", "card declined")
+    );
     let broke = payment.prepare(prepare("broke", "4000000000009995")).await.unwrap().into_inner();
     assert_eq!((broke.yes, broke.code.as_str()), (false, "insufficient_funds"));
     assert_eq!(payment.abort(decision("declined")).await.unwrap().into_inner().state, "declined");
 
-    let missing = payment.prepare(pb::PaymentPrepareRequest { order_id: "x".into(), amount_cents: 1, card: None }).await.unwrap_err();
+    let missing = payment
+        .prepare(pb::PaymentPrepareRequest { order_id: "x".into(), amount_cents: 1, card: None })
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::InvalidArgument);
 }

@@ -10,7 +10,9 @@ use domain::{ClientCard, ShippingMethod};
 use leptos::html::Input;
 use leptos::prelude::*;
 
-use super::field::{error_id, field_input_id, field_input_name, field_label, InlineError, TextArea, TextField, GIFT_WRAPPING_PATH};
+use super::field::{
+    error_id, field_input_id, field_input_name, field_label, InlineError, TextArea, TextField, GIFT_WRAPPING_PATH,
+};
 use super::state::{card_number_settled, typed_network, CheckoutState};
 
 /// Every section left of the order summary.

@@ -220,8 +220,9 @@ pub(crate) fn card_number_settled(number: &str) -> bool {
             "unsupported_network" => digits >= 4,
             // Most cards have 16 digits; a longer one fails until it is complete.
             "checksum" => digits >= 16,
-            "wrong_length" => typed_network(number)
-                .is_none_or(|network| network.lengths().iter().all(|&length| digits > length)),
+            "wrong_length" => {
+                typed_network(number).is_none_or(|network| network.lengths().iter().all(|&length| digits > length))
+            }
             _ => false,
         },
     }
@@ -269,7 +270,10 @@ mod tests {
         let owner = Owner::new();
         owner.with(|| {
             let state = CheckoutState::new();
-            assert_eq!(state.field_for(path::CARD_NUMBER).map(|(id, _)| id).as_deref(), Some("field-creditCard-number"));
+            assert_eq!(
+                state.field_for(path::CARD_NUMBER).map(|(id, _)| id).as_deref(),
+                Some("field-creditCard-number")
+            );
             assert_eq!(state.field_for("items[1].id").map(|(id, _)| id).as_deref(), Some("field-items-1-quantity"));
             assert_eq!(state.field_for(path::TERMS).map(|(id, _)| id).as_deref(), Some("field-termsAccepted"));
             assert!(state.field_for(path::ITEMS).is_none());

@@ -123,15 +123,19 @@ impl Orchestrator {
 
     /// Step 1: hand the order to the three services at once.
     async fn init_all(&self, order_id: &str, order: &pb::Order) -> (Cached, Result<(), Refusal>) {
-        let init = |order: pb::Order| self.clients.request(pb::InitOrderRequest { order_id: order_id.to_owned(), order: Some(order) });
+        let init = |order: pb::Order| {
+            self.clients.request(pb::InitOrderRequest { order_id: order_id.to_owned(), order: Some(order) })
+        };
         let c = &self.clients;
-        let (mut tv, mut fd, mut sg) = (c.transaction_verification.clone(), c.fraud_detection.clone(), c.suggestions.clone());
+        let (mut tv, mut fd, mut sg) =
+            (c.transaction_verification.clone(), c.fraud_detection.clone(), c.suggestions.clone());
         let (tv, fd, sg) = tokio::join!(
             c.call(Step::InitOrder, TRANSACTION_VERIFICATION, tv.init_order(init(order.clone()))),
             c.call(Step::InitOrder, FRAUD_DETECTION, fd.init_order(init(order.clone()))),
             c.call(Step::InitOrder, SUGGESTIONS, sg.init_order(init(order::to_suggestions_order(order)))),
         );
-        let cached = Cached { transaction_verification: tv.is_ok(), fraud_detection: fd.is_ok(), suggestions: sg.is_ok() };
+        let cached =
+            Cached { transaction_verification: tv.is_ok(), fraud_detection: fd.is_ok(), suggestions: sg.is_ok() };
         let outcome = tv.and(fd).and(sg).map(|_| ());
         (cached, outcome)
     }
@@ -142,19 +146,42 @@ impl Orchestrator {
         let tv = &self.clients.transaction_verification;
         let fd = &self.clients.fraud_detection;
         let items_then_card = async {
-            let a = self.event(flow, order_id, Step::VerifyItems, TRANSACTION_VERIFICATION, start, |r| { let mut tv = tv.clone(); async move { tv.verify_items(r).await } }).await?;
-            self.event(flow, order_id, Step::VerifyCardFormat, TRANSACTION_VERIFICATION, a, |r| { let mut tv = tv.clone(); async move { tv.verify_card_format(r).await } }).await
+            let a = self
+                .event(flow, order_id, Step::VerifyItems, TRANSACTION_VERIFICATION, start, |r| {
+                    let mut tv = tv.clone();
+                    async move { tv.verify_items(r).await }
+                })
+                .await?;
+            self.event(flow, order_id, Step::VerifyCardFormat, TRANSACTION_VERIFICATION, a, |r| {
+                let mut tv = tv.clone();
+                async move { tv.verify_card_format(r).await }
+            })
+            .await
         };
         let user_then_fraud = async {
-            let b = self.event(flow, order_id, Step::VerifyUserData, TRANSACTION_VERIFICATION, start, |r| { let mut tv = tv.clone(); async move { tv.verify_user_data(r).await } }).await?;
-            self.event(flow, order_id, Step::CheckUser, FRAUD_DETECTION, b, |r| { let mut fd = fd.clone(); async move { fd.check_user(r).await } }).await
+            let b = self
+                .event(flow, order_id, Step::VerifyUserData, TRANSACTION_VERIFICATION, start, |r| {
+                    let mut tv = tv.clone();
+                    async move { tv.verify_user_data(r).await }
+                })
+                .await?;
+            self.event(flow, order_id, Step::CheckUser, FRAUD_DETECTION, b, |r| {
+                let mut fd = fd.clone();
+                async move { fd.check_user(r).await }
+            })
+            .await
         };
         let (c, d) = tokio::join!(items_then_card, user_then_fraud);
         let (Some(c), Some(d)) = (c, d) else {
-            return Err(flow.refusal().unwrap_or_else(|| internal(Step::VerifyItems, "a chain stopped without a refusal")));
+            return Err(flow
+                .refusal()
+                .unwrap_or_else(|| internal(Step::VerifyItems, "a chain stopped without a refusal")));
         };
         let e = self
-            .event(flow, order_id, Step::CheckCard, FRAUD_DETECTION, c.merged(&d), |r| { let mut fd = fd.clone(); async move { fd.check_card(r).await } })
+            .event(flow, order_id, Step::CheckCard, FRAUD_DETECTION, c.merged(&d), |r| {
+                let mut fd = fd.clone();
+                async move { fd.check_card(r).await }
+            })
             .await
             .ok_or_else(|| flow.refusal().unwrap_or_else(|| internal(Step::CheckCard, "stopped without a refusal")))?;
         let (f, books) = self.suggest(order_id, e).await?;
@@ -184,7 +211,9 @@ impl Orchestrator {
         if flow.stopped() {
             return None;
         }
-        let request = self.clients.request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
+        let request = self
+            .clients
+            .request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
         let response = match self.clients.call(step, service, call(request)).await {
             Ok(response) => response,
             Err(refusal) => {
@@ -206,11 +235,14 @@ impl Orchestrator {
 
     /// Event f.
     async fn suggest(&self, order_id: &str, clock: VectorClock) -> Result<(VectorClock, Vec<SuggestedBook>), Refusal> {
-        let request = self.clients.request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
+        let request = self
+            .clients
+            .request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
         let mut suggestions = self.clients.suggestions.clone();
         let response = self.clients.call(Step::SuggestBooks, SUGGESTIONS, suggestions.suggest(request)).await?;
-        let clock = clock_from_proto(response.clock.as_ref())
-            .map_err(|_| Refusal::unavailable(Step::SuggestBooks, SUGGESTIONS, "the service answered with a malformed clock"))?;
+        let clock = clock_from_proto(response.clock.as_ref()).map_err(|_| {
+            Refusal::unavailable(Step::SuggestBooks, SUGGESTIONS, "the service answered with a malformed clock")
+        })?;
         let books = response
             .books
             .into_iter()
@@ -234,13 +266,20 @@ impl Orchestrator {
     /// logged; the services' time-to-live cleans up what a lost call leaves.
     async fn clear_all(&self, order_id: &str, final_clock: VectorClock, cached: Cached) {
         let c = &self.clients;
-        let clear = || c.request(pb::ClearOrderRequest { order_id: order_id.to_owned(), final_clock: Some(clock_to_proto(final_clock)) });
+        let clear = || {
+            c.request(pb::ClearOrderRequest {
+                order_id: order_id.to_owned(),
+                final_clock: Some(clock_to_proto(final_clock)),
+            })
+        };
         let (tv, fd, sg) = tokio::join!(
             async {
                 if !cached.transaction_verification {
                     return None;
                 }
-                Some(c.call_raw(TRANSACTION_VERIFICATION, c.transaction_verification.clone().clear_order(clear())).await)
+                Some(
+                    c.call_raw(TRANSACTION_VERIFICATION, c.transaction_verification.clone().clear_order(clear())).await,
+                )
             },
             async {
                 if !cached.fraud_detection {
@@ -259,8 +298,12 @@ impl Orchestrator {
             match result {
                 None => {}
                 Some(Ok(response)) if response.cleared => {}
-                Some(Ok(response)) => tracing::warn!(service, anomaly = %response.anomaly, %final_clock, "clear_order anomaly"),
-                Some(Err(_)) => tracing::warn!(service, "clear_order failed; the service drops the copy when it expires"),
+                Some(Ok(response)) => {
+                    tracing::warn!(service, anomaly = %response.anomaly, %final_clock, "clear_order anomaly")
+                }
+                Some(Err(_)) => {
+                    tracing::warn!(service, "clear_order failed; the service drops the copy when it expires")
+                }
             }
         }
     }

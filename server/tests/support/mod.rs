@@ -68,21 +68,27 @@ pub async fn start_transaction_verification() -> Running {
     let catalog = Arc::new(Catalog::embedded());
     spawn(listener, addr, move |listener, shutdown| async move {
         let stock = Arc::new(CatalogStock(Arc::clone(&catalog)));
-        services::transaction_verification::serve(listener, catalog, stock, shutdown).await.expect("transaction_verification runs");
+        services::transaction_verification::serve(listener, catalog, stock, shutdown)
+            .await
+            .expect("transaction_verification runs");
     })
 }
 
 pub async fn start_fraud_detection(config: FraudConfig) -> Running {
     let (listener, addr) = listener().await;
     spawn(listener, addr, move |listener, shutdown| async move {
-        services::fraud_detection::serve(listener, Arc::new(Catalog::embedded()), config, shutdown).await.expect("fraud_detection runs");
+        services::fraud_detection::serve(listener, Arc::new(Catalog::embedded()), config, shutdown)
+            .await
+            .expect("fraud_detection runs");
     })
 }
 
 pub async fn start_suggestions() -> Running {
     let (listener, addr) = listener().await;
     spawn(listener, addr, move |listener, shutdown| async move {
-        services::suggestions::serve(listener, Arc::new(Catalog::embedded()), 3, shutdown).await.expect("suggestions runs");
+        services::suggestions::serve(listener, Arc::new(Catalog::embedded()), 3, shutdown)
+            .await
+            .expect("suggestions runs");
     })
 }
 
@@ -90,7 +96,9 @@ pub async fn start_order_queue(data_dir: PathBuf) -> Running {
     let (listener, addr) = listener().await;
     let store = services::order_queue::open(&data_dir.join("queue.redb")).expect("open the queue");
     spawn(listener, addr, move |listener, shutdown| async move {
-        services::order_queue::serve(listener, store, QueueConfig::default(), shutdown).await.expect("order_queue runs");
+        services::order_queue::serve(listener, store, QueueConfig::default(), shutdown)
+            .await
+            .expect("order_queue runs");
     })
 }
 
@@ -153,16 +161,15 @@ impl Stack {
         if let Some(site_root) = options.site_root {
             config.site_root = site_root;
         }
-        let app = Application::build(config)
-            .await
-            .expect("web server builds");
+        let app = Application::build(config).await.expect("web server builds");
         let addr = app.local_addr().expect("web address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = app.run_until(async move {
-                let _ = stopped.await;
-            })
-            .await;
+            let _ = app
+                .run_until(async move {
+                    let _ = stopped.await;
+                })
+                .await;
         });
         Self {
             web: Running { addr, stop: Some(stop), task },
@@ -195,9 +202,30 @@ impl Stack {
         let fd = self.fraud_detection.as_ref().expect("running").url();
         let sg = self.suggestions.as_ref().expect("running").url();
         [
-            TransactionVerificationClient::connect(tv).await.expect("connect").cached_orders(pb::CachedOrdersRequest {}).await.expect("count").into_inner().count,
-            FraudDetectionClient::connect(fd).await.expect("connect").cached_orders(pb::CachedOrdersRequest {}).await.expect("count").into_inner().count,
-            SuggestionsClient::connect(sg).await.expect("connect").cached_orders(pb::CachedOrdersRequest {}).await.expect("count").into_inner().count,
+            TransactionVerificationClient::connect(tv)
+                .await
+                .expect("connect")
+                .cached_orders(pb::CachedOrdersRequest {})
+                .await
+                .expect("count")
+                .into_inner()
+                .count,
+            FraudDetectionClient::connect(fd)
+                .await
+                .expect("connect")
+                .cached_orders(pb::CachedOrdersRequest {})
+                .await
+                .expect("count")
+                .into_inner()
+                .count,
+            SuggestionsClient::connect(sg)
+                .await
+                .expect("connect")
+                .cached_orders(pb::CachedOrdersRequest {})
+                .await
+                .expect("count")
+                .into_inner()
+                .count,
         ]
     }
 

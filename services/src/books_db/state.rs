@@ -49,9 +49,16 @@ pub enum Command {
     /// Load the catalog's initial stock; ignored once loaded (the first
     /// initialisation of the cluster wins).
     LoadCatalog(Vec<(String, String, u32)>),
-    Prepare { order_id: String, lines: Vec<Line> },
-    Commit { order_id: String },
-    Abort { order_id: String },
+    Prepare {
+        order_id: String,
+        lines: Vec<Line>,
+    },
+    Commit {
+        order_id: String,
+    },
+    Abort {
+        order_id: String,
+    },
 }
 
 impl Command {
@@ -67,12 +74,16 @@ pub enum Outcome {
     /// Prepare voted yes: the lines are reserved.
     Reserved,
     /// Prepare voted no.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Committed,
     Aborted,
     /// The command contradicts the order's decision (commit after abort, abort
     /// after commit, commit without prepare): a coordinator bug, refused.
-    Conflict { reason: String },
+    Conflict {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,7 +264,10 @@ mod tests {
         };
         assert_eq!(state.apply(&order), Outcome::Refused { reason: "only 3 copies of Six of Crows left".into() });
         assert_eq!(state.stock("4").unwrap().available, 60, "all or nothing");
-        assert_eq!(state.apply(&prepare("o2", "11", 1)), Outcome::Refused { reason: "Sunrise on the Reaping is sold out".into() });
+        assert_eq!(
+            state.apply(&prepare("o2", "11", 1)),
+            Outcome::Refused { reason: "Sunrise on the Reaping is sold out".into() }
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ impl FraudDetectionService {
 
 #[tonic::async_trait]
 impl FraudDetection for FraudDetectionService {
-    async fn init_order(&self, request: Request<pb::InitOrderRequest>) -> Result<Response<pb::InitOrderResponse>, Status> {
+    async fn init_order(
+        &self,
+        request: Request<pb::InitOrderRequest>,
+    ) -> Result<Response<pb::InitOrderResponse>, Status> {
         cache::init_order(&self.cache, request.into_inner()).map(Response::new)
     }
 
@@ -58,11 +61,17 @@ impl FraudDetection for FraudDetectionService {
         .map(Response::new)
     }
 
-    async fn clear_order(&self, request: Request<pb::ClearOrderRequest>) -> Result<Response<pb::ClearOrderResponse>, Status> {
+    async fn clear_order(
+        &self,
+        request: Request<pb::ClearOrderRequest>,
+    ) -> Result<Response<pb::ClearOrderResponse>, Status> {
         cache::clear_order(&self.cache, "fraud_detection", request.get_ref()).map(Response::new)
     }
 
-    async fn cached_orders(&self, _: Request<pb::CachedOrdersRequest>) -> Result<Response<pb::CachedOrdersResponse>, Status> {
+    async fn cached_orders(
+        &self,
+        _: Request<pb::CachedOrdersRequest>,
+    ) -> Result<Response<pb::CachedOrdersResponse>, Status> {
         Ok(Response::new(cache::cached_orders(&self.cache)))
     }
 }

@@ -193,14 +193,16 @@ mod tests {
     #[test]
     fn refuses_blocklisted_names_in_any_case_and_spacing() {
         let mut rules = FraudRules::new(&FraudConfig::default());
-        let err = rules.check_user(&order("  john   DOE ", "jd@example.org", "4716401589806287", "556"), 0).unwrap_err();
+        let err =
+            rules.check_user(&order("  john   DOE ", "jd@example.org", "4716401589806287", "556"), 0).unwrap_err();
         assert_eq!((err.code.as_str(), err.field.as_deref()), ("user_blocklisted", Some("user.name")));
     }
 
     #[test]
     fn refuses_blocklisted_emails() {
         let mut rules = FraudRules::new(&FraudConfig::default());
-        let err = rules.check_user(&order("Jay Dee", "Jane.Doe@Example.com", "4716401589806287", "556"), 0).unwrap_err();
+        let err =
+            rules.check_user(&order("Jay Dee", "Jane.Doe@Example.com", "4716401589806287", "556"), 0).unwrap_err();
         assert_eq!(err.code, "email_blocklisted");
     }
 

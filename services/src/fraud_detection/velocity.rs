@@ -41,11 +41,8 @@ impl SlidingWindow {
     fn evict(&mut self, outside: impl Fn(u64) -> bool) {
         self.hits.retain(|_, hits| hits.back().is_some_and(|&t| !outside(t)));
         while self.hits.len() >= self.max_keys {
-            let quietest = self
-                .hits
-                .iter()
-                .min_by_key(|(_, hits)| hits.back().copied().unwrap_or(0))
-                .map(|(key, _)| key.clone());
+            let quietest =
+                self.hits.iter().min_by_key(|(_, hits)| hits.back().copied().unwrap_or(0)).map(|(key, _)| key.clone());
             match quietest {
                 Some(key) => self.hits.remove(&key),
                 None => break,

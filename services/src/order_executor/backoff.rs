@@ -73,7 +73,11 @@ mod tests {
 
     #[test]
     fn the_ceiling_is_configurable() {
-        let policy = BackoffPolicy { first: Duration::from_millis(100), step: Duration::from_millis(100), ceiling: Duration::from_millis(250) };
+        let policy = BackoffPolicy {
+            first: Duration::from_millis(100),
+            step: Duration::from_millis(100),
+            ceiling: Duration::from_millis(250),
+        };
         let mut backoff = Backoff::new(policy);
         let pauses: Vec<u128> = (0..4).map(|_| backoff.on_idle().as_millis()).collect();
         assert_eq!(pauses, [100, 200, 250, 250]);

@@ -370,7 +370,11 @@ mod tests {
         let c = coordinator(books, Scripted::new("payment", Ok(Vote::Yes)));
         assert_eq!(c.execute(execution("o1")).await.unwrap(), Finished::Committed);
         assert_eq!(c.books.calls().iter().filter(|call| *call == "commit o1").count(), 4);
-        assert_eq!(c.payment.calls().iter().filter(|call| *call == "commit o1").count(), 1, "an acknowledged participant is not asked again");
+        assert_eq!(
+            c.payment.calls().iter().filter(|call| *call == "commit o1").count(),
+            1,
+            "an acknowledged participant is not asked again"
+        );
     }
 
     #[tokio::test]

@@ -100,7 +100,12 @@ impl QueueClient {
     }
 
     /// Long-polls for the next order, leased for `lease`.
-    pub async fn next(&self, wait: Duration, lease: Duration, consumer: &str) -> Result<Option<(pb::QueuedOrder, String)>, Unreachable> {
+    pub async fn next(
+        &self,
+        wait: Duration,
+        lease: Duration,
+        consumer: &str,
+    ) -> Result<Option<(pb::QueuedOrder, String)>, Unreachable> {
         let message = pb::DequeueRequest {
             wait_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
             lease_ms: lease.as_millis().min(u128::from(u32::MAX)) as u32,

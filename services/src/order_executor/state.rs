@@ -36,9 +36,13 @@ pub enum Phase {
     /// Decided to commit; the decision is being delivered.
     Committing,
     /// Decided to abort, with the reason; the decision is being delivered.
-    Aborting { reason: String },
+    Aborting {
+        reason: String,
+    },
     Committed,
-    Aborted { reason: String },
+    Aborted {
+        reason: String,
+    },
 }
 
 impl Phase {
@@ -73,8 +77,13 @@ pub struct Record {
 pub enum Command {
     Start(Execution),
     /// `None` commits; `Some(reason)` aborts.
-    Decide { order_id: String, abort_reason: Option<String> },
-    Complete { order_id: String },
+    Decide {
+        order_id: String,
+        abort_reason: Option<String>,
+    },
+    Complete {
+        order_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -120,9 +129,9 @@ impl ExecutorState {
                     | (Phase::Aborting { .. } | Phase::Aborted { .. }, Phase::Aborting { .. }) => {
                         Outcome::Phase(record.phase.clone())
                     }
-                    (current, _) => Outcome::Refused {
-                        reason: format!("order {order_id} is already {}", current.status_word()),
-                    },
+                    (current, _) => {
+                        Outcome::Refused { reason: format!("order {order_id} is already {}", current.status_word()) }
+                    }
                 }
             }
             Command::Complete { order_id } => {
@@ -216,7 +225,11 @@ mod tests {
         let mut state = ExecutorState::default();
         state.apply(&Command::Start(execution("o1")));
         state.apply(&decide("o1", None));
-        assert_eq!(state.apply(&Command::Start(execution("o1"))), Outcome::Phase(Phase::Committing), "redelivery keeps the record");
+        assert_eq!(
+            state.apply(&Command::Start(execution("o1"))),
+            Outcome::Phase(Phase::Committing),
+            "redelivery keeps the record"
+        );
         state.apply(&complete("o1"));
         assert_eq!(state.apply(&complete("o1")), Outcome::Phase(Phase::Committed));
         assert!(matches!(state.apply(&complete("o2")), Outcome::Refused { .. }));

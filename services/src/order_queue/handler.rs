@@ -57,8 +57,9 @@ impl OrderQueue for OrderQueueService {
         if order.order_id.is_empty() || order.order_id.len() > 64 {
             return Err(Status::invalid_argument("order_id must be 1 to 64 characters"));
         }
-        let priority = ClientCard::parse(&order.client_card)
-            .map_err(|_| Status::invalid_argument(format!("client_card {:?} is not None, Basic or Premium", order.client_card)))?;
+        let priority = ClientCard::parse(&order.client_card).map_err(|_| {
+            Status::invalid_argument(format!("client_card {:?} is not None, Basic or Premium", order.client_card))
+        })?;
         let order_id = order.order_id.clone();
         let enqueued = self.blocking(move |store| store.enqueue(order, priority.queue_rank())).await?;
         if enqueued == Enqueued::Added {

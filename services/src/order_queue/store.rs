@@ -247,7 +247,9 @@ mod tests {
     fn serves_premium_then_basic_then_none_fifo_within_each() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        for (id, rank) in [("none-1", 2), ("basic-1", 1), ("premium-1", 0), ("none-2", 2), ("premium-2", 0), ("basic-2", 1)] {
+        for (id, rank) in
+            [("none-1", 2), ("basic-1", 1), ("premium-1", 0), ("none-2", 2), ("premium-2", 0), ("basic-2", 1)]
+        {
             assert_eq!(store.enqueue(order(id), rank).unwrap(), Enqueued::Added);
         }
         let order: Vec<String> = std::iter::from_fn(|| next_id(&store, 0)).collect();
@@ -298,6 +300,10 @@ mod tests {
         let store = store(&dir);
         assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 1], leased: 1 });
         assert_eq!(next_id(&store, 10).as_deref(), Some("ready"));
-        assert_eq!(next_id(&store, 500).as_deref(), Some("leased"), "redelivered after the restart once its lease ran out");
+        assert_eq!(
+            next_id(&store, 500).as_deref(),
+            Some("leased"),
+            "redelivered after the restart once its lease ran out"
+        );
     }
 }

@@ -32,7 +32,9 @@ impl Issuer {
 
     pub fn authorize(&self, fingerprint: &str) -> Authorization {
         match self.declines.iter().find(|(print, _, _)| print == fingerprint) {
-            Some((_, code, reason)) => Authorization::Declined { code: (*code).to_owned(), reason: (*reason).to_owned() },
+            Some((_, code, reason)) => {
+                Authorization::Declined { code: (*code).to_owned(), reason: (*reason).to_owned() }
+            }
             None => Authorization::Approved,
         }
     }
@@ -48,8 +50,12 @@ mod tests {
         let issuer = Issuer::new(&key);
         assert_eq!(DECLINING_TEST_CARDS.len(), issuer.declines.len(), "every test card parses");
         let print = |number: &str| key.fingerprint(&CardNumber::parse(number).unwrap());
-        assert!(matches!(issuer.authorize(&print("4000000000000002")), Authorization::Declined { code, .. } if code == "card_declined"));
-        assert!(matches!(issuer.authorize(&print("4000000000009995")), Authorization::Declined { code, .. } if code == "insufficient_funds"));
+        assert!(
+            matches!(issuer.authorize(&print("4000000000000002")), Authorization::Declined { code, .. } if code == "card_declined")
+        );
+        assert!(
+            matches!(issuer.authorize(&print("4000000000009995")), Authorization::Declined { code, .. } if code == "insufficient_funds")
+        );
         assert_eq!(issuer.authorize(&print("4716401589806287")), Authorization::Approved);
     }
 }

@@ -207,9 +207,11 @@ impl Ledger {
                     ..payment
                 }),
                 PaymentState::Voided | PaymentState::Declined => Ok(payment),
-                PaymentState::Captured => {
-                    Err(LedgerError::Conflict { order_id: order_id.to_owned(), state: PaymentState::Captured, action: "voided" })
-                }
+                PaymentState::Captured => Err(LedgerError::Conflict {
+                    order_id: order_id.to_owned(),
+                    state: PaymentState::Captured,
+                    action: "voided",
+                }),
             },
         })
     }

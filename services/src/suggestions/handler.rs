@@ -27,7 +27,10 @@ impl SuggestionsService {
 
 #[tonic::async_trait]
 impl Suggestions for SuggestionsService {
-    async fn init_order(&self, request: Request<pb::InitOrderRequest>) -> Result<Response<pb::InitOrderResponse>, Status> {
+    async fn init_order(
+        &self,
+        request: Request<pb::InitOrderRequest>,
+    ) -> Result<Response<pb::InitOrderResponse>, Status> {
         cache::init_order(&self.cache, request.into_inner()).map(Response::new)
     }
 
@@ -50,11 +53,17 @@ impl Suggestions for SuggestionsService {
         Ok(Response::new(pb::SuggestResponse { clock: Some(cache::clock_to_proto(clock)), books }))
     }
 
-    async fn clear_order(&self, request: Request<pb::ClearOrderRequest>) -> Result<Response<pb::ClearOrderResponse>, Status> {
+    async fn clear_order(
+        &self,
+        request: Request<pb::ClearOrderRequest>,
+    ) -> Result<Response<pb::ClearOrderResponse>, Status> {
         cache::clear_order(&self.cache, "suggestions", request.get_ref()).map(Response::new)
     }
 
-    async fn cached_orders(&self, _: Request<pb::CachedOrdersRequest>) -> Result<Response<pb::CachedOrdersResponse>, Status> {
+    async fn cached_orders(
+        &self,
+        _: Request<pb::CachedOrdersRequest>,
+    ) -> Result<Response<pb::CachedOrdersResponse>, Status> {
         Ok(Response::new(cache::cached_orders(&self.cache)))
     }
 }

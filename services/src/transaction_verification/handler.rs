@@ -21,7 +21,11 @@ pub struct TransactionVerificationService {
 impl TransactionVerificationService {
     pub fn new(catalog: Arc<Catalog>, stock: Arc<dyn StockSource>) -> Self {
         Self {
-            cache: VerificationCache::new(Participant::TransactionVerification, cache::DEFAULT_CAPACITY, cache::DEFAULT_TTL),
+            cache: VerificationCache::new(
+                Participant::TransactionVerification,
+                cache::DEFAULT_CAPACITY,
+                cache::DEFAULT_TTL,
+            ),
             catalog,
             stock,
         }
@@ -43,7 +47,10 @@ impl TransactionVerificationService {
 
 #[tonic::async_trait]
 impl TransactionVerification for TransactionVerificationService {
-    async fn init_order(&self, request: Request<pb::InitOrderRequest>) -> Result<Response<pb::InitOrderResponse>, Status> {
+    async fn init_order(
+        &self,
+        request: Request<pb::InitOrderRequest>,
+    ) -> Result<Response<pb::InitOrderResponse>, Status> {
         cache::init_order(&self.cache, request.into_inner()).map(Response::new)
     }
 
@@ -55,7 +62,10 @@ impl TransactionVerification for TransactionVerificationService {
         .map(Response::new)
     }
 
-    async fn verify_user_data(&self, request: Request<pb::EventRequest>) -> Result<Response<pb::EventResponse>, Status> {
+    async fn verify_user_data(
+        &self,
+        request: Request<pb::EventRequest>,
+    ) -> Result<Response<pb::EventResponse>, Status> {
         cache::run_event(&self.cache, "verify_user_data", request.into_inner(), |order| async move {
             rules::verify_user_data(&order)
         })
@@ -63,7 +73,10 @@ impl TransactionVerification for TransactionVerificationService {
         .map(Response::new)
     }
 
-    async fn verify_card_format(&self, request: Request<pb::EventRequest>) -> Result<Response<pb::EventResponse>, Status> {
+    async fn verify_card_format(
+        &self,
+        request: Request<pb::EventRequest>,
+    ) -> Result<Response<pb::EventResponse>, Status> {
         cache::run_event(&self.cache, "verify_card_format", request.into_inner(), |order| async move {
             rules::verify_card_format(&order, YearMonth::now_utc())
         })
@@ -71,11 +84,17 @@ impl TransactionVerification for TransactionVerificationService {
         .map(Response::new)
     }
 
-    async fn clear_order(&self, request: Request<pb::ClearOrderRequest>) -> Result<Response<pb::ClearOrderResponse>, Status> {
+    async fn clear_order(
+        &self,
+        request: Request<pb::ClearOrderRequest>,
+    ) -> Result<Response<pb::ClearOrderResponse>, Status> {
         cache::clear_order(&self.cache, "transaction_verification", request.get_ref()).map(Response::new)
     }
 
-    async fn cached_orders(&self, _: Request<pb::CachedOrdersRequest>) -> Result<Response<pb::CachedOrdersResponse>, Status> {
+    async fn cached_orders(
+        &self,
+        _: Request<pb::CachedOrdersRequest>,
+    ) -> Result<Response<pb::CachedOrdersResponse>, Status> {
         Ok(Response::new(cache::cached_orders(&self.cache)))
     }
 }

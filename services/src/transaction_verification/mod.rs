@@ -27,11 +27,5 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let service = TransactionVerificationService::new(catalog, stock);
     let server = proto::v1::transaction_verification_server::TransactionVerificationServer::new(service);
-    grpc::serve(
-        listener,
-        tonic::service::Routes::new(server),
-        "bookstore.v1.TransactionVerification",
-        shutdown,
-    )
-    .await
+    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.TransactionVerification", shutdown).await
 }

@@ -80,7 +80,11 @@ mod tests {
         pb::Order {
             name: "Simon Lawrence".into(),
             email: "simon@example.org".into(),
-            card: Some(pb::Card { number: "4716401589806287".into(), expiration_date: "12/30".into(), cvv: "556".into() }),
+            card: Some(pb::Card {
+                number: "4716401589806287".into(),
+                expiration_date: "12/30".into(),
+                cvv: "556".into(),
+            }),
             items: vec![
                 pb::OrderItem { book_id: "4".into(), name: "The Hunger Games".into(), quantity: 1 },
                 pb::OrderItem { book_id: "1".into(), name: "Fourth Wing".into(), quantity: 1 },
@@ -122,7 +126,10 @@ mod tests {
         let mut order = seed_order();
         order.items[0].quantity = 3;
         let lines = verify_items(&order, &catalog).unwrap();
-        assert_eq!(check_stock(&lines, &catalog, &[2, 40]).unwrap_err().message, "Only 2 copies of The Hunger Games are left; lower the quantity.");
+        assert_eq!(
+            check_stock(&lines, &catalog, &[2, 40]).unwrap_err().message,
+            "Only 2 copies of The Hunger Games are left; lower the quantity."
+        );
     }
 
     #[test]
