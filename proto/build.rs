@@ -14,6 +14,7 @@ const FILES: &[&str] = &[
     "bookstore/v1/suggestions.proto",
     "bookstore/v1/order_queue.proto",
     "bookstore/v1/payment.proto",
+    "bookstore/v1/raft.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

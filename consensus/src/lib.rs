@@ -1,0 +1,33 @@
+//! The Raft plumbing shared by the bookstore's replicated groups (the three order
+//! executors, the three books database replicas): openraft 0.9 with a durable log and
+//! snapshots in redb, and peers talking over tonic.
+//!
+//! A group brings only its [`StateMachine`]; [`Node`] runs one replica of it:
+//!
+//! - `types.rs`: the [`StateMachine`] trait and openraft's type config ([`Group`]);
+//! - `config.rs`: timings and snapshot policy ([`Config`]);
+//! - `db.rs`: the replica's redb file, fsync'd writes off the async workers;
+//! - `log_store.rs`: the Raft log, vote and committed index (openraft's `RaftLogStorage`);
+//! - `state_store.rs`: the machine in memory and its snapshots (`RaftStateMachine`);
+//! - `network.rs`: calling peers (`RaftNetwork`), `grpc.rs`: answering them ([`RaftGrpc`]);
+//! - `node.rs`: the wiring, and writes and reads for the group's service.
+//!
+//! Boundary: no business logic, no dependency on the service crates; the caller
+//! serves [`Node::grpc_service`] itself.
+
+mod config;
+mod db;
+mod grpc;
+mod log_store;
+mod network;
+mod node;
+mod state_store;
+mod types;
+
+pub use config::Config;
+pub use db::StorageFailure;
+pub use grpc::RaftGrpc;
+pub use node::{Node, NodeError, DATA_FILE};
+pub use openraft::BasicNode;
+pub use state_store::StateHandle;
+pub use types::{Entry, Group, LogId, NodeId, Raft, StateMachine};

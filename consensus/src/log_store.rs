@@ -1,0 +1,340 @@
+//! The durable Raft log: entries, the vote, the committed log id and the last purged
+//! log id, in the replica's redb file.
+//!
+//! Raft's safety rests on this store: a replica must never forget a vote it cast or
+//! an entry it acknowledged. So every change is one fsync'd transaction, and `append`
+//! reports the entries flushed (openraft's `LogFlushed` callback, after which the
+//! leader may count them towards a quorum) only once that transaction is committed.
+//! The committed log id is saved too, so a restarted replica re-applies what was
+//! committed after its last snapshot without waiting for a leader.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader, StorageIOError};
+use redb::{ReadableTable, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::REPLICATION_BATCH_BYTES;
+use crate::db::{Db, StorageFailure, LOG, LOG_META};
+use crate::types::{Entry, Group, LogId, StateMachine, StorageError, Vote};
+
+const VOTE: &str = "vote";
+const COMMITTED: &str = "committed";
+const LAST_PURGED: &str = "last_purged";
+
+/// The log of a group replicating `M`. Cloning gives another handle on the same file
+/// (openraft reads the log from its replication tasks while the core appends).
+pub(crate) struct LogStore<M> {
+    db: Arc<Db>,
+    _machine: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for LogStore<M> {
+    fn clone(&self) -> Self {
+        Self {
+            db: Arc::clone(&self.db),
+            _machine: PhantomData,
+        }
+    }
+}
+
+impl<M: StateMachine> LogStore<M> {
+    pub(crate) fn new(db: Arc<Db>) -> Self {
+        Self {
+            db,
+            _machine: PhantomData,
+        }
+    }
+
+    /// The entries in `range`, in order; with a byte budget, stops once the entries
+    /// read reach it (but always returns the first entry present).
+    fn read_entries(
+        &self,
+        range: impl RangeBounds<u64>,
+        byte_budget: Option<usize>,
+    ) -> Result<Vec<Entry<M>>, StorageFailure> {
+        self.db.read(|txn| {
+            let table = txn.open_table(LOG)?;
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            for row in table.range(range)? {
+                let (_, value) = row?;
+                let value = value.value();
+                if byte_budget.is_some_and(|budget| !entries.is_empty() && bytes + value.len() > budget) {
+                    break;
+                }
+                bytes += value.len();
+                entries.push(serde_json::from_slice(value)?);
+            }
+            Ok(entries)
+        })
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &'static str) -> Result<Option<T>, StorageFailure> {
+        self.db.read(|txn| {
+            let table = txn.open_table(LOG_META)?;
+            let value = table.get(key)?;
+            Ok(value.map(|v| serde_json::from_slice(v.value())).transpose()?)
+        })
+    }
+
+    /// Saves `value` under `key`, or removes the key for `None`.
+    async fn write_meta<T: Serialize>(&self, key: &'static str, value: Option<&T>) -> Result<(), StorageFailure> {
+        let value = value.map(serde_json::to_vec).transpose()?;
+        self.db
+            .write(move |txn| {
+                let mut table = txn.open_table(LOG_META)?;
+                match value {
+                    Some(value) => table.insert(key, value.as_slice())?,
+                    None => table.remove(key)?,
+                };
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// Deletes the entries with an index in `range`.
+fn delete_entries(txn: &WriteTransaction, range: impl RangeBounds<u64>) -> Result<(), StorageFailure> {
+    txn.open_table(LOG)?.retain_in(range, |_, _| false)?;
+    Ok(())
+}
+
+impl<M: StateMachine> RaftLogReader<Group<M>> for LogStore<M> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<M>>, StorageError> {
+        self.read_entries(range, None)
+            .map_err(|e| StorageIOError::read_logs(&e).into())
+    }
+
+    /// Bounded by [`REPLICATION_BATCH_BYTES`]: replication reads through here.
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry<M>>, StorageError> {
+        self.read_entries(start..end, Some(REPLICATION_BATCH_BYTES))
+            .map_err(|e| StorageIOError::read_logs(&e).into())
+    }
+}
+
+impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<Group<M>>, StorageError> {
+        let read = || -> Result<_, StorageFailure> {
+            let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?;
+            let last_entry = self.db.read(|txn| {
+                let table = txn.open_table(LOG)?;
+                let last = table.last()?;
+                Ok(last.map(|(_, v)| serde_json::from_slice::<Entry<M>>(v.value())).transpose()?)
+            })?;
+            let last_log_id = last_entry.map(|entry| entry.log_id).or(last_purged_log_id);
+            Ok(LogState {
+                last_purged_log_id,
+                last_log_id,
+            })
+        };
+        read().map_err(|e| StorageIOError::read_logs(&e).into())
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.write_meta(VOTE, Some(vote))
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.read_meta(VOTE).map_err(|e| StorageIOError::read_vote(&e).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.write_meta(COMMITTED, committed.as_ref())
+            .await
+            .map_err(|e| StorageIOError::write(&e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        self.read_meta(COMMITTED).map_err(|e| StorageIOError::read(&e).into())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<Group<M>>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry<M>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let encode = |entry: Entry<M>| serde_json::to_vec(&entry).map(|json| (entry.log_id.index, json));
+        let rows = entries
+            .into_iter()
+            .map(encode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db
+            .write(move |txn| {
+                let mut table = txn.open_table(LOG)?;
+                for (index, json) in &rows {
+                    table.insert(index, json.as_slice())?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(%log_id, "truncating the log from this entry on");
+        self.db
+            .write(move |txn| delete_entries(txn, log_id.index..))
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(%log_id, "purging the log up to this entry");
+        let json = serde_json::to_vec(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db
+            .write(move |txn| {
+                txn.open_table(LOG_META)?.insert(LAST_PURGED, json.as_slice())?;
+                delete_entries(txn, (Bound::Unbounded, Bound::Included(log_id.index)))
+            })
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::storage::RaftLogStorageExt;
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// A machine whose commands are strings: enough to fill a log.
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct Text(usize);
+
+    impl StateMachine for Text {
+        type Command = String;
+        type Output = usize;
+
+        fn apply(&mut self, command: &String) -> usize {
+            self.0 += command.len();
+            self.0
+        }
+    }
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn entry(term: u64, index: u64) -> Entry<Text> {
+        Entry {
+            log_id: log_id(term, index),
+            payload: EntryPayload::Normal(format!("entry {index}")),
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir) -> LogStore<Text> {
+        let (db, _closed) = Db::open(&dir.path().join("raft.redb")).expect("open");
+        LogStore::new(db)
+    }
+
+    async fn indexes(store: &mut LogStore<Text>) -> Vec<u64> {
+        let entries = store.try_get_log_entries(..).await.expect("read");
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn appends_and_reads_entries_back_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(&dir);
+        store.blocking_append((1..=5).map(|i| entry(1, i))).await.expect("append");
+
+        let read = store.try_get_log_entries(2..4).await.expect("read");
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].log_id, log_id(1, 2));
+        assert!(matches!(&read[1].payload, EntryPayload::Normal(text) if text == "entry 3"));
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id, Some(log_id(1, 5)));
+        assert_eq!(state.last_purged_log_id, None);
+    }
+
+    #[tokio::test]
+    async fn truncates_conflicting_entries_and_replaces_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(&dir);
+        store.blocking_append((1..=5).map(|i| entry(1, i))).await.expect("append");
+
+        store.truncate(log_id(1, 3)).await.expect("truncate");
+        assert_eq!(indexes(&mut store).await, [1, 2]);
+        store.blocking_append([entry(2, 3)]).await.expect("append");
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id, Some(log_id(2, 3)));
+    }
+
+    #[tokio::test]
+    async fn purges_a_prefix_and_remembers_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(&dir);
+        store.blocking_append((1..=5).map(|i| entry(1, i))).await.expect("append");
+
+        store.purge(log_id(1, 3)).await.expect("purge");
+        assert_eq!(indexes(&mut store).await, [4, 5]);
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 3)));
+        assert_eq!(state.last_log_id, Some(log_id(1, 5)));
+
+        store.purge(log_id(1, 5)).await.expect("purge all");
+        assert!(indexes(&mut store).await.is_empty());
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id, Some(log_id(1, 5)), "an empty log ends at the last purged entry");
+    }
+
+    #[tokio::test]
+    async fn keeps_vote_committed_and_entries_across_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vote = Vote::new_committed(3, 2);
+        {
+            let mut store = open(&dir);
+            store.blocking_append((1..=3).map(|i| entry(3, i))).await.expect("append");
+            store.save_vote(&vote).await.expect("vote");
+            store.save_committed(Some(log_id(3, 2))).await.expect("committed");
+            store.purge(log_id(3, 1)).await.expect("purge");
+        }
+        let mut store = open(&dir);
+        assert_eq!(store.read_vote().await.expect("vote"), Some(vote));
+        assert_eq!(store.read_committed().await.expect("committed"), Some(log_id(3, 2)));
+        assert_eq!(indexes(&mut store).await, [2, 3]);
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(log_id(3, 1)));
+    }
+
+    #[tokio::test]
+    async fn bounds_replication_reads_but_returns_at_least_one_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = open(&dir);
+        let big = |index: u64, bytes: usize| Entry::<Text> {
+            log_id: log_id(1, index),
+            payload: EntryPayload::Normal("x".repeat(bytes)),
+        };
+        let entry_bytes = REPLICATION_BATCH_BYTES / 4;
+        store.blocking_append((1..=10).map(|i| big(i, entry_bytes))).await.expect("append");
+        store.blocking_append([big(11, 2 * REPLICATION_BATCH_BYTES)]).await.expect("append");
+
+        let batch = store.limited_get_log_entries(1, 12).await.expect("read");
+        assert_eq!(batch.len(), 3, "three entries and their JSON quotes fit the budget");
+        assert_eq!(batch[0].log_id.index, 1);
+        let oversized = store.limited_get_log_entries(11, 12).await.expect("read");
+        assert_eq!(oversized.len(), 1, "an entry larger than the budget is still returned");
+    }
+}
