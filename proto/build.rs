@@ -15,6 +15,7 @@ const FILES: &[&str] = &[
     "bookstore/v1/order_queue.proto",
     "bookstore/v1/payment.proto",
     "bookstore/v1/raft.proto",
+    "bookstore/v1/books_db.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -12,6 +12,8 @@ BIN=${BIN:-target/release}
 export DATA_DIR=${DATA_DIR:-.data}
 export ORDER_QUEUE_DATA_DIR=${ORDER_QUEUE_DATA_DIR:-$DATA_DIR/order_queue}
 export PAYMENT_DATA_DIR=${PAYMENT_DATA_DIR:-$DATA_DIR/payment}
+export BOOKS_DB_MEMBERS=${BOOKS_DB_MEMBERS:-1=127.0.0.1:50061,2=127.0.0.1:50062,3=127.0.0.1:50063}
+export BOOKS_DB_URLS=${BOOKS_DB_URLS:-http://127.0.0.1:50061,http://127.0.0.1:50062,http://127.0.0.1:50063}
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-target/site}
 export LEPTOS_SITE_ADDR=${LEPTOS_SITE_ADDR:-127.0.0.1:8080}
 export RUST_LOG=${RUST_LOG:-info}
@@ -41,6 +43,9 @@ stop() {
 trap 'stop; exit 130' INT TERM
 trap stop EXIT
 
+for id in 1 2 3; do
+  start "books_db_$id" "$BIN/services" books-db --id "$id" --listen "127.0.0.1:5006$id" --data-dir "$DATA_DIR/books_db/$id"
+done
 start fraud_detection "$BIN/services" fraud-detection
 start transaction_verification "$BIN/services" transaction-verification
 start suggestions "$BIN/services" suggestions

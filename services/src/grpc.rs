@@ -17,6 +17,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("the gRPC server task failed: {0}")]
+    Task(String),
 }
 
 /// Serves `routes` plus health and reflection on `listener`. `service_name` is the

@@ -14,8 +14,9 @@ use domain::{Catalog, Money};
 use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
-use services::transaction_verification::stock::CatalogStock;
-use services::{fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification};
+use services::leader_client::LeaderClient;
+use services::transaction_verification::stock::{BooksDbStock, CatalogStock, StockSource};
+use services::{books_db, fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -33,6 +34,10 @@ enum Service {
         listen: SocketAddr,
         #[command(flatten)]
         catalog: CatalogArg,
+        /// The books_db replicas to read stock from, comma-separated; without
+        /// them, stock is the catalog's (a standalone mode for development).
+        #[arg(long, env = "BOOKS_DB_URLS", value_delimiter = ',')]
+        books_db: Vec<String>,
     },
     /// Looks for fraud: blocklists, order velocity, amount ceiling (events d, e).
     FraudDetection {
@@ -82,6 +87,23 @@ enum Service {
         #[arg(long, env = "ORDER_QUEUE_LEASE_MS", default_value_t = 30_000)]
         lease_ms: u64,
     },
+    /// One replica of the books database (stock; Raft-replicated; 2PC participant).
+    BooksDb {
+        /// This replica's id in the group.
+        #[arg(long, env = "BOOKS_DB_ID")]
+        id: u64,
+        #[arg(long, env = "BOOKS_DB_ADDR")]
+        listen: SocketAddr,
+        /// Every replica of the group as id=host:port, comma-separated (the same list
+        /// on every replica).
+        #[arg(long, env = "BOOKS_DB_MEMBERS", value_delimiter = ',', value_parser = parse_member)]
+        members: Vec<(u64, String)>,
+        /// Where this replica keeps its log and snapshots (default .data/books_db/<id>).
+        #[arg(long, env = "BOOKS_DB_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        catalog: CatalogArg,
+    },
     /// Authorizes, captures and voids payments (two-phase commit participant).
     Payment {
         #[arg(long, env = "PAYMENT_ADDR", default_value = "127.0.0.1:50055")]
@@ -115,6 +137,13 @@ impl CatalogArg {
     }
 }
 
+/// `2=127.0.0.1:50062`
+fn parse_member(text: &str) -> Result<(u64, String), String> {
+    let (id, addr) = text.split_once('=').ok_or_else(|| format!("{text:?} is not id=host:port"))?;
+    let id = id.trim().parse().map_err(|_| format!("{id:?} is not a replica id"))?;
+    Ok((id, addr.trim().to_owned()))
+}
+
 async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(addr).await.with_context(|| format!("{name} cannot listen on {addr}"))?;
     tracing::info!(service = name, addr = %listener.local_addr()?, "listening");
@@ -128,9 +157,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let shutdown = grpc::shutdown_signal();
     match cli.service {
-        Service::TransactionVerification { listen, catalog } => {
+        Service::TransactionVerification { listen, catalog, books_db } => {
             let catalog = catalog.load()?;
-            let stock = Arc::new(CatalogStock(Arc::clone(&catalog)));
+            let stock: Arc<dyn StockSource> = if books_db.is_empty() {
+                tracing::warn!("BOOKS_DB_URLS is not set: stock comes from the catalog, not the books database");
+                Arc::new(CatalogStock(Arc::clone(&catalog)))
+            } else {
+                let client = LeaderClient::new(&books_db, Duration::from_millis(500))?;
+                Arc::new(BooksDbStock::new(client, Duration::from_millis(500)))
+            };
             transaction_verification::serve(bind(listen, "transaction_verification").await?, catalog, stock, shutdown)
                 .await?;
         }
@@ -165,6 +200,13 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
             let config = QueueConfig { default_lease: Duration::from_millis(lease_ms), ..QueueConfig::default() };
             order_queue::serve(bind(listen, "order_queue").await?, store, config, shutdown).await?;
+        }
+        Service::BooksDb { id, listen, members, data_dir, catalog } => {
+            let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/books_db/{id}")));
+            let listener = bind(listen, "books_db").await?;
+            let members = members.into_iter().collect();
+            let config = books_db::raft_config();
+            books_db::start(id, listener, members, &data_dir, catalog.load()?, &config, shutdown).await?;
         }
         Service::Payment { listen, data_dir, card_fingerprint_key } => {
             let ledger = payment::open(&data_dir.join("payments.redb"))

@@ -1,5 +1,96 @@
-//! books_db: the book catalog's stock, replicated by Raft across three replicas,
-//! and a two-phase-commit participant. [`state`] is the replicated state machine;
-//! the Raft wiring and gRPC face come with the consensus plumbing.
+//! books_db: the book catalog's stock, replicated by Raft across three replicas
+//! (`consensus`), and a two-phase-commit participant. [`state`] is the replicated
+//! state machine, [`handler`] its gRPC face; [`start`] runs one replica.
 
+mod handler;
 pub mod state;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use consensus::{BasicNode, Config, Node, NodeError, NodeId};
+use domain::Catalog;
+use tokio::net::TcpListener;
+
+pub use handler::BooksDbService;
+use state::{BooksState, Command};
+
+use crate::grpc::{self, ServeError};
+
+pub const DEFAULT_PORTS: [u16; 3] = [50061, 50062, 50063];
+
+impl consensus::StateMachine for BooksState {
+    type Command = Command;
+    type Output = state::Outcome;
+
+    fn apply(&mut self, command: &Command) -> state::Outcome {
+        BooksState::apply(self, command)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Raft(#[from] NodeError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// The Raft settings of the books_db group.
+pub fn raft_config() -> Config {
+    Config { cluster_name: "books_db".to_owned(), ..Config::default() }
+}
+
+/// Runs replica `id` of the group `members` (id → address) on `listener` until
+/// `shutdown`: serves the books_db and Raft services, forms the group on first
+/// start (idempotent), and loads the catalog's stock once the group has a leader
+/// and none is loaded yet.
+pub async fn start(
+    id: NodeId,
+    listener: TcpListener,
+    members: BTreeMap<NodeId, String>,
+    data_dir: &Path,
+    catalog: Arc<Catalog>,
+    config: &Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ReplicaError> {
+    let node = Node::<BooksState>::start(id, data_dir, config).await?;
+    let routes = tonic::service::Routes::new(proto::v1::books_db_server::BooksDbServer::new(BooksDbService::new(
+        node.clone(),
+    )))
+    .add_service(node.grpc_service());
+    let serving = tokio::spawn(grpc::serve(listener, routes, "bookstore.v1.BooksDb", shutdown));
+    node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await?;
+    let loader = tokio::spawn(load_catalog_once(node.clone(), catalog));
+    let served = serving.await;
+    loader.abort();
+    node.shutdown().await?;
+    match served {
+        Ok(result) => Ok(result?),
+        Err(join) => Err(ReplicaError::Serve(ServeError::Task(join.to_string()))),
+    }
+}
+
+/// The first leader loads the catalog; the state machine ignores later loads, so
+/// a race between replicas (or a restart) is harmless. Gives up after ten minutes
+/// without a leader.
+async fn load_catalog_once(node: Node<BooksState>, catalog: Arc<Catalog>) {
+    for _ in 0..6_000 {
+        if node.read(|state| state.books().next().is_some()) {
+            return;
+        }
+        if node.leader() == Some(node.id()) {
+            match node.write(Command::load(&catalog)).await {
+                Ok(_) => {
+                    tracing::info!(books = catalog.books().len(), "loaded the catalog's stock");
+                    return;
+                }
+                Err(error) => tracing::debug!(%error, "loading the catalog failed; retrying"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!("no leader for ten minutes: the catalog's stock is not loaded");
+}

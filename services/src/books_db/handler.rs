@@ -1,0 +1,94 @@
+//! The gRPC face of a books_db replica: commands go through the group's Raft log
+//! (only the leader accepts them), stock reads are linearizable.
+
+use consensus::Node;
+use proto::v1 as pb;
+use proto::v1::books_db_server::BooksDb;
+use tonic::{Request, Response, Status};
+
+use super::state::{BooksState, Command, Line, Outcome};
+use crate::leader_client::status_from;
+
+pub struct BooksDbService {
+    node: Node<BooksState>,
+}
+
+impl BooksDbService {
+    pub fn new(node: Node<BooksState>) -> Self {
+        Self { node }
+    }
+
+    async fn write(&self, command: Command) -> Result<Outcome, Status> {
+        self.node.write(command).await.map_err(status_from)
+    }
+}
+
+fn order_id(id: &str) -> Result<String, Status> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(Status::invalid_argument("order_id must be 1 to 64 characters"));
+    }
+    Ok(id.to_owned())
+}
+
+fn acknowledged(outcome: Outcome) -> Result<Response<pb::BooksAck>, Status> {
+    match outcome {
+        Outcome::Committed => Ok(Response::new(pb::BooksAck { outcome: "committed".into() })),
+        Outcome::Aborted => Ok(Response::new(pb::BooksAck { outcome: "aborted".into() })),
+        Outcome::Conflict { reason } => Err(Status::failed_precondition(reason)),
+        other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+#[tonic::async_trait]
+impl BooksDb for BooksDbService {
+    async fn prepare(&self, request: Request<pb::BooksPrepareRequest>) -> Result<Response<pb::BooksVote>, Status> {
+        let request = request.into_inner();
+        let order_id = order_id(&request.order_id)?;
+        if request.lines.is_empty() || request.lines.iter().any(|line| line.quantity == 0) {
+            return Err(Status::invalid_argument("prepare needs at least one line, each with a quantity above 0"));
+        }
+        let lines = request.lines.into_iter().map(|line| Line { book_id: line.book_id, quantity: line.quantity }).collect();
+        let vote = match self.write(Command::Prepare { order_id: order_id.clone(), lines }).await? {
+            Outcome::Reserved => pb::BooksVote { yes: true, reason: String::new() },
+            Outcome::Refused { reason } => pb::BooksVote { yes: false, reason },
+            other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        };
+        tracing::info!(%order_id, yes = vote.yes, reason = %vote.reason, "prepare");
+        Ok(Response::new(vote))
+    }
+
+    async fn commit(&self, request: Request<pb::BooksDecision>) -> Result<Response<pb::BooksAck>, Status> {
+        let order_id = order_id(&request.get_ref().order_id)?;
+        acknowledged(self.write(Command::Commit { order_id }).await?)
+    }
+
+    async fn abort(&self, request: Request<pb::BooksDecision>) -> Result<Response<pb::BooksAck>, Status> {
+        let order_id = order_id(&request.get_ref().order_id)?;
+        acknowledged(self.write(Command::Abort { order_id }).await?)
+    }
+
+    async fn stock(&self, request: Request<pb::StockRequest>) -> Result<Response<pb::StockResponse>, Status> {
+        let request = request.into_inner();
+        let wanted = request.book_ids;
+        let view = |state: &BooksState| -> Vec<pb::BookStock> {
+            state
+                .books()
+                .filter(|(id, _)| wanted.is_empty() || wanted.contains(id))
+                .map(|(id, stock)| pb::BookStock {
+                    book_id: id.clone(),
+                    title: stock.title.clone(),
+                    available: stock.available,
+                    reserved: stock.reserved,
+                    sold: stock.sold,
+                    initial: stock.initial,
+                })
+                .collect()
+        };
+        let books = if request.local {
+            self.node.read(view)
+        } else {
+            self.node.read_linearizable(view).await.map_err(status_from)?
+        };
+        Ok(Response::new(pb::StockResponse { books }))
+    }
+}
