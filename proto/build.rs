@@ -16,6 +16,7 @@ const FILES: &[&str] = &[
     "bookstore/v1/payment.proto",
     "bookstore/v1/raft.proto",
     "bookstore/v1/books_db.proto",
+    "bookstore/v1/order_executor.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -43,6 +43,7 @@ stop() {
 trap 'stop; exit 130' INT TERM
 trap stop EXIT
 
+export ORDER_EXECUTOR_MEMBERS=${ORDER_EXECUTOR_MEMBERS:-1=127.0.0.1:50501,2=127.0.0.1:50502,3=127.0.0.1:50503}
 for id in 1 2 3; do
   start "books_db_$id" "$BIN/services" books-db --id "$id" --listen "127.0.0.1:5006$id" --data-dir "$DATA_DIR/books_db/$id"
 done
@@ -51,6 +52,10 @@ start transaction_verification "$BIN/services" transaction-verification
 start suggestions "$BIN/services" suggestions
 start order_queue "$BIN/services" order-queue
 start payment "$BIN/services" payment
+for id in 1 2 3; do
+  start "order_executor_$id" "$BIN/services" order-executor --id "$id" --listen "127.0.0.1:5050$id" \
+    --data-dir "$DATA_DIR/order_executor/$id"
+done
 if [ -z "${SERVICES_ONLY:-}" ]; then
   start web "$BIN/server"
   echo "[run-local] the shop is at http://$LEPTOS_SITE_ADDR (Ctrl-C stops everything)"

@@ -15,6 +15,7 @@ use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
 use services::leader_client::LeaderClient;
+use services::order_executor::replica::{self, ExecutorConfig};
 use services::transaction_verification::stock::{BooksDbStock, CatalogStock, StockSource};
 use services::{books_db, fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification};
 use tokio::net::TcpListener;
@@ -103,6 +104,36 @@ enum Service {
         data_dir: Option<PathBuf>,
         #[command(flatten)]
         catalog: CatalogArg,
+    },
+    /// One replica of the order executors (Raft-replicated; the leader runs 2PC).
+    OrderExecutor {
+        #[arg(long, env = "ORDER_EXECUTOR_ID")]
+        id: u64,
+        #[arg(long, env = "ORDER_EXECUTOR_ADDR")]
+        listen: SocketAddr,
+        /// Every replica of the group as id=host:port, comma-separated.
+        #[arg(long, env = "ORDER_EXECUTOR_MEMBERS", value_delimiter = ',', value_parser = parse_member)]
+        members: Vec<(u64, String)>,
+        /// Where this replica keeps its log and snapshots (default .data/order_executor/<id>).
+        #[arg(long, env = "ORDER_EXECUTOR_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "ORDER_QUEUE_URL", default_value = "http://127.0.0.1:50054")]
+        queue_url: String,
+        #[arg(long, env = "PAYMENT_URL", default_value = "http://127.0.0.1:50055")]
+        payment_url: String,
+        #[arg(long, env = "BOOKS_DB_URLS", value_delimiter = ',', required = true)]
+        books_db: Vec<String>,
+        /// Raft heartbeat interval, in milliseconds.
+        #[arg(long, env = "RAFT_HEARTBEAT_MS", default_value_t = 100)]
+        heartbeat_ms: u64,
+        /// Raft election timeouts are drawn from this range, in milliseconds.
+        #[arg(long, env = "RAFT_ELECTION_MIN_MS", default_value_t = 300)]
+        election_min_ms: u64,
+        #[arg(long, env = "RAFT_ELECTION_MAX_MS", default_value_t = 800)]
+        election_max_ms: u64,
+        /// The ceiling of the pause between polls of an idle or unreachable queue.
+        #[arg(long, env = "ORDER_EXECUTOR_BACKOFF_CEILING_MS", default_value_t = 5000)]
+        backoff_ceiling_ms: u64,
     },
     /// Authorizes, captures and voids payments (two-phase commit participant).
     Payment {
@@ -207,6 +238,28 @@ async fn main() -> anyhow::Result<()> {
             let members = members.into_iter().collect();
             let config = books_db::raft_config();
             books_db::start(id, listener, members, &data_dir, catalog.load()?, &config, shutdown).await?;
+        }
+        Service::OrderExecutor {
+            id,
+            listen,
+            members,
+            data_dir,
+            queue_url,
+            payment_url,
+            books_db,
+            heartbeat_ms,
+            election_min_ms,
+            election_max_ms,
+            backoff_ceiling_ms,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/order_executor/{id}")));
+            let mut config = ExecutorConfig::new(queue_url, payment_url, books_db);
+            config.raft.heartbeat_interval = Duration::from_millis(heartbeat_ms);
+            config.raft.election_timeout_min = Duration::from_millis(election_min_ms);
+            config.raft.election_timeout_max = Duration::from_millis(election_max_ms);
+            config.backoff.ceiling = Duration::from_millis(backoff_ceiling_ms);
+            let listener = bind(listen, "order_executor").await?;
+            replica::start(id, listener, members.into_iter().collect(), &data_dir, config, shutdown).await?;
         }
         Service::Payment { listen, data_dir, card_fingerprint_key } => {
             let ledger = payment::open(&data_dir.join("payments.redb"))

@@ -1,7 +1,10 @@
 //! The gRPC face of a books_db replica: commands go through the group's Raft log
 //! (only the leader accepts them), stock reads are linearizable.
 
+use std::sync::Arc;
+
 use consensus::Node;
+use domain::Catalog;
 use proto::v1 as pb;
 use proto::v1::books_db_server::BooksDb;
 use tonic::{Request, Response, Status};
@@ -11,11 +14,23 @@ use crate::leader_client::status_from;
 
 pub struct BooksDbService {
     node: Node<BooksState>,
+    catalog: Arc<Catalog>,
 }
 
 impl BooksDbService {
-    pub fn new(node: Node<BooksState>) -> Self {
-        Self { node }
+    pub fn new(node: Node<BooksState>, catalog: Arc<Catalog>) -> Self {
+        Self { node, catalog }
+    }
+
+    /// The first request a new group's leader serves loads the catalog's stock
+    /// through the log (the state machine ignores any later load), so no prepare
+    /// or read ever sees an empty database.
+    async fn ensure_loaded(&self) -> Result<(), Status> {
+        if !self.node.read(BooksState::is_loaded) {
+            self.write(Command::load(&self.catalog)).await?;
+            tracing::info!(books = self.catalog.books().len(), "loaded the catalog's stock");
+        }
+        Ok(())
     }
 
     async fn write(&self, command: Command) -> Result<Outcome, Status> {
@@ -47,6 +62,7 @@ impl BooksDb for BooksDbService {
         if request.lines.is_empty() || request.lines.iter().any(|line| line.quantity == 0) {
             return Err(Status::invalid_argument("prepare needs at least one line, each with a quantity above 0"));
         }
+        self.ensure_loaded().await?;
         let lines = request.lines.into_iter().map(|line| Line { book_id: line.book_id, quantity: line.quantity }).collect();
         let vote = match self.write(Command::Prepare { order_id: order_id.clone(), lines }).await? {
             Outcome::Reserved => pb::BooksVote { yes: true, reason: String::new() },
@@ -84,6 +100,9 @@ impl BooksDb for BooksDbService {
                 })
                 .collect()
         };
+        if !request.local {
+            self.ensure_loaded().await?;
+        }
         let books = if request.local {
             self.node.read(view)
         } else {

@@ -8,7 +8,6 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use consensus::{BasicNode, Config, Node, NodeError, NodeId};
 use domain::Catalog;
@@ -44,9 +43,8 @@ pub fn raft_config() -> Config {
 }
 
 /// Runs replica `id` of the group `members` (id → address) on `listener` until
-/// `shutdown`: serves the books_db and Raft services, forms the group on first
-/// start (idempotent), and loads the catalog's stock once the group has a leader
-/// and none is loaded yet.
+/// `shutdown`: serves the books_db and Raft services and forms the group on first
+/// start (idempotent). The leader loads the catalog's stock on its first request.
 pub async fn start(
     id: NodeId,
     listener: TcpListener,
@@ -57,40 +55,15 @@ pub async fn start(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReplicaError> {
     let node = Node::<BooksState>::start(id, data_dir, config).await?;
-    let routes = tonic::service::Routes::new(proto::v1::books_db_server::BooksDbServer::new(BooksDbService::new(
-        node.clone(),
-    )))
-    .add_service(node.grpc_service());
+    let service = BooksDbService::new(node.clone(), catalog);
+    let routes = tonic::service::Routes::new(proto::v1::books_db_server::BooksDbServer::new(service))
+        .add_service(node.grpc_service());
     let serving = tokio::spawn(grpc::serve(listener, routes, "bookstore.v1.BooksDb", shutdown));
     node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await?;
-    let loader = tokio::spawn(load_catalog_once(node.clone(), catalog));
     let served = serving.await;
-    loader.abort();
     node.shutdown().await?;
     match served {
         Ok(result) => Ok(result?),
         Err(join) => Err(ReplicaError::Serve(ServeError::Task(join.to_string()))),
     }
-}
-
-/// The first leader loads the catalog; the state machine ignores later loads, so
-/// a race between replicas (or a restart) is harmless. Gives up after ten minutes
-/// without a leader.
-async fn load_catalog_once(node: Node<BooksState>, catalog: Arc<Catalog>) {
-    for _ in 0..6_000 {
-        if node.read(|state| state.books().next().is_some()) {
-            return;
-        }
-        if node.leader() == Some(node.id()) {
-            match node.write(Command::load(&catalog)).await {
-                Ok(_) => {
-                    tracing::info!(books = catalog.books().len(), "loaded the catalog's stock");
-                    return;
-                }
-                Err(error) => tracing::debug!(%error, "loading the catalog failed; retrying"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tracing::warn!("no leader for ten minutes: the catalog's stock is not loaded");
 }

@@ -105,6 +105,11 @@ impl BooksState {
         outcome
     }
 
+    /// Whether the catalog's stock has been loaded.
+    pub fn is_loaded(&self) -> bool {
+        !self.stock.is_empty()
+    }
+
     pub fn stock(&self, book_id: &str) -> Option<&Stock> {
         self.stock.get(book_id)
     }

@@ -1,9 +1,11 @@
 //! order_executor: three replicas in one Raft group; the leader takes orders from
 //! the queue and runs two-phase commit against books_db and payment. [`state`] is
-//! the group's replicated state machine; the leader's loop and the Raft wiring come
-//! with the consensus plumbing.
+//! the group's replicated state machine, [`coordinator`] the two-phase commit,
+//! [`participants`] its gRPC clients, [`backoff`] the polling pace, and
+//! [`replica`] runs one replica.
 
 pub mod backoff;
 pub mod coordinator;
 pub mod participants;
+pub mod replica;
 pub mod state;

@@ -133,3 +133,69 @@ impl QueueAck for QueueClient {
         })
     }
 }
+
+/// books_db, through its leader.
+pub struct BooksParticipant {
+    client: crate::leader_client::LeaderClient,
+    deadline: Duration,
+}
+
+impl BooksParticipant {
+    pub fn new(client: crate::leader_client::LeaderClient, deadline: Duration) -> Self {
+        Self { client, deadline }
+    }
+
+    async fn decide(&self, order_id: &str, commit: bool) -> Result<(), Unreachable> {
+        let answer = self
+            .client
+            .call(|channel| async move {
+                let mut client = proto::v1::books_db_client::BooksDbClient::new(channel);
+                let decision = request(pb::BooksDecision { order_id: order_id.to_owned() }, self.deadline);
+                if commit {
+                    client.commit(decision).await
+                } else {
+                    client.abort(decision).await
+                }
+            })
+            .await;
+        answer.map(drop).map_err(|status| unreachable("books_db", &status))
+    }
+}
+
+impl Participant for BooksParticipant {
+    fn name(&self) -> &'static str {
+        "books_db"
+    }
+
+    fn prepare<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Result<Vote, Unreachable>> {
+        Box::pin(async move {
+            let lines: Vec<pb::OrderLine> = execution
+                .lines
+                .iter()
+                .map(|line| pb::OrderLine { book_id: line.book_id.clone(), quantity: line.quantity })
+                .collect();
+            let vote = self
+                .client
+                .call(|channel| {
+                    let message = pb::BooksPrepareRequest { order_id: execution.order_id.clone(), lines: lines.clone() };
+                    async move {
+                        proto::v1::books_db_client::BooksDbClient::new(channel)
+                            .prepare(request(message, self.deadline))
+                            .await
+                    }
+                })
+                .await
+                .map_err(|status| unreachable("books_db", &status))?
+                .into_inner();
+            Ok(if vote.yes { Vote::Yes } else { Vote::No { reason: vote.reason } })
+        })
+    }
+
+    fn commit<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
+        Box::pin(self.decide(order_id, true))
+    }
+
+    fn abort<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
+        Box::pin(self.decide(order_id, false))
+    }
+}

@@ -1,0 +1,207 @@
+//! One order_executor replica: a member of the executors' Raft group, serving
+//! status questions, and — while it leads — taking orders from the queue and
+//! running their two-phase commit (`coordinator`). On becoming leader it first
+//! finishes what its predecessor left in flight.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use consensus::{BasicNode, Node, NodeError, NodeId};
+use futures::future::BoxFuture;
+use proto::v1 as pb;
+use proto::v1::order_executor_server::{OrderExecutor, OrderExecutorServer};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use super::backoff::{Backoff, BackoffPolicy};
+use super::coordinator::{Coordinator, DecisionLog, LogError, RetryPolicy};
+use super::participants::{BooksParticipant, PaymentParticipant, QueueClient};
+use super::state::{Command, Execution, ExecutorState, Outcome, Record};
+use crate::books_db::state::Line;
+use crate::grpc::{self, ServeError};
+use crate::leader_client::LeaderClient;
+
+pub const DEFAULT_PORTS: [u16; 3] = [50501, 50502, 50503];
+
+impl consensus::StateMachine for ExecutorState {
+    type Command = Command;
+    type Output = Outcome;
+
+    fn apply(&mut self, command: &Command) -> Outcome {
+        ExecutorState::apply(self, command)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    pub raft: consensus::Config,
+    pub queue_url: String,
+    pub payment_url: String,
+    pub books_db_urls: Vec<String>,
+    /// Deadline of each call to a participant or the queue.
+    pub call_deadline: Duration,
+    /// How long the queue leases an order to the leader.
+    pub lease: Duration,
+    pub backoff: BackoffPolicy,
+}
+
+impl ExecutorConfig {
+    pub fn new(queue_url: String, payment_url: String, books_db_urls: Vec<String>) -> Self {
+        Self {
+            raft: consensus::Config { cluster_name: "order_executor".to_owned(), ..consensus::Config::default() },
+            queue_url,
+            payment_url,
+            books_db_urls,
+            call_deadline: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            backoff: BackoffPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Raft(#[from] NodeError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("a service address is invalid: {0}")]
+    Address(#[from] tonic::transport::Error),
+}
+
+/// The group's log as the coordinator needs it.
+struct RaftLog(Node<ExecutorState>);
+
+impl DecisionLog for RaftLog {
+    fn propose(&self, command: Command) -> BoxFuture<'_, Result<Outcome, LogError>> {
+        Box::pin(async move {
+            self.0.write(command).await.map_err(|error| match error {
+                NodeError::NotLeader { .. } => LogError::NotLeader,
+                other => LogError::Failed(other.to_string()),
+            })
+        })
+    }
+
+    fn in_flight(&self) -> Vec<Record> {
+        self.0.read(|state| state.in_flight().cloned().collect())
+    }
+
+    fn is_leader(&self) -> bool {
+        self.0.leader() == Some(self.0.id())
+    }
+}
+
+struct StatusService(Node<ExecutorState>);
+
+#[tonic::async_trait]
+impl OrderExecutor for StatusService {
+    async fn order_status(
+        &self,
+        request: Request<pb::OrderStatusRequest>,
+    ) -> Result<Response<pb::OrderStatusResponse>, Status> {
+        let order_id = request.into_inner().order_id;
+        let answer = self.0.read(|state| {
+            state.get(&order_id).map(|record| pb::OrderStatusResponse {
+                known: true,
+                status: record.phase.status().to_owned(),
+                reason: record.phase.reason().unwrap_or_default().to_owned(),
+            })
+        });
+        Ok(Response::new(answer.unwrap_or_default()))
+    }
+}
+
+type LiveCoordinator = Coordinator<RaftLog, BooksParticipant, PaymentParticipant, QueueClient>;
+
+/// Runs replica `id` of the executors' group until `shutdown`.
+pub async fn start(
+    id: NodeId,
+    listener: TcpListener,
+    members: BTreeMap<NodeId, String>,
+    data_dir: &Path,
+    config: ExecutorConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ReplicaError> {
+    let node = Node::<ExecutorState>::start(id, data_dir, &config.raft).await?;
+    let routes = tonic::service::Routes::new(OrderExecutorServer::new(StatusService(node.clone())))
+        .add_service(node.grpc_service());
+    let serving = tokio::spawn(grpc::serve(listener, routes, "bookstore.v1.OrderExecutor", shutdown));
+    node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await?;
+    let coordinator = Coordinator {
+        log: RaftLog(node.clone()),
+        books: BooksParticipant::new(LeaderClient::new(&config.books_db_urls, config.call_deadline)?, config.call_deadline),
+        payment: PaymentParticipant::new(grpc::channel(&config.payment_url, config.call_deadline)?, config.call_deadline),
+        queue: QueueClient::new(grpc::channel(&config.queue_url, config.call_deadline)?, config.call_deadline),
+        retry: RetryPolicy::default(),
+    };
+    let leading = tokio::spawn(lead(node.clone(), coordinator, config));
+    let served = serving.await;
+    leading.abort();
+    node.shutdown().await?;
+    match served {
+        Ok(result) => Ok(result?),
+        Err(join) => Err(ReplicaError::Serve(ServeError::Task(join.to_string()))),
+    }
+}
+
+/// While this replica leads: recover, then take orders from the queue.
+async fn lead(node: Node<ExecutorState>, coordinator: LiveCoordinator, config: ExecutorConfig) {
+    let id = node.id();
+    let consumer = format!("order_executor_{id}");
+    loop {
+        let waiting = node.raft().wait(Some(Duration::from_secs(1)));
+        if waiting.metrics(|m| m.current_leader == Some(id), "leading").await.is_err() {
+            continue;
+        }
+        match coordinator.recover().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "finished the orders the previous leader left in flight"),
+            Err(LogError::NotLeader) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "recovery failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        tracing::info!("leading: taking orders from the queue");
+        let mut backoff = Backoff::new(config.backoff);
+        let mut wait = config.backoff.first;
+        while node.leader() == Some(id) {
+            match coordinator.queue.next(wait, config.lease, &consumer).await {
+                Ok(Some((order, lease_id))) => {
+                    backoff.on_order();
+                    wait = config.backoff.first;
+                    let execution = execution_from(order, lease_id);
+                    let order_id = execution.order_id.clone();
+                    match coordinator.execute(execution).await {
+                        Ok(finished) => tracing::info!(%order_id, ?finished, "order finished"),
+                        Err(LogError::NotLeader) => break,
+                        Err(error) => tracing::warn!(%order_id, %error, "order not finished; the queue will redeliver it"),
+                    }
+                }
+                // The long poll found nothing: wait longer next time (it still
+                // answers the moment an order arrives).
+                Ok(None) => wait = backoff.on_idle(),
+                Err(error) => {
+                    let pause = backoff.on_idle();
+                    tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "the queue is unreachable; backing off");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+fn execution_from(order: pb::QueuedOrder, lease_id: String) -> Execution {
+    let card = order.card.unwrap_or_default();
+    Execution {
+        order_id: order.order_id,
+        lines: order.lines.into_iter().map(|line| Line { book_id: line.book_id, quantity: line.quantity }).collect(),
+        total_cents: order.total_cents,
+        card_network: card.network,
+        card_last4: card.last4,
+        card_fingerprint: card.fingerprint,
+        lease_id,
+    }
+}

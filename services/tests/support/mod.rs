@@ -1,0 +1,129 @@
+//! Replicated groups for the integration tests: three replicas on loopback port 0,
+//! each with its own data directory, which can be stopped and restarted on the
+//! same port and data.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Starts one replica: (id, listener, members id → URL, data dir, shutdown).
+pub type Starter = Arc<
+    dyn Fn(u64, TcpListener, BTreeMap<u64, String>, PathBuf, BoxFuture<'static, ()>) -> BoxFuture<'static, ()>
+        + Send
+        + Sync,
+>;
+
+struct Replica {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+pub struct Group {
+    pub addrs: BTreeMap<u64, SocketAddr>,
+    dirs: tempfile::TempDir,
+    replicas: BTreeMap<u64, Replica>,
+    starter: Starter,
+}
+
+pub fn url(addr: &SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+impl Group {
+    pub async fn start(starter: Starter) -> Self {
+        let mut listeners = BTreeMap::new();
+        for id in 1..=3u64 {
+            listeners.insert(id, TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+        }
+        let addrs = listeners.iter().map(|(id, l)| (*id, l.local_addr().expect("address"))).collect();
+        let mut group = Group { addrs, dirs: tempfile::tempdir().expect("temp dir"), replicas: BTreeMap::new(), starter };
+        for (id, listener) in listeners {
+            group.spawn(id, listener);
+        }
+        group
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.addrs.values().map(url).collect()
+    }
+
+    pub fn id_of(&self, replica_url: &str) -> u64 {
+        *self.addrs.iter().find(|(_, addr)| url(addr) == replica_url).expect("a replica of this group").0
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = u64> + '_ {
+        self.replicas.keys().copied()
+    }
+
+    fn spawn(&mut self, id: u64, listener: TcpListener) {
+        let members = self.addrs.iter().map(|(id, addr)| (*id, url(addr))).collect();
+        let dir = self.dirs.path().join(id.to_string());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown: BoxFuture<'static, ()> = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        let task = tokio::spawn((self.starter)(id, listener, members, dir, shutdown));
+        self.replicas.insert(id, Replica { stop, task });
+    }
+
+    /// Stops replica `id` (its port then refuses connections).
+    pub async fn stop(&mut self, id: u64) {
+        let replica = self.replicas.remove(&id).expect("running");
+        let _ = replica.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), replica.task).await.expect("stops in time").expect("cleanly");
+    }
+
+    /// Starts replica `id` again, on its old port and data.
+    pub async fn restart(&mut self, id: u64) {
+        let listener = TcpListener::bind(self.addrs[&id]).await.expect("the old port is free again");
+        self.spawn(id, listener);
+    }
+}
+
+/// A books_db group.
+pub async fn books_db() -> Group {
+    Group::start(Arc::new(|id, listener, members, dir, shutdown| {
+        Box::pin(async move {
+            let catalog = Arc::new(domain::Catalog::embedded());
+            let config = services::books_db::raft_config();
+            services::books_db::start(id, listener, members, &dir, catalog, &config, shutdown).await.expect("books_db runs");
+        })
+    }))
+    .await
+}
+
+/// An order_executor group working against `queue`, `payment` and `books_db`.
+pub async fn order_executors(queue: String, payment: String, books_db: Vec<String>) -> Group {
+    Group::start(Arc::new(move |id, listener, members, dir, shutdown| {
+        let config = services::order_executor::replica::ExecutorConfig::new(queue.clone(), payment.clone(), books_db.clone());
+        Box::pin(async move {
+            services::order_executor::replica::start(id, listener, members, &dir, config, shutdown)
+                .await
+                .expect("order_executor runs");
+        })
+    }))
+    .await
+}
+
+/// Serves `start`'s service on a loopback port until the test ends; its URL.
+pub async fn serve<F, Fut, E>(start: F) -> String
+where
+    F: FnOnce(TcpListener) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Debug + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = start(listener);
+    tokio::spawn(async move { server.await.expect("service runs") });
+    url(&addr)
+}
