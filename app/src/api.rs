@@ -5,7 +5,7 @@
 //! are named `request[creditCard][number]` and so on (`field_input_name`). Such a
 //! post gets a redirect to the result page; the wasm client gets the outcome itself.
 
-use domain::{CheckoutOutcome, CheckoutRequest};
+use domain::{CheckoutOutcome, CheckoutRequest, ClusterStatus, OrderStatus};
 use leptos::prelude::*;
 
 /// Places the order: runs the checkout on the server's [`crate::backend::Backend`].
@@ -21,6 +21,22 @@ pub async fn checkout(request: CheckoutRequest) -> Result<CheckoutOutcome, Serve
         leptos_axum::redirect(&crate::result_href(&outcome));
     }
     Ok(outcome)
+}
+
+/// Where an order is now (`None`: no such order). Served at `/api/order_status`.
+#[server(name = LoadOrderStatus, endpoint = "order_status")]
+pub async fn order_status(order_id: String) -> Result<Option<OrderStatus>, ServerFnError> {
+    let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
+        .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;
+    backend.order_status(order_id).await.map_err(ServerFnError::new)
+}
+
+/// The replicated groups and the queue, as seen now. Served at `/api/cluster_status`.
+#[server(name = LoadClusterStatus, endpoint = "cluster_status")]
+pub async fn cluster_status() -> Result<ClusterStatus, ServerFnError> {
+    let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
+        .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;
+    Ok(backend.cluster_status().await)
 }
 
 /// True for a browser's own form post, whose `Accept` lists `text/html`; the server
@@ -55,6 +71,12 @@ mod tests {
     impl CheckoutBackend for Fixed {
         fn checkout(&self, _: CheckoutRequest) -> Pin<Box<dyn Future<Output = CheckoutOutcome> + Send + '_>> {
             Box::pin(std::future::ready(self.0.clone()))
+        }
+        fn order_status(&self, _: String) -> crate::backend::BoxFuture<'_, Result<Option<OrderStatus>, String>> {
+            Box::pin(std::future::ready(Ok(None)))
+        }
+        fn cluster_status(&self) -> crate::backend::BoxFuture<'_, ClusterStatus> {
+            Box::pin(std::future::ready(ClusterStatus::default()))
         }
     }
 

@@ -1,5 +1,5 @@
-//! What the page's server function needs from the server: something that takes a
-//! checkout request and answers with its outcome.
+//! What the page's server functions need from the server: run a checkout, tell an
+//! order's status, describe the cluster.
 //!
 //! The page does not know how orders are checked (gRPC services, a test double):
 //! the server crate implements [`CheckoutBackend`] and provides a [`Backend`] as
@@ -9,11 +9,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use domain::{CheckoutOutcome, CheckoutRequest};
+use domain::{CheckoutOutcome, CheckoutRequest, ClusterStatus, OrderStatus};
 
-/// Runs a checkout from start to end.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the server does for the page.
 pub trait CheckoutBackend: Send + Sync + 'static {
-    fn checkout(&self, request: CheckoutRequest) -> Pin<Box<dyn Future<Output = CheckoutOutcome> + Send + '_>>;
+    /// Runs a checkout from start to end.
+    fn checkout(&self, request: CheckoutRequest) -> BoxFuture<'_, CheckoutOutcome>;
+    /// Where an order is: `Ok(None)` for an id nobody knows; `Err` with a message
+    /// for the shopper when the status cannot be read now.
+    fn order_status(&self, order_id: String) -> BoxFuture<'_, Result<Option<OrderStatus>, String>>;
+    /// Every replica of both Raft groups and the queue's depth, as seen now.
+    fn cluster_status(&self) -> BoxFuture<'_, ClusterStatus>;
 }
 
 /// The backend as Leptos context (`provide_context(Backend(...))`).

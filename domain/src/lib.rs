@@ -16,6 +16,7 @@ pub mod field;
 pub mod money;
 pub mod order;
 pub mod refusal;
+pub mod status;
 pub mod vector_clock;
 
 pub use calendar::YearMonth;
@@ -27,4 +28,5 @@ pub use field::FieldError;
 pub use money::Money;
 pub use order::{ClientCard, OrderLine, Quantity, ShippingMethod};
 pub use refusal::{Refusal, RefusalClass, Step};
+pub use status::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus};
 pub use vector_clock::{Participant, VectorClock};

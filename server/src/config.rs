@@ -39,6 +39,22 @@ pub struct ServiceUrls {
     pub suggestions: String,
     #[arg(long, env = "ORDER_QUEUE_URL", default_value = "http://127.0.0.1:50054")]
     pub order_queue: String,
+    /// The order executor replicas (order status, cluster status), comma-separated.
+    #[arg(
+        long,
+        env = "ORDER_EXECUTOR_URLS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:50501,http://127.0.0.1:50502,http://127.0.0.1:50503"
+    )]
+    pub order_executors: Vec<String>,
+    /// The books_db replicas (cluster status), comma-separated.
+    #[arg(
+        long = "books-db",
+        env = "BOOKS_DB_URLS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:50061,http://127.0.0.1:50062,http://127.0.0.1:50063"
+    )]
+    pub books_db: Vec<String>,
 }
 
 impl Config {

@@ -8,3 +8,4 @@ pub mod config;
 pub mod orchestrator;
 pub mod rest;
 pub mod startup;
+pub mod status;

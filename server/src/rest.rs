@@ -2,30 +2,25 @@
 //! document, and a health check. Refusals map once to HTTP: invalid 400, fraud
 //! 403, out of stock 409, unavailable 503, with `{"error":{code,message,step,field}}`.
 
-use std::sync::Arc;
-
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::{CheckoutOutcome, CheckoutRequest, Refusal};
 use serde_json::json;
 
-use crate::orchestrator::Orchestrator;
+use crate::startup::Shop;
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-pub async fn checkout(
-    State(orchestrator): State<Arc<Orchestrator>>,
-    payload: Result<Json<CheckoutRequest>, JsonRejection>,
-) -> Response {
+pub async fn checkout(State(shop): State<Shop>, payload: Result<Json<CheckoutRequest>, JsonRejection>) -> Response {
     let request = match payload {
         Ok(Json(request)) => request,
         Err(rejection) => return malformed(&rejection),
     };
-    match orchestrator.checkout(request).await {
+    match shop.orchestrator.checkout(request).await {
         CheckoutOutcome::Approved(order) => (StatusCode::OK, Json(order)).into_response(),
         CheckoutOutcome::Refused(refusal) => refused(&refusal),
     }
@@ -96,6 +91,28 @@ fn data_error_path(text: &str) -> Option<String> {
 fn position(text: &str) -> Option<String> {
     let at = text.rfind("line ")?;
     Some(text[at..].trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned())
+}
+
+/// `GET /orders/{id}`: `{"orderId","status","reason"}`, 404 for an unknown id, 503
+/// when the status cannot be read now.
+pub async fn order_status(State(shop): State<Shop>, Path(order_id): Path<String>) -> Response {
+    let error = |status: StatusCode, code: &str, message: String| {
+        let body = json!({"error": {"code": code, "message": message, "step": "order_status", "field": null}});
+        (status, Json(body)).into_response()
+    };
+    if order_id.is_empty() || order_id.len() > 64 {
+        return error(StatusCode::BAD_REQUEST, "bad_order_id", "An order id has 1 to 64 characters.".to_owned());
+    }
+    match shop.status.order_status(&order_id).await {
+        Ok(Some(status)) => (StatusCode::OK, Json(status)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "unknown_order", format!("There is no order {order_id}.")),
+        Err(message) => error(StatusCode::SERVICE_UNAVAILABLE, "status_unavailable", message),
+    }
+}
+
+/// `GET /api/cluster`: every replica of both Raft groups and the queue's depth.
+pub async fn cluster(State(shop): State<Shop>) -> Json<domain::ClusterStatus> {
+    Json(shop.status.cluster().await)
 }
 
 pub async fn openapi() -> impl IntoResponse {

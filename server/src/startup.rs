@@ -4,15 +4,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use app::backend::{Backend, CheckoutBackend};
+use app::backend::{Backend, BoxFuture, CheckoutBackend};
 use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
-use domain::{Catalog, CheckoutOutcome, CheckoutRequest};
+use domain::{Catalog, CheckoutOutcome, CheckoutRequest, ClusterStatus, OrderStatus};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -24,13 +23,29 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::config::Config;
 use crate::orchestrator::{Clients, Orchestrator};
 use crate::rest;
+use crate::status::StatusReader;
 
 /// Request bodies above this size are refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
-impl CheckoutBackend for Orchestrator {
-    fn checkout(&self, request: CheckoutRequest) -> Pin<Box<dyn Future<Output = CheckoutOutcome> + Send + '_>> {
-        Box::pin(Orchestrator::checkout(self, request))
+/// Everything the routes need: the checkout orchestration and the status reader.
+#[derive(Clone)]
+pub struct Shop {
+    pub orchestrator: Arc<Orchestrator>,
+    pub status: Arc<StatusReader>,
+}
+
+impl CheckoutBackend for Shop {
+    fn checkout(&self, request: CheckoutRequest) -> BoxFuture<'_, CheckoutOutcome> {
+        Box::pin(self.orchestrator.checkout(request))
+    }
+
+    fn order_status(&self, order_id: String) -> BoxFuture<'_, Result<Option<OrderStatus>, String>> {
+        Box::pin(async move { self.status.order_status(&order_id).await })
+    }
+
+    fn cluster_status(&self) -> BoxFuture<'_, ClusterStatus> {
+        Box::pin(self.status.cluster())
     }
 }
 
@@ -53,7 +68,8 @@ impl Application {
         };
         let clients = Clients::new(&config.services, config.call_timeout())?;
         let orchestrator = Arc::new(Orchestrator::new(clients, Arc::new(Catalog::embedded()), key));
-        let router = router(&config, orchestrator, leptos_options(&config, address))?;
+        let status = Arc::new(StatusReader::new(&config.services, config.call_timeout())?);
+        let router = router(&config, Shop { orchestrator, status }, leptos_options(&config, address))?;
         Ok(Self { listener, router })
     }
 
@@ -82,8 +98,8 @@ fn leptos_options(config: &Config, address: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(config: &Config, orchestrator: Arc<Orchestrator>, options: LeptosOptions) -> anyhow::Result<Router> {
-    let backend = Backend(Arc::clone(&orchestrator) as Arc<dyn CheckoutBackend>);
+pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Result<Router> {
+    let backend = Backend(Arc::new(shop.clone()) as Arc<dyn CheckoutBackend>);
     let context = move || provide_context(backend.clone());
     let page = Router::new()
         .leptos_routes_with_context(&options, generate_route_list(app::App), context.clone(), {
@@ -94,9 +110,11 @@ pub fn router(config: &Config, orchestrator: Arc<Orchestrator>, options: LeptosO
         .with_state(options);
     let api = Router::new()
         .route("/checkout", post(rest::checkout))
+        .route("/orders/{id}", get(rest::order_status))
+        .route("/api/cluster", get(rest::cluster))
         .route("/openapi.json", get(rest::openapi))
         .route("/healthz", get(rest::healthz))
-        .with_state(orchestrator);
+        .with_state(shop);
     let mut router = api.merge(page).layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES));
     if !config.cors_allowed_origins.is_empty() {
         let origins = config

@@ -17,5 +17,6 @@ pub mod payment;
 pub mod rejection;
 pub mod suggestions;
 pub mod telemetry;
+pub mod testing;
 pub mod transaction_verification;
 pub mod verification_cache;

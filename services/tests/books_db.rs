@@ -2,14 +2,12 @@
 //! two-phase-commit participant semantics, identical stock on every replica, and
 //! the group surviving the loss of its leader.
 
-mod support;
-
 use std::time::Duration;
 
 use proto::v1 as pb;
 use proto::v1::books_db_client::BooksDbClient;
 use services::leader_client::LeaderClient;
-use support::{url, Group};
+use services::testing::{self as support, url, Group};
 
 async fn prepare(client: &LeaderClient, order_id: &str, book_id: &str, quantity: u32) -> pb::BooksVote {
     client
@@ -82,7 +80,8 @@ fn available(stock: &[pb::BookStock], book_id: &str) -> u32 {
 
 #[tokio::test]
 async fn prepares_commits_and_aborts_identically_on_every_replica() {
-    let group = support::books_db().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let group = support::books_db(dirs.path().to_owned()).await;
     let client = LeaderClient::new(&group.urls(), Duration::from_millis(500)).unwrap();
     let initial = ready(&client).await;
     assert_eq!(available(&initial, "20"), 3, "Six of Crows starts at 3");
@@ -104,7 +103,8 @@ async fn prepares_commits_and_aborts_identically_on_every_replica() {
 
 #[tokio::test]
 async fn losing_the_leader_keeps_the_group_working_and_the_old_leader_catches_up() {
-    let mut group = support::books_db().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let mut group = support::books_db(dirs.path().to_owned()).await;
     let client = LeaderClient::new(&group.urls(), Duration::from_millis(500)).unwrap();
     ready(&client).await;
     assert!(prepare(&client, "before", "4", 1).await.yes);

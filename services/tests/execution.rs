@@ -1,12 +1,11 @@
 //! Orders from the queue to their end: the executors' leader runs two-phase commit
 //! against the books_db group and payment, all real, on loopback.
 
-mod support;
-
 use std::time::Duration;
 
 use proto::v1 as pb;
 use services::card_token::FingerprintKey;
+use services::testing as support;
 use services::order_queue::QueueConfig;
 
 struct Shop {
@@ -28,8 +27,9 @@ async fn shop() -> Shop {
     let payment =
         support::serve(|l| async move { services::payment::serve(l, ledger, &payment_key, std::future::pending()).await })
             .await;
-    let books_db = support::books_db().await;
-    let executors = support::order_executors(queue.clone(), payment.clone(), books_db.urls()).await;
+    let books_db = support::books_db(dir.path().join("books_db")).await;
+    let executors =
+        support::order_executors(dir.path().join("order_executor"), queue.clone(), payment.clone(), books_db.urls()).await;
     Shop { queue, payment, books_db, executors, key, _dir: dir }
 }
 

@@ -17,7 +17,8 @@ use server::config::{Config, ServiceUrls};
 use server::startup::Application;
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
-use services::transaction_verification::stock::CatalogStock;
+use services::leader_client::LeaderClient;
+use services::transaction_verification::stock::{BooksDbStock, CatalogStock, StockSource};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -63,11 +64,17 @@ where
     Running { addr, stop: Some(stop), task }
 }
 
-pub async fn start_transaction_verification() -> Running {
+/// transaction_verification, reading stock from `books_db` (or, if empty, the catalog).
+pub async fn start_transaction_verification(books_db: Vec<String>) -> Running {
     let (listener, addr) = listener().await;
     let catalog = Arc::new(Catalog::embedded());
     spawn(listener, addr, move |listener, shutdown| async move {
-        let stock = Arc::new(CatalogStock(Arc::clone(&catalog)));
+        let stock: Arc<dyn StockSource> = if books_db.is_empty() {
+            Arc::new(CatalogStock(Arc::clone(&catalog)))
+        } else {
+            let client = LeaderClient::new(&books_db, Duration::from_millis(500)).expect("books_db urls");
+            Arc::new(BooksDbStock::new(client, Duration::from_millis(500)))
+        };
         services::transaction_verification::serve(listener, catalog, stock, shutdown)
             .await
             .expect("transaction_verification runs");
@@ -117,8 +124,16 @@ pub async fn start_hung_service() -> Running {
     })
 }
 
+/// The replicated part of the shop, when the stack runs it.
+pub struct Execution {
+    pub books_db: services::testing::Group,
+    pub executors: services::testing::Group,
+    pub payment: String,
+}
+
 pub struct Stack {
     pub web: Running,
+    pub execution: Option<Execution>,
     pub transaction_verification: Option<Running>,
     pub fraud_detection: Option<Running>,
     pub suggestions: Option<Running>,
@@ -134,6 +149,9 @@ pub struct StackOptions {
     pub site_root: Option<String>,
     /// Put a hung listener where transaction_verification should be.
     pub hung_transaction_verification: bool,
+    /// Also run execution: books_db ×3 (transaction_verification then reads its
+    /// stock), payment and order_executor ×3.
+    pub execution: bool,
 }
 
 impl Stack {
@@ -143,19 +161,41 @@ impl Stack {
 
     pub async fn start_with(options: StackOptions) -> Self {
         let queue_dir = tempfile::tempdir().expect("temp dir");
+        let order_queue = start_order_queue(queue_dir.path().to_owned()).await;
+        let execution = if options.execution {
+            let books_db = services::testing::books_db(queue_dir.path().join("books_db")).await;
+            let ledger = services::payment::open(&queue_dir.path().join("payments.redb")).expect("open the ledger");
+            let key = services::card_token::FingerprintKey::new(services::card_token::DEVELOPMENT_KEY);
+            let payment = services::testing::serve(|l| async move {
+                services::payment::serve(l, ledger, &key, std::future::pending()).await
+            })
+            .await;
+            let executors = services::testing::order_executors(
+                queue_dir.path().join("order_executor"),
+                order_queue.url(),
+                payment.clone(),
+                books_db.urls(),
+            )
+            .await;
+            Some(Execution { books_db, executors, payment })
+        } else {
+            None
+        };
         let transaction_verification = if options.hung_transaction_verification {
             start_hung_service().await
         } else {
-            start_transaction_verification().await
+            let books_db = execution.as_ref().map(|e| e.books_db.urls()).unwrap_or_default();
+            start_transaction_verification(books_db).await
         };
         let fraud_detection = start_fraud_detection(options.fraud).await;
         let suggestions = start_suggestions().await;
-        let order_queue = start_order_queue(queue_dir.path().to_owned()).await;
         let urls = ServiceUrls {
             transaction_verification: transaction_verification.url(),
             fraud_detection: fraud_detection.url(),
             suggestions: suggestions.url(),
             order_queue: order_queue.url(),
+            order_executors: execution.as_ref().map(|e| e.executors.urls()).unwrap_or_default(),
+            books_db: execution.as_ref().map(|e| e.books_db.urls()).unwrap_or_default(),
         };
         let mut config = Config::new("127.0.0.1:0".parse().expect("address"), urls);
         if let Some(site_root) = options.site_root {
@@ -173,6 +213,7 @@ impl Stack {
         });
         Self {
             web: Running { addr, stop: Some(stop), task },
+            execution,
             transaction_verification: Some(transaction_verification),
             fraud_detection: Some(fraud_detection),
             suggestions: Some(suggestions),
@@ -290,4 +331,25 @@ pub fn with(mut order: Value, path: &str, value: Value) -> Value {
     }
     *target = value;
     order
+}
+
+impl Stack {
+    /// `GET /orders/{id}`: the status and the JSON body.
+    pub async fn order_status(&self, order_id: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(&format!("/orders/{order_id}"))).send().await.expect("GET /orders");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    /// Waits (bounded) until the order's status is final; its body.
+    pub async fn final_status(&self, order_id: &str) -> Value {
+        for _ in 0..300 {
+            let (code, body) = self.order_status(order_id).await;
+            if code == 200 && matches!(body["status"].as_str(), Some("committed" | "aborted")) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("order {order_id} never reached a final status");
+    }
 }

@@ -126,6 +126,12 @@ impl OrderQueue for OrderQueueService {
         Ok(Response::new(pb::AckResponse {}))
     }
 
+    async fn lookup(&self, request: Request<pb::LookupRequest>) -> Result<Response<pb::LookupResponse>, Status> {
+        let order_id = request.into_inner().order_id;
+        let location = self.blocking(move |store| store.lookup(&order_id)).await?;
+        Ok(Response::new(pb::LookupResponse { state: location.as_str().to_owned() }))
+    }
+
     async fn stats(&self, _: Request<pb::StatsRequest>) -> Result<Response<pb::StatsResponse>, Status> {
         let depth = self.blocking(QueueStore::depth).await?;
         let [premium, basic, none] = depth.ready_by_rank;

@@ -83,6 +83,26 @@ pub enum Acked {
     UnknownOrder,
 }
 
+/// Where an order is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    Ready,
+    Leased,
+    Done,
+    Unknown,
+}
+
+impl Location {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "queued",
+            Self::Leased => "leased",
+            Self::Done => "done",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// Orders ready for delivery by rank (0 = Premium), and leased ones.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Depth {
@@ -215,6 +235,20 @@ impl QueueStore {
         Ok(depth)
     }
 
+    pub fn lookup(&self, order_id: &str) -> Result<Location, StoreError> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(DONE)?.get(order_id)?.is_some() {
+            return Ok(Location::Done);
+        }
+        if txn.open_table(LEASES)?.get(order_id)?.is_some() {
+            return Ok(Location::Leased);
+        }
+        if txn.open_table(ORDERS)?.get(order_id)?.is_some() {
+            return Ok(Location::Ready);
+        }
+        Ok(Location::Unknown)
+    }
+
     /// When the earliest lease expires, if any order is leased.
     pub fn next_lease_expiry(&self) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -286,6 +320,9 @@ mod tests {
         assert_eq!(store.ack("o1", &first.lease_id, 150).unwrap(), Acked::LeaseLost, "the stale lease may not ack");
         assert_eq!(store.ack("o1", &again.lease_id, 150).unwrap(), Acked::Removed);
         assert_eq!(store.ack("nope", "x", 150).unwrap(), Acked::UnknownOrder);
+        assert_eq!(store.lookup("o1").unwrap(), Location::Done);
+        assert_eq!(store.lookup("o2").unwrap(), Location::Leased);
+        assert_eq!(store.lookup("nope").unwrap(), Location::Unknown);
     }
 
     #[test]

@@ -1,8 +1,7 @@
-//! Replicated groups for the integration tests: three replicas on loopback port 0,
-//! each with its own data directory, which can be stopped and restarted on the
-//! same port and data.
-
-#![allow(dead_code)] // each test binary uses a different part of this module
+//! Test support shared by the integration tests of this crate and of the web
+//! server: replicated groups of three replicas on loopback port 0, each with its
+//! own data directory under a folder the caller owns, which can be stopped and
+//! restarted on the same port and data; and single services on loopback.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,7 +28,7 @@ struct Replica {
 
 pub struct Group {
     pub addrs: BTreeMap<u64, SocketAddr>,
-    dirs: tempfile::TempDir,
+    dir: PathBuf,
     replicas: BTreeMap<u64, Replica>,
     starter: Starter,
 }
@@ -39,13 +38,14 @@ pub fn url(addr: &SocketAddr) -> String {
 }
 
 impl Group {
-    pub async fn start(starter: Starter) -> Self {
+    /// Starts three replicas keeping their data under `dir`.
+    pub async fn start(dir: PathBuf, starter: Starter) -> Self {
         let mut listeners = BTreeMap::new();
         for id in 1..=3u64 {
             listeners.insert(id, TcpListener::bind("127.0.0.1:0").await.expect("bind"));
         }
         let addrs = listeners.iter().map(|(id, l)| (*id, l.local_addr().expect("address"))).collect();
-        let mut group = Group { addrs, dirs: tempfile::tempdir().expect("temp dir"), replicas: BTreeMap::new(), starter };
+        let mut group = Group { addrs, dir, replicas: BTreeMap::new(), starter };
         for (id, listener) in listeners {
             group.spawn(id, listener);
         }
@@ -66,7 +66,7 @@ impl Group {
 
     fn spawn(&mut self, id: u64, listener: TcpListener) {
         let members = self.addrs.iter().map(|(id, addr)| (*id, url(addr))).collect();
-        let dir = self.dirs.path().join(id.to_string());
+        let dir = self.dir.join(id.to_string());
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown: BoxFuture<'static, ()> = Box::pin(async move {
             let _ = stopped.await;
@@ -89,28 +89,38 @@ impl Group {
     }
 }
 
-/// A books_db group.
-pub async fn books_db() -> Group {
-    Group::start(Arc::new(|id, listener, members, dir, shutdown| {
-        Box::pin(async move {
-            let catalog = Arc::new(domain::Catalog::embedded());
-            let config = services::books_db::raft_config();
-            services::books_db::start(id, listener, members, &dir, catalog, &config, shutdown).await.expect("books_db runs");
-        })
-    }))
+/// A books_db group keeping its data under `dir`.
+pub async fn books_db(dir: PathBuf) -> Group {
+    Group::start(
+        dir,
+        Arc::new(|id, listener, members, dir, shutdown| {
+            Box::pin(async move {
+                let catalog = Arc::new(domain::Catalog::embedded());
+                let config = crate::books_db::raft_config();
+                crate::books_db::start(id, listener, members, &dir, catalog, &config, shutdown)
+                    .await
+                    .expect("books_db runs");
+            })
+        }),
+    )
     .await
 }
 
-/// An order_executor group working against `queue`, `payment` and `books_db`.
-pub async fn order_executors(queue: String, payment: String, books_db: Vec<String>) -> Group {
-    Group::start(Arc::new(move |id, listener, members, dir, shutdown| {
-        let config = services::order_executor::replica::ExecutorConfig::new(queue.clone(), payment.clone(), books_db.clone());
-        Box::pin(async move {
-            services::order_executor::replica::start(id, listener, members, &dir, config, shutdown)
-                .await
-                .expect("order_executor runs");
-        })
-    }))
+/// An order_executor group working against `queue`, `payment` and `books_db`,
+/// keeping its data under `dir`.
+pub async fn order_executors(dir: PathBuf, queue: String, payment: String, books_db: Vec<String>) -> Group {
+    Group::start(
+        dir,
+        Arc::new(move |id, listener, members, dir, shutdown| {
+            let config =
+                crate::order_executor::replica::ExecutorConfig::new(queue.clone(), payment.clone(), books_db.clone());
+            Box::pin(async move {
+                crate::order_executor::replica::start(id, listener, members, &dir, config, shutdown)
+                    .await
+                    .expect("order_executor runs");
+            })
+        }),
+    )
     .await
 }
 

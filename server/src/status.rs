@@ -1,0 +1,155 @@
+//! Where an order is, and how the replicated groups are doing, for `GET
+//! /orders/{id}`, `GET /api/cluster` and the page's server functions.
+//!
+//! An order's status comes from the executors (every replica keeps the group's
+//! record; the most advanced answer wins, since a follower may lag), and, while
+//! the executors have not taken it yet, from the queue. Cluster status asks every
+//! replica for its Raft metrics; a replica that does not answer is shown as such.
+
+use std::time::Duration;
+
+use domain::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus};
+use futures::future::join_all;
+use proto::v1 as pb;
+use proto::v1::order_executor_client::OrderExecutorClient;
+use proto::v1::order_queue_client::OrderQueueClient;
+use proto::v1::raft_client::RaftClient;
+use tonic::transport::Channel;
+
+use crate::config::ServiceUrls;
+
+struct Replica {
+    url: String,
+    channel: Channel,
+}
+
+pub struct StatusReader {
+    executors: Vec<Replica>,
+    books_db: Vec<Replica>,
+    queue: Channel,
+    deadline: Duration,
+}
+
+fn replicas(urls: &[String], deadline: Duration) -> Result<Vec<Replica>, tonic::transport::Error> {
+    urls.iter()
+        .map(|url| services::grpc::channel(url, deadline).map(|channel| Replica { url: url.clone(), channel }))
+        .collect()
+}
+
+async fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Option<T> {
+    tokio::time::timeout(deadline, call).await.ok()?.ok().map(tonic::Response::into_inner)
+}
+
+fn rank(state: OrderState) -> u8 {
+    match state {
+        OrderState::Queued => 0,
+        OrderState::Executing => 1,
+        OrderState::Committed | OrderState::Aborted => 2,
+    }
+}
+
+impl StatusReader {
+    pub fn new(urls: &ServiceUrls, deadline: Duration) -> Result<Self, tonic::transport::Error> {
+        Ok(Self {
+            executors: replicas(&urls.order_executors, deadline)?,
+            books_db: replicas(&urls.books_db, deadline)?,
+            queue: services::grpc::channel(&urls.order_queue, deadline)?,
+            deadline,
+        })
+    }
+
+    /// `Ok(None)` when neither the executors nor the queue know the order.
+    pub async fn order_status(&self, order_id: &str) -> Result<Option<OrderStatus>, String> {
+        let asks = self.executors.iter().map(|replica| {
+            let mut client = OrderExecutorClient::new(replica.channel.clone());
+            let request = pb::OrderStatusRequest { order_id: order_id.to_owned() };
+            async move { within(self.deadline, client.order_status(request)).await }
+        });
+        let answers: Vec<Option<pb::OrderStatusResponse>> = join_all(asks).await;
+        let executors_answered = answers.iter().any(Option::is_some);
+        let best = answers
+            .into_iter()
+            .flatten()
+            .filter(|answer| answer.known)
+            .filter_map(|answer| OrderState::parse(&answer.status).map(|state| (state, answer.reason)))
+            .max_by_key(|(state, _)| rank(*state));
+        if let Some((status, reason)) = best {
+            let reason = Some(reason).filter(|reason| !reason.is_empty());
+            return Ok(Some(OrderStatus { order_id: order_id.to_owned(), status, reason }));
+        }
+        let mut queue = OrderQueueClient::new(self.queue.clone());
+        let lookup = within(self.deadline, queue.lookup(pb::LookupRequest { order_id: order_id.to_owned() })).await;
+        match lookup.as_ref().map(|answer| answer.state.as_str()) {
+            Some("queued" | "leased") => {
+                Ok(Some(OrderStatus { order_id: order_id.to_owned(), status: OrderState::Queued, reason: None }))
+            }
+            // Acknowledged by the executors, who must then know it: they did not
+            // answer in time.
+            Some("done") => Err("The order's status cannot be read right now; please try again shortly.".to_owned()),
+            Some(_) if executors_answered => Ok(None),
+            _ => Err("The order's status cannot be read right now; please try again shortly.".to_owned()),
+        }
+    }
+
+    pub async fn cluster(&self) -> ClusterStatus {
+        let (executors, books_db, queue) =
+            tokio::join!(self.group(&self.executors), self.group(&self.books_db), self.queue_depth());
+        ClusterStatus { executors, books_db, queue }
+    }
+
+    async fn group(&self, replicas: &[Replica]) -> Vec<ReplicaStatus> {
+        join_all(replicas.iter().enumerate().map(|(index, replica)| async move {
+            let mut client = RaftClient::new(replica.channel.clone());
+            let metrics = within(self.deadline, client.metrics(pb::RaftMetricsRequest {})).await;
+            metrics
+                .and_then(|answer| serde_json::from_slice::<serde_json::Value>(&answer.payload).ok())
+                .map(|metrics| replica_status(&replica.url, &metrics))
+                .unwrap_or_else(|| ReplicaStatus {
+                    id: index as u64 + 1,
+                    address: replica.url.clone(),
+                    role: "unreachable".to_owned(),
+                    term: 0,
+                    last_applied: None,
+                    answers: false,
+                })
+        }))
+        .await
+    }
+
+    async fn queue_depth(&self) -> Option<QueueDepth> {
+        let mut queue = OrderQueueClient::new(self.queue.clone());
+        let stats = within(self.deadline, queue.stats(pb::StatsRequest {})).await?;
+        Some(QueueDepth { premium: stats.premium, basic: stats.basic, none: stats.none, leased: stats.leased })
+    }
+}
+
+/// openraft's `RaftMetrics` (as JSON) → what the page shows.
+fn replica_status(url: &str, metrics: &serde_json::Value) -> ReplicaStatus {
+    let role = metrics["state"].as_str().unwrap_or("unknown").to_lowercase();
+    ReplicaStatus {
+        id: metrics["id"].as_u64().unwrap_or_default(),
+        address: url.to_owned(),
+        role,
+        term: metrics["current_term"].as_u64().unwrap_or_default(),
+        last_applied: metrics["last_applied"]["index"].as_u64(),
+        answers: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_openraft_metrics() {
+        let metrics = serde_json::json!({
+            "id": 2, "current_term": 7, "state": "Leader",
+            "last_applied": {"leader_id": {"term": 7, "node_id": 2}, "index": 41}
+        });
+        let status = replica_status("http://127.0.0.1:50062", &metrics);
+        assert_eq!((status.id, status.role.as_str(), status.term, status.last_applied), (2, "leader", 7, Some(41)));
+    }
+}
