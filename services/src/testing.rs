@@ -107,13 +107,20 @@ pub async fn books_db(dir: PathBuf) -> Group {
 }
 
 /// An order_executor group working against `queue`, `payment` and `books_db`,
-/// keeping its data under `dir`.
-pub async fn order_executors(dir: PathBuf, queue: String, payment: String, books_db: Vec<String>) -> Group {
+/// keeping its data under `dir`; orders are leased for `lease`.
+pub async fn order_executors(
+    dir: PathBuf,
+    queue: String,
+    payment: String,
+    books_db: Vec<String>,
+    lease: Duration,
+) -> Group {
     Group::start(
         dir,
         Arc::new(move |id, listener, members, dir, shutdown| {
-            let config =
+            let mut config =
                 crate::order_executor::replica::ExecutorConfig::new(queue.clone(), payment.clone(), books_db.clone());
+            config.lease = lease;
             Box::pin(async move {
                 crate::order_executor::replica::start(id, listener, members, &dir, config, shutdown)
                     .await

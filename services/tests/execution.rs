@@ -12,12 +12,21 @@ struct Shop {
     queue: String,
     payment: String,
     books_db: support::Group,
-    executors: support::Group,
+    executors: Option<support::Group>,
     key: FingerprintKey,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
+/// Orders a killed leader had taken but not recorded come back after this lease.
+const LEASE: Duration = Duration::from_secs(2);
+
 async fn shop() -> Shop {
+    let mut shop = shop_without_executors().await;
+    shop.start_executors().await;
+    shop
+}
+
+async fn shop_without_executors() -> Shop {
     let dir = tempfile::tempdir().unwrap();
     let key = FingerprintKey::new("test-key");
     let store = services::order_queue::open(&dir.path().join("queue.redb")).unwrap();
@@ -28,12 +37,37 @@ async fn shop() -> Shop {
         support::serve(|l| async move { services::payment::serve(l, ledger, &payment_key, std::future::pending()).await })
             .await;
     let books_db = support::books_db(dir.path().join("books_db")).await;
-    let executors =
-        support::order_executors(dir.path().join("order_executor"), queue.clone(), payment.clone(), books_db.urls()).await;
-    Shop { queue, payment, books_db, executors, key, _dir: dir }
+    Shop { queue, payment, books_db, executors: None, key, dir }
+}
+
+/// The replica of `group` that leads, by its Raft metrics (waits, bounded).
+async fn leader_of(group: &support::Group) -> u64 {
+    for _ in 0..300 {
+        for (id, addr) in &group.addrs {
+            let Ok(mut client) = pb::raft_client::RaftClient::connect(support::url(addr)).await else { continue };
+            let Ok(answer) = client.metrics(pb::RaftMetricsRequest {}).await else { continue };
+            let metrics: serde_json::Value = serde_json::from_slice(&answer.into_inner().payload).unwrap();
+            if metrics["state"] == "Leader" {
+                return *id;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the group has no leader");
 }
 
 impl Shop {
+    async fn start_executors(&mut self) {
+        let dir = self.dir.path().join("order_executor");
+        let executors =
+            support::order_executors(dir, self.queue.clone(), self.payment.clone(), self.books_db.urls(), LEASE).await;
+        self.executors = Some(executors);
+    }
+
+    fn executors(&self) -> &support::Group {
+        self.executors.as_ref().expect("executors running")
+    }
+
     async fn enqueue(&self, order_id: &str, card: &str, lines: &[(&str, u32)], client_card: &str) {
         let number = domain::CardNumber::parse(card).unwrap();
         let expiry = domain::Expiry::parse(&domain::YearMonth::now_utc().plus_months(12).to_string(), domain::YearMonth::now_utc()).unwrap();
@@ -51,8 +85,8 @@ impl Shop {
 
     /// Waits (bounded) until some executor replica reports `order_id` final.
     async fn final_status(&self, order_id: &str) -> pb::OrderStatusResponse {
-        for _ in 0..600 {
-            for url in self.executors.urls() {
+        for _ in 0..1200 {
+            for url in self.executors().urls() {
                 let Ok(mut client) = pb::order_executor_client::OrderExecutorClient::connect(url).await else { continue };
                 if let Ok(status) = client.order_status(pb::OrderStatusRequest { order_id: order_id.into() }).await {
                     let status = status.into_inner();
@@ -71,18 +105,18 @@ impl Shop {
         client.get(pb::PaymentDecision { order_id: order_id.into() }).await.unwrap().into_inner()
     }
 
-    /// Stock of `book_id` on every books_db replica, once they agree.
+    /// Stock of `book_id` on every running books_db replica, once they agree.
     async fn stock_everywhere(&self, book_id: &str) -> u32 {
         for _ in 0..300 {
             let mut seen = Vec::new();
-            for url in self.books_db.urls() {
-                let mut client = pb::books_db_client::BooksDbClient::connect(url).await.unwrap();
-                let stock = client
-                    .stock(pb::StockRequest { book_ids: vec![book_id.into()], local: true })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                seen.push(stock.books.first().map(|b| b.available));
+            for id in self.books_db.running().collect::<Vec<_>>() {
+                let url = support::url(&self.books_db.addrs[&id]);
+                let Ok(mut client) = pb::books_db_client::BooksDbClient::connect(url).await else {
+                    seen.push(None);
+                    continue;
+                };
+                let stock = client.stock(pb::StockRequest { book_ids: vec![book_id.into()], local: true }).await;
+                seen.push(stock.ok().and_then(|s| s.into_inner().books.first().map(|b| b.available)));
             }
             if seen.windows(2).all(|w| w[0] == w[1]) && seen[0].is_some() {
                 return seen[0].unwrap_or_default();
@@ -125,4 +159,74 @@ async fn more_copies_than_remain_abort_with_the_shortfall_and_void_the_payment()
     assert_eq!(shop.stock_everywhere("20").await, 3);
     let payment = shop.payment("short-1").await;
     assert_eq!((payment.state.as_str(), payment.captures), ("voided", 0));
+}
+
+#[tokio::test]
+async fn premium_orders_execute_first_when_the_executors_resume() {
+    let mut shop = shop_without_executors().await;
+    shop.enqueue("none-1", "4716401589806287", &[("7", 1)], "None").await;
+    shop.enqueue("basic-1", "4716401589806287", &[("7", 1)], "Basic").await;
+    shop.enqueue("premium-1", "4716401589806287", &[("7", 1)], "Premium").await;
+    shop.start_executors().await;
+    let sequence = |status: pb::OrderStatusResponse| status.sequence;
+    let premium = sequence(shop.final_status("premium-1").await);
+    let basic = sequence(shop.final_status("basic-1").await);
+    let none = sequence(shop.final_status("none-1").await);
+    assert!(premium < basic && basic < none, "premium {premium}, basic {basic}, none {none}");
+}
+
+/// Every order final, none charged twice, committed ones charged once and the
+/// stock of book 4 down by exactly the committed copies on every replica.
+async fn assert_all_finished_exactly_once(shop: &Shop, order_ids: &[String]) {
+    let mut committed = 0;
+    for order_id in order_ids {
+        let status = shop.final_status(order_id).await;
+        let payment = shop.payment(order_id).await;
+        match status.status.as_str() {
+            "committed" => {
+                committed += 1;
+                assert_eq!((payment.state.as_str(), payment.captures), ("captured", 1), "{order_id}");
+            }
+            _ => assert_eq!(payment.captures, 0, "{order_id}: {status:?} {payment:?}"),
+        }
+    }
+    assert!(committed > 0, "some orders committed");
+    assert_eq!(shop.stock_everywhere("4").await, 60 - committed);
+}
+
+#[tokio::test]
+async fn killing_the_executor_leader_while_orders_flow_loses_none_and_charges_none_twice() {
+    let mut shop = shop().await;
+    let order_ids: Vec<String> = (0..50).map(|i| format!("flow-{i}")).collect();
+    for order_id in &order_ids[..25] {
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+    }
+    shop.final_status(&order_ids[0]).await;
+    let leader = leader_of(shop.executors()).await;
+    for order_id in &order_ids[25..] {
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+    }
+    shop.executors.as_mut().expect("running").stop(leader).await;
+    assert_all_finished_exactly_once(&shop, &order_ids).await;
+    assert_ne!(leader_of(shop.executors()).await, leader, "a new leader took over");
+}
+
+#[tokio::test]
+async fn killing_the_books_db_leader_during_prepares_keeps_the_invariants_and_it_catches_up() {
+    let mut shop = shop().await;
+    let order_ids: Vec<String> = (0..30).map(|i| format!("books-{i}")).collect();
+    for order_id in &order_ids[..10] {
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+    }
+    shop.final_status(&order_ids[0]).await;
+    let leader = leader_of(&shop.books_db).await;
+    for order_id in &order_ids[10..] {
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+    }
+    shop.books_db.stop(leader).await;
+    assert_all_finished_exactly_once(&shop, &order_ids).await;
+    shop.books_db.restart(leader).await;
+    // stock_everywhere waits until all three replicas, the restarted one too, agree.
+    let stock = shop.stock_everywhere("4").await;
+    assert!(stock < 60, "{stock}");
 }

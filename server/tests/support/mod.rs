@@ -175,6 +175,7 @@ impl Stack {
                 order_queue.url(),
                 payment.clone(),
                 books_db.urls(),
+                Duration::from_secs(30),
             )
             .await;
             Some(Execution { books_db, executors, payment })

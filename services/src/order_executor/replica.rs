@@ -106,6 +106,7 @@ impl OrderExecutor for StatusService {
                 known: true,
                 status: record.phase.status().to_owned(),
                 reason: record.phase.reason().unwrap_or_default().to_owned(),
+                sequence: record.sequence,
             })
         });
         Ok(Response::new(answer.unwrap_or_default()))

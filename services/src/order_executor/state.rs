@@ -71,6 +71,9 @@ impl Phase {
 pub struct Record {
     pub execution: Execution,
     pub phase: Phase,
+    /// 1 for the first order the group started, 2 for the next, ...: the order in
+    /// which the leader took orders from the queue.
+    pub sequence: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,16 +103,18 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorState {
     records: BTreeMap<String, Record>,
+    started: u64,
 }
 
 impl ExecutorState {
     pub fn apply(&mut self, command: &Command) -> Outcome {
         match command {
             Command::Start(execution) => {
-                let record = self
-                    .records
-                    .entry(execution.order_id.clone())
-                    .or_insert_with(|| Record { execution: execution.clone(), phase: Phase::Executing });
+                let started = &mut self.started;
+                let record = self.records.entry(execution.order_id.clone()).or_insert_with(|| {
+                    *started += 1;
+                    Record { execution: execution.clone(), phase: Phase::Executing, sequence: *started }
+                });
                 Outcome::Phase(record.phase.clone())
             }
             Command::Decide { order_id, abort_reason } => {
@@ -202,6 +207,9 @@ mod tests {
         assert_eq!(state.apply(&complete("o1")), Outcome::Phase(Phase::Committed));
         assert_eq!(state.get("o1").unwrap().phase.status(), "committed");
         assert_eq!(state.in_flight().count(), 0);
+        state.apply(&Command::Start(execution("o2")));
+        state.apply(&Command::Start(execution("o1")));
+        assert_eq!((state.get("o1").unwrap().sequence, state.get("o2").unwrap().sequence), (1, 2));
     }
 
     #[test]
