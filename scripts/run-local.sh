@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole shop on this machine without Docker: every gRPC service and the web
-# server, each log line prefixed with its service's name. Ctrl-C (or SIGTERM) stops
-# everything cleanly; if one process dies, the others are stopped too.
+# Runs the whole shop on this machine without Docker: every gRPC service, both Raft
+# groups (books_db and order_executor, three replicas each) and the web server, each
+# log line prefixed with its process's name. Ctrl-C (or SIGTERM) stops everything
+# cleanly. If one process dies (or is killed, to watch the Raft groups fail over),
+# the rest keep running, and the line to restart it is printed.
 #
 # Expects release binaries (make run builds them first). Data lives under
 # $DATA_DIR (default .data/). Settings come from .env if present (see .env.example).
@@ -16,7 +18,7 @@ export BOOKS_DB_MEMBERS=${BOOKS_DB_MEMBERS:-1=127.0.0.1:50061,2=127.0.0.1:50062,
 export BOOKS_DB_URLS=${BOOKS_DB_URLS:-http://127.0.0.1:50061,http://127.0.0.1:50062,http://127.0.0.1:50063}
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-target/site}
 export LEPTOS_SITE_ADDR=${LEPTOS_SITE_ADDR:-127.0.0.1:8080}
-export RUST_LOG=${RUST_LOG:-info}
+export RUST_LOG=${RUST_LOG:-info,openraft=warn}
 
 binaries=("$BIN/services")
 [ -n "${SERVICES_ONLY:-}" ] || binaries+=("$BIN/server")
@@ -25,12 +27,15 @@ for binary in "${binaries[@]}"; do
 done
 
 pids=()
+declare -A names commands
 start() { # start NAME COMMAND...: runs COMMAND with its output prefixed by [NAME]
   local name=$1; shift
   local prefix
   prefix=$(printf '%-26s' "[$name]")
   "$@" > >(sed -u "s/^/$prefix /") 2>&1 &
   pids+=("$!")
+  names[$!]=$name
+  commands[$!]="$*"
 }
 
 stop() {
@@ -45,7 +50,8 @@ trap stop EXIT
 
 export ORDER_EXECUTOR_MEMBERS=${ORDER_EXECUTOR_MEMBERS:-1=127.0.0.1:50501,2=127.0.0.1:50502,3=127.0.0.1:50503}
 for id in 1 2 3; do
-  start "books_db_$id" "$BIN/services" books-db --id "$id" --listen "127.0.0.1:5006$id" --data-dir "$DATA_DIR/books_db/$id"
+  start "books_db_$id" "$BIN/services" books-db --id "$id" --listen "127.0.0.1:5006$id" \
+    --members "$BOOKS_DB_MEMBERS" --data-dir "$DATA_DIR/books_db/$id"
 done
 start fraud_detection "$BIN/services" fraud-detection
 start transaction_verification "$BIN/services" transaction-verification
@@ -54,7 +60,7 @@ start order_queue "$BIN/services" order-queue
 start payment "$BIN/services" payment
 for id in 1 2 3; do
   start "order_executor_$id" "$BIN/services" order-executor --id "$id" --listen "127.0.0.1:5050$id" \
-    --data-dir "$DATA_DIR/order_executor/$id"
+    --members "$ORDER_EXECUTOR_MEMBERS" --books-db "$BOOKS_DB_URLS" --data-dir "$DATA_DIR/order_executor/$id"
 done
 if [ -z "${SERVICES_ONLY:-}" ]; then
   start web "$BIN/server"
@@ -63,7 +69,15 @@ else
   echo "[run-local] services running; start the web server with 'cargo leptos watch' (Ctrl-C stops them)"
 fi
 set +e
-wait -n "${pids[@]}"
-status=$?
-echo "[run-local] a process exited (status $status); stopping the rest"
-exit "$status"
+alive=("${pids[@]}")
+while [ "${#alive[@]}" -gt 0 ]; do
+  exited=
+  wait -n -p exited "${alive[@]}"
+  status=$?
+  [ -n "$exited" ] || break
+  remaining=()
+  for pid in "${alive[@]}"; do [ "$pid" = "$exited" ] || remaining+=("$pid"); done
+  alive=("${remaining[@]}")
+  echo "[run-local] ${names[$exited]} exited (status $status); the rest keep running. Restart it with:"
+  echo "[run-local]   ${commands[$exited]}"
+done

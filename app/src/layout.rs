@@ -1,5 +1,5 @@
-//! The frame every page shares: the shop's name and where the shopper is in the
-//! checkout.
+//! The frame every page shares: the shop's name, where the shopper is in the
+//! checkout, and a footer.
 
 use leptos::prelude::*;
 
@@ -10,11 +10,28 @@ pub(crate) enum Stage {
     Confirmation,
 }
 
-/// The site header with a short step indicator.
+/// The site header, with a short step indicator on the checkout's own pages.
 #[component]
-pub(crate) fn SiteHeader(#[prop(into)] stage: Signal<Stage>) -> impl IntoView {
-    let current = move |step: Stage| (stage.get() == step).then_some("step");
-    let done = move |step: Stage| stage.get() == Stage::Confirmation && step == Stage::Details;
+pub(crate) fn SiteHeader(
+    /// Where in the checkout the shopper is; `None` off the checkout (the cluster page).
+    #[prop(optional, into)]
+    stage: Option<Signal<Stage>>,
+) -> impl IntoView {
+    let steps = stage.map(|stage| {
+        let current = move |step: Stage| (stage.get() == step).then_some("step");
+        let done = move |step: Stage| stage.get() == Stage::Confirmation && step == Stage::Details;
+        view! {
+            <nav aria-label="Checkout steps">
+                <ol class="steps">
+                    <li class="step done">"Cart"</li>
+                    <li class="step" class:done=move || done(Stage::Details) aria-current=move || current(Stage::Details)>
+                        "Details & payment"
+                    </li>
+                    <li class="step" aria-current=move || current(Stage::Confirmation)>"Confirmation"</li>
+                </ol>
+            </nav>
+        }
+    });
     view! {
         <a class="skip-link" href="#main">"Skip to the main content"</a>
         <header class="site-header">
@@ -26,20 +43,21 @@ pub(crate) fn SiteHeader(#[prop(into)] stage: Signal<Stage>) -> impl IntoView {
                     </svg>
                     <span>"Tartu Bookstore"</span>
                 </a>
-                <nav aria-label="Checkout steps">
-                    <ol class="steps">
-                        <li class="step done">"Cart"</li>
-                        <li
-                            class="step"
-                            class:done=move || done(Stage::Details)
-                            aria-current=move || current(Stage::Details)
-                        >
-                            "Details & payment"
-                        </li>
-                        <li class="step" aria-current=move || current(Stage::Confirmation)>"Confirmation"</li>
-                    </ol>
-                </nav>
+                {steps}
             </div>
         </header>
+    }
+}
+
+/// The site footer, on every page: a discreet way to the cluster's status.
+#[component]
+pub(crate) fn SiteFooter() -> impl IntoView {
+    view! {
+        <footer class="site-footer">
+            <div class="site-footer-inner">
+                <span>"Tartu Bookstore"</span>
+                <a href="/cluster" id="cluster-link">"Cluster status"</a>
+            </div>
+        </footer>
     }
 }

@@ -10,6 +10,11 @@
 //! Without JavaScript the page still works: the form posts natively to the server
 //! function, which redirects to `/checkout/result` (see [`result_link`]).
 //!
+//! After the checkout an order can be followed: the approved panel and the order's
+//! page (`/orders/{id}`) show its status live (`live_status`), and `/cluster`
+//! shows the replicated groups and the queue. Both pages are server-rendered with
+//! current data and keep themselves fresh in the browser.
+//!
 //! Every rule the page applies comes from the `domain` crate, so what is flagged
 //! while typing is exactly what the services refuse.
 
@@ -17,14 +22,18 @@ use domain::Catalog;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
 mod checkout;
+mod cluster_page;
 mod layout;
+mod live_status;
 mod not_found;
+mod order_page;
+mod poll;
 pub mod result_link;
 mod result_page;
 
@@ -66,7 +75,12 @@ pub fn App() -> impl IntoView {
             <Routes fallback=not_found::NotFound>
                 <Route path=path!("/") view=checkout::CheckoutPage />
                 <Route path=path!("/checkout/result") view=result_page::ResultPage />
+                // Both wait for their data before sending anything, so the answer is
+                // in the HTML (no script needed to see it) and a 404 can be set.
+                <Route path=path!("/orders/:id") view=order_page::OrderPage ssr=SsrMode::Async />
+                <Route path=path!("/cluster") view=cluster_page::ClusterPage ssr=SsrMode::Async />
             </Routes>
+            <layout::SiteFooter />
         </Router>
     }
 }

@@ -81,8 +81,8 @@ fn parse_step(text: &str) -> Option<Step> {
 }
 
 /// Percent-encodes everything but unreserved characters (and commas), so the link is
-/// plain ASCII, a valid `Location` header and unambiguous in a query.
-fn encode(text: &str) -> String {
+/// plain ASCII, a valid `Location` header and unambiguous in a query or a path segment.
+pub(crate) fn encode(text: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut encoded = String::with_capacity(text.len());
     for byte in text.bytes() {

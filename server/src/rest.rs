@@ -3,7 +3,7 @@
 //! 403, out of stock 409, unavailable 503, with `{"error":{code,message,step,field}}`.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -93,9 +93,10 @@ fn position(text: &str) -> Option<String> {
     Some(text[at..].trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned())
 }
 
-/// `GET /orders/{id}`: `{"orderId","status","reason"}`, 404 for an unknown id, 503
-/// when the status cannot be read now.
-pub async fn order_status(State(shop): State<Shop>, Path(order_id): Path<String>) -> Response {
+/// `GET /orders/{id}` asked for JSON: `{"orderId","status","reason"}`, 404 for an
+/// unknown id, 503 when the status cannot be read now. (Asked for HTML, the same
+/// path is the order page: see `startup`.)
+pub async fn order_status(shop: &Shop, order_id: &str) -> Response {
     let error = |status: StatusCode, code: &str, message: String| {
         let body = json!({"error": {"code": code, "message": message, "step": "order_status", "field": null}});
         (status, Json(body)).into_response()
@@ -103,7 +104,7 @@ pub async fn order_status(State(shop): State<Shop>, Path(order_id): Path<String>
     if order_id.is_empty() || order_id.len() > 64 {
         return error(StatusCode::BAD_REQUEST, "bad_order_id", "An order id has 1 to 64 characters.".to_owned());
     }
-    match shop.status.order_status(&order_id).await {
+    match shop.status.order_status(order_id).await {
         Ok(Some(status)) => (StatusCode::OK, Json(status)).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "unknown_order", format!("There is no order {order_id}.")),
         Err(message) => error(StatusCode::SERVICE_UNAVAILABLE, "status_unavailable", message),

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use app::backend::{Backend, BoxFuture, CheckoutBackend};
-use axum::http::{HeaderValue, Method};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Method, Request};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
@@ -98,19 +100,48 @@ fn leptos_options(config: &Config, address: SocketAddr) -> LeptosOptions {
         .build()
 }
 
+/// A browser's navigation asks for HTML; an API client for JSON (or anything).
+fn accepts_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/html"))
+}
+
 pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Result<Router> {
     let backend = Backend(Arc::new(shop.clone()) as Arc<dyn CheckoutBackend>);
     let context = move || provide_context(backend.clone());
+    let shell = {
+        let options = options.clone();
+        move || app::shell(options.clone())
+    };
+    // `/orders/{id}` is both the order page (for browsers) and the REST resource
+    // (for API clients): one route, chosen by the Accept header.
+    let (order_page, pages): (Vec<_>, Vec<_>) =
+        generate_route_list(app::App).into_iter().partition(|route| route.path().starts_with("/orders/"));
+    let order_page = leptos_axum::render_route_with_context(order_page, context.clone(), shell.clone());
+    let order = {
+        let shop = shop.clone();
+        move |State(options): State<LeptosOptions>, Path(order_id): Path<String>, request: Request<Body>| {
+            let shop = shop.clone();
+            let order_page = order_page.clone();
+            async move {
+                if accepts_html(request.headers()) {
+                    order_page(State(options), request).await
+                } else {
+                    rest::order_status(&shop, &order_id).await
+                }
+            }
+        }
+    };
     let page = Router::new()
-        .leptos_routes_with_context(&options, generate_route_list(app::App), context.clone(), {
-            let options = options.clone();
-            move || app::shell(options.clone())
-        })
+        .leptos_routes_with_context(&options, pages, context.clone(), shell)
+        .route("/orders/{id}", get(order))
         .fallback(leptos_axum::file_and_error_handler_with_context(context, app::shell))
         .with_state(options);
     let api = Router::new()
         .route("/checkout", post(rest::checkout))
-        .route("/orders/{id}", get(rest::order_status))
         .route("/api/cluster", get(rest::cluster))
         .route("/openapi.json", get(rest::openapi))
         .route("/healthz", get(rest::healthz))

@@ -195,3 +195,51 @@ async fn without_javascript_the_form_still_submits_and_shows_the_outcome() {
     assert_eq!(shown.trim(), queued.order_id);
     browser.close().await;
 }
+
+async fn shop() -> Stack {
+    let root = site_root();
+    Stack::start_with(StackOptions { site_root: Some(root), execution: true, ..StackOptions::default() }).await
+}
+
+#[tokio::test]
+async fn after_checkout_the_page_follows_the_order_to_committed() {
+    let stack = shop().await;
+    let browser = Browser::start(true).await;
+    open_hydrated(&browser, &stack).await;
+    browser.fill_seed_order("Simon Lawrence").await;
+    browser.submit().await;
+    browser.wait_for("#outcome-approved").await;
+    browser.wait_for("#order-live-status[data-status='committed']").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_declined_payment_shows_the_order_aborted_with_the_reason() {
+    let stack = shop().await;
+    let browser = Browser::start(true).await;
+    open_hydrated(&browser, &stack).await;
+    browser.fill_seed_order("Simon Lawrence").await;
+    browser.fill("field-creditCard-number", "4000 0000 0000 0002").await;
+    browser.submit().await;
+    browser.wait_for("#order-live-status[data-status='aborted']").await;
+    let reason = browser.client.find(Locator::Id("order-live-reason")).await.unwrap().text().await.unwrap();
+    assert!(reason.contains("card declined"), "{reason}");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_order_page_and_the_cluster_page_render_live_data() {
+    let stack = shop().await;
+    let (status, body) = stack.checkout(&support::seed_order()).await;
+    assert_eq!(status, 200, "{body}");
+    let order_id = body["orderId"].as_str().unwrap().to_owned();
+    let browser = Browser::start(true).await;
+    browser.client.goto(&stack.url(&format!("/orders/{order_id}"))).await.unwrap();
+    browser.wait_for("#order-live-status[data-status='committed']").await;
+    browser.client.goto(&stack.url("/cluster")).await.unwrap();
+    browser.wait_for("#cluster-executors tr.replica.leader").await;
+    browser.wait_for("#cluster-books-db tr.replica.leader").await;
+    let rows = browser.client.find_all(Locator::Css("#cluster-executors tr.replica")).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    browser.close().await;
+}

@@ -58,6 +58,12 @@ impl LeaderClient {
         Ok(Self { replicas, leader: AtomicUsize::new(0), retry_window: Duration::from_secs(3) })
     }
 
+    /// How long one call may keep trying while the group has no leader.
+    pub fn with_retry_window(mut self, retry_window: Duration) -> Self {
+        self.retry_window = retry_window;
+        self
+    }
+
     /// The address of the replica believed to lead (the last one that answered).
     pub fn current(&self) -> &str {
         &self.replicas[self.leader.load(Ordering::Relaxed) % self.replicas.len()].0

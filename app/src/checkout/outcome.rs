@@ -1,11 +1,14 @@
 //! How a checkout ended, told to the shopper: the same panels on the checkout page
-//! (with JavaScript) and on the result page (without).
+//! (with JavaScript) and on the result page (without). An approved order's status
+//! then follows the order live, and links to the order's own page.
 
 use domain::checkout::ApprovedOrder;
-use domain::{CheckoutOutcome, Refusal, RefusalClass};
+use domain::{CheckoutOutcome, OrderState, OrderStatus, Refusal, RefusalClass};
 use leptos::prelude::*;
 
 use super::field::field_label;
+use crate::live_status::LiveStatus;
+use crate::order_page::order_href;
 
 /// The id of the live region the panels appear in, on both pages.
 pub(crate) const OUTCOME_REGION_ID: &str = "checkout-outcome";
@@ -24,12 +27,16 @@ pub(crate) fn OutcomePanel(
     }
 }
 
+/// An approved order: its number, its status followed live, a link to its page.
 #[component]
 fn ApprovedPanel(order: ApprovedOrder) -> impl IntoView {
-    let status = match order.status.as_str() {
-        "queued" => "Queued: we have your order; it is waiting to be packed.".to_owned(),
-        other => other.to_owned(),
+    // The checkout's own answer ("queued") until the first question is answered.
+    let initial = OrderStatus {
+        order_id: order.order_id.clone(),
+        status: OrderState::parse(&order.status).unwrap_or(OrderState::Queued),
+        reason: None,
     };
+    let order_page = order_href(&order.order_id);
     let suggestions = (!order.suggested_books.is_empty()).then(|| {
         let books = order
             .suggested_books
@@ -58,12 +65,17 @@ fn ApprovedPanel(order: ApprovedOrder) -> impl IntoView {
                 </div>
                 <div>
                     <dt>"Status"</dt>
-                    <dd id="outcome-status" data-status=order.status>{status}</dd>
+                    <dd id="outcome-status">
+                        <LiveStatus initial />
+                    </dd>
                 </div>
             </dl>
             {suggestions}
-            // A full page load, so the form starts empty.
-            <a class="button button-secondary" id="start-new-order" href="/" rel="external">"Start a new order"</a>
+            <div class="outcome-actions">
+                <a class="button button-secondary" id="order-page-link" href=order_page>"View this order"</a>
+                // A full page load, so the form starts empty.
+                <a class="button button-secondary" id="start-new-order" href="/" rel="external">"Start a new order"</a>
+            </div>
         </section>
     }
 }

@@ -131,7 +131,12 @@ pub async fn start(
     node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await?;
     let coordinator = Coordinator {
         log: RaftLog(node.clone()),
-        books: BooksParticipant::new(LeaderClient::new(&config.books_db_urls, config.call_deadline)?, config.call_deadline),
+        // A prepare or decision may wait out a books_db election: the order waits
+        // anyway, and aborting it for a fail-over would refuse a good order.
+        books: BooksParticipant::new(
+            LeaderClient::new(&config.books_db_urls, config.call_deadline)?.with_retry_window(Duration::from_secs(15)),
+            config.call_deadline,
+        ),
         payment: PaymentParticipant::new(grpc::channel(&config.payment_url, config.call_deadline)?, config.call_deadline),
         queue: QueueClient::new(grpc::channel(&config.queue_url, config.call_deadline)?, config.call_deadline),
         retry: RetryPolicy::default(),
