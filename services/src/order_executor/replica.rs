@@ -160,6 +160,14 @@ async fn lead(node: Node<ExecutorState>, coordinator: LiveCoordinator, config: E
         if waiting.metrics(|m| m.current_leader == Some(id), "leading").await.is_err() {
             continue;
         }
+        // Metrics name a new leader before it can commit: confirm leadership with a
+        // quorum round first, or the first order taken would fail to record and sit
+        // leased until its lease expired.
+        if let Err(error) = node.read_linearizable(|_| ()).await {
+            tracing::debug!(%error, "not yet able to lead");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         match coordinator.recover().await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "finished the orders the previous leader left in flight"),
