@@ -33,8 +33,11 @@ impl Shop {
         self.next += 1;
         let order_id = format!("bench-{}", self.next);
         let card = domain::CardNumber::parse("4716401589806287").expect("a valid card");
-        let expiry = domain::Expiry::parse(&domain::YearMonth::now_utc().plus_months(12).to_string(), domain::YearMonth::now_utc())
-            .expect("a valid expiry");
+        let expiry = domain::Expiry::parse(
+            &domain::YearMonth::now_utc().plus_months(12).to_string(),
+            domain::YearMonth::now_utc(),
+        )
+        .expect("a valid expiry");
         let order = pb::QueuedOrder {
             order_id: order_id.clone(),
             client_card: "None".into(),
@@ -52,7 +55,9 @@ impl Shop {
         loop {
             for id in self.executors.running().collect::<Vec<_>>() {
                 let url = testing::url(&self.executors.addrs[&id]);
-                let Ok(mut client) = pb::order_executor_client::OrderExecutorClient::connect(url).await else { continue };
+                let Ok(mut client) = pb::order_executor_client::OrderExecutorClient::connect(url).await else {
+                    continue;
+                };
                 if let Ok(answer) = client.order_status(pb::OrderStatusRequest { order_id: order_id.into() }).await {
                     let answer = answer.into_inner();
                     if answer.status == "committed" {
@@ -71,7 +76,9 @@ impl Shop {
 async fn leader_of(group: &Group) -> u64 {
     loop {
         for id in group.running().collect::<Vec<_>>() {
-            let Ok(mut client) = pb::raft_client::RaftClient::connect(testing::url(&group.addrs[&id])).await else { continue };
+            let Ok(mut client) = pb::raft_client::RaftClient::connect(testing::url(&group.addrs[&id])).await else {
+                continue;
+            };
             let Ok(answer) = client.metrics(pb::RaftMetricsRequest {}).await else { continue };
             let metrics: serde_json::Value = serde_json::from_slice(&answer.into_inner().payload).unwrap_or_default();
             if metrics["state"] == "Leader" {
@@ -95,11 +102,16 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = FingerprintKey::new(DEVELOPMENT_KEY);
     let store = services::order_queue::open(&dir.path().join("queue.redb")).expect("queue");
-    let queue = testing::serve(|l| services::order_queue::serve(l, store, QueueConfig::default(), std::future::pending())).await;
+    let queue =
+        testing::serve(|l| services::order_queue::serve(l, store, QueueConfig::default(), std::future::pending()))
+            .await;
     let ledger = services::payment::open(&dir.path().join("payments.redb")).expect("ledger");
     let payment_key = key.clone();
     let payment =
-        testing::serve(|l| async move { services::payment::serve(l, ledger, &payment_key, std::future::pending()).await }).await;
+        testing::serve(
+            |l| async move { services::payment::serve(l, ledger, &payment_key, std::future::pending()).await },
+        )
+        .await;
     let books_db = testing::books_db(dir.path().join("books_db")).await;
     let executors = testing::order_executors(
         dir.path().join("order_executor"),

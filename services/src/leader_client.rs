@@ -94,12 +94,18 @@ impl LeaderClient {
             match call(self.replicas[index].1.clone()).await {
                 Ok(answer) => return Ok(answer),
                 Err(status) => {
-                    let hinted = status
-                        .metadata()
-                        .get(LEADER_ADDR)
-                        .and_then(|value| value.to_str().ok())
-                        .and_then(|addr| self.replicas.iter().position(|(url, _)| normalise(url) == normalise(addr)));
-                    let retry = matches!(status.code(), Code::FailedPrecondition | Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown);
+                    let hinted =
+                        status.metadata().get(LEADER_ADDR).and_then(|value| value.to_str().ok()).and_then(|addr| {
+                            self.replicas.iter().position(|(url, _)| normalise(url) == normalise(addr))
+                        });
+                    let retry = matches!(
+                        status.code(),
+                        Code::FailedPrecondition
+                            | Code::Unavailable
+                            | Code::DeadlineExceeded
+                            | Code::Cancelled
+                            | Code::Unknown
+                    );
                     if !retry {
                         return Err(status);
                     }

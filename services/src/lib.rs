@@ -15,6 +15,7 @@ pub mod order_executor;
 pub mod order_queue;
 pub mod payment;
 pub mod rejection;
+pub mod replicated;
 pub mod suggestions;
 pub mod telemetry;
 pub mod testing;

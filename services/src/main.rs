@@ -13,11 +13,13 @@ use clap::{Parser, Subcommand};
 use domain::{Catalog, Money};
 use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use services::fraud_detection::FraudConfig;
-use services::order_queue::QueueConfig;
 use services::leader_client::LeaderClient;
 use services::order_executor::replica::{self, ExecutorConfig};
+use services::order_queue::QueueConfig;
 use services::transaction_verification::stock::{BooksDbStock, CatalogStock, StockSource};
-use services::{books_db, fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification};
+use services::{
+    books_db, fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification,
+};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]

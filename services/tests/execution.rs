@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use proto::v1 as pb;
 use services::card_token::FingerprintKey;
-use services::testing as support;
 use services::order_queue::QueueConfig;
+use services::testing as support;
 
 struct Shop {
     queue: String,
@@ -30,12 +30,16 @@ async fn shop_without_executors() -> Shop {
     let dir = tempfile::tempdir().unwrap();
     let key = FingerprintKey::new("test-key");
     let store = services::order_queue::open(&dir.path().join("queue.redb")).unwrap();
-    let queue = support::serve(|l| services::order_queue::serve(l, store, QueueConfig::default(), std::future::pending())).await;
+    let queue =
+        support::serve(|l| services::order_queue::serve(l, store, QueueConfig::default(), std::future::pending()))
+            .await;
     let ledger = services::payment::open(&dir.path().join("payments.redb")).unwrap();
     let payment_key = key.clone();
     let payment =
-        support::serve(|l| async move { services::payment::serve(l, ledger, &payment_key, std::future::pending()).await })
-            .await;
+        support::serve(
+            |l| async move { services::payment::serve(l, ledger, &payment_key, std::future::pending()).await },
+        )
+        .await;
     let books_db = support::books_db(dir.path().join("books_db")).await;
     Shop { queue, payment, books_db, executors: None, key, dir }
 }
@@ -70,11 +74,18 @@ impl Shop {
 
     async fn enqueue(&self, order_id: &str, card: &str, lines: &[(&str, u32)], client_card: &str) {
         let number = domain::CardNumber::parse(card).unwrap();
-        let expiry = domain::Expiry::parse(&domain::YearMonth::now_utc().plus_months(12).to_string(), domain::YearMonth::now_utc()).unwrap();
+        let expiry = domain::Expiry::parse(
+            &domain::YearMonth::now_utc().plus_months(12).to_string(),
+            domain::YearMonth::now_utc(),
+        )
+        .unwrap();
         let order = pb::QueuedOrder {
             order_id: order_id.into(),
             client_card: client_card.into(),
-            lines: lines.iter().map(|(id, quantity)| pb::OrderLine { book_id: (*id).into(), quantity: *quantity }).collect(),
+            lines: lines
+                .iter()
+                .map(|(id, quantity)| pb::OrderLine { book_id: (*id).into(), quantity: *quantity })
+                .collect(),
             total_cents: 2998,
             card: Some(self.key.token(&number, expiry)),
             ..Default::default()
@@ -87,7 +98,9 @@ impl Shop {
     async fn final_status(&self, order_id: &str) -> pb::OrderStatusResponse {
         for _ in 0..1200 {
             for url in self.executors().urls() {
-                let Ok(mut client) = pb::order_executor_client::OrderExecutorClient::connect(url).await else { continue };
+                let Ok(mut client) = pb::order_executor_client::OrderExecutorClient::connect(url).await else {
+                    continue;
+                };
                 if let Ok(status) = client.order_status(pb::OrderStatusRequest { order_id: order_id.into() }).await {
                     let status = status.into_inner();
                     if matches!(status.status.as_str(), "committed" | "aborted") {

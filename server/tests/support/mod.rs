@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use server::config::{Config, ServiceUrls};
 use server::startup::Application;
 use services::fraud_detection::FraudConfig;
-use services::order_queue::QueueConfig;
 use services::leader_client::LeaderClient;
+use services::order_queue::QueueConfig;
 use services::transaction_verification::stock::{BooksDbStock, CatalogStock, StockSource};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -240,35 +240,17 @@ impl Stack {
         use pb::fraud_detection_client::FraudDetectionClient;
         use pb::suggestions_client::SuggestionsClient;
         use pb::transaction_verification_client::TransactionVerificationClient;
-        let tv = self.transaction_verification.as_ref().expect("running").url();
-        let fd = self.fraud_detection.as_ref().expect("running").url();
-        let sg = self.suggestions.as_ref().expect("running").url();
-        [
-            TransactionVerificationClient::connect(tv)
-                .await
-                .expect("connect")
-                .cached_orders(pb::CachedOrdersRequest {})
-                .await
-                .expect("count")
-                .into_inner()
-                .count,
-            FraudDetectionClient::connect(fd)
-                .await
-                .expect("connect")
-                .cached_orders(pb::CachedOrdersRequest {})
-                .await
-                .expect("count")
-                .into_inner()
-                .count,
-            SuggestionsClient::connect(sg)
-                .await
-                .expect("connect")
-                .cached_orders(pb::CachedOrdersRequest {})
-                .await
-                .expect("count")
-                .into_inner()
-                .count,
-        ]
+        fn url(service: &Option<Running>) -> String {
+            service.as_ref().expect("running").url()
+        }
+        let request = || pb::CachedOrdersRequest {};
+        let mut tv =
+            TransactionVerificationClient::connect(url(&self.transaction_verification)).await.expect("connect");
+        let mut fd = FraudDetectionClient::connect(url(&self.fraud_detection)).await.expect("connect");
+        let mut sg = SuggestionsClient::connect(url(&self.suggestions)).await.expect("connect");
+        let (tv, fd, sg) =
+            tokio::join!(tv.cached_orders(request()), fd.cached_orders(request()), sg.cached_orders(request()));
+        [tv, fd, sg].map(|answer| answer.expect("count").into_inner().count)
     }
 
     pub async fn queue(&self) -> pb::order_queue_client::OrderQueueClient<tonic::transport::Channel> {

@@ -63,7 +63,8 @@ impl BooksDb for BooksDbService {
             return Err(Status::invalid_argument("prepare needs at least one line, each with a quantity above 0"));
         }
         self.ensure_loaded().await?;
-        let lines = request.lines.into_iter().map(|line| Line { book_id: line.book_id, quantity: line.quantity }).collect();
+        let lines =
+            request.lines.into_iter().map(|line| Line { book_id: line.book_id, quantity: line.quantity }).collect();
         let vote = match self.write(Command::Prepare { order_id: order_id.clone(), lines }).await? {
             Outcome::Reserved => pb::BooksVote { yes: true, reason: String::new() },
             Outcome::Refused { reason } => pb::BooksVote { yes: false, reason },

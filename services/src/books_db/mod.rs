@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use consensus::{BasicNode, Config, Node, NodeError, NodeId};
+use consensus::{Config, Node, NodeId};
 use domain::Catalog;
 use tokio::net::TcpListener;
 
 pub use handler::BooksDbService;
 use state::{BooksState, Command};
 
-use crate::grpc::{self, ServeError};
+use crate::replicated::{self, ReplicaError};
 
 pub const DEFAULT_PORTS: [u16; 3] = [50061, 50062, 50063];
 
@@ -27,14 +27,6 @@ impl consensus::StateMachine for BooksState {
     fn apply(&mut self, command: &Command) -> state::Outcome {
         BooksState::apply(self, command)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReplicaError {
-    #[error(transparent)]
-    Raft(#[from] NodeError),
-    #[error(transparent)]
-    Serve(#[from] ServeError),
 }
 
 /// The Raft settings of the books_db group.
@@ -56,14 +48,6 @@ pub async fn start(
 ) -> Result<(), ReplicaError> {
     let node = Node::<BooksState>::start(id, data_dir, config).await?;
     let service = BooksDbService::new(node.clone(), catalog);
-    let routes = tonic::service::Routes::new(proto::v1::books_db_server::BooksDbServer::new(service))
-        .add_service(node.grpc_service());
-    let serving = tokio::spawn(grpc::serve(listener, routes, "bookstore.v1.BooksDb", shutdown));
-    node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await?;
-    let served = serving.await;
-    node.shutdown().await?;
-    match served {
-        Ok(result) => Ok(result?),
-        Err(join) => Err(ReplicaError::Serve(ServeError::Task(join.to_string()))),
-    }
+    let routes = tonic::service::Routes::new(proto::v1::books_db_server::BooksDbServer::new(service));
+    replicated::run(node, listener, routes, "bookstore.v1.BooksDb", members, shutdown, None).await
 }

@@ -177,7 +177,8 @@ impl Participant for BooksParticipant {
             let vote = self
                 .client
                 .call(|channel| {
-                    let message = pb::BooksPrepareRequest { order_id: execution.order_id.clone(), lines: lines.clone() };
+                    let message =
+                        pb::BooksPrepareRequest { order_id: execution.order_id.clone(), lines: lines.clone() };
                     async move {
                         proto::v1::books_db_client::BooksDbClient::new(channel)
                             .prepare(request(message, self.deadline))

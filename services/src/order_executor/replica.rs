@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use consensus::{BasicNode, Node, NodeError, NodeId};
+use consensus::{Node, NodeError, NodeId};
 use futures::future::BoxFuture;
 use proto::v1 as pb;
 use proto::v1::order_executor_server::{OrderExecutor, OrderExecutorServer};
@@ -19,8 +19,9 @@ use super::coordinator::{Coordinator, DecisionLog, LogError, RetryPolicy};
 use super::participants::{BooksParticipant, PaymentParticipant, QueueClient};
 use super::state::{Command, Execution, ExecutorState, Outcome, Record};
 use crate::books_db::state::Line;
-use crate::grpc::{self, ServeError};
+use crate::grpc;
 use crate::leader_client::LeaderClient;
+use crate::replicated::{self, ReplicaError};
 
 pub const DEFAULT_PORTS: [u16; 3] = [50501, 50502, 50503];
 
@@ -58,16 +59,6 @@ impl ExecutorConfig {
             backoff: BackoffPolicy::default(),
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReplicaError {
-    #[error(transparent)]
-    Raft(#[from] NodeError),
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-    #[error("a service address is invalid: {0}")]
-    Address(#[from] tonic::transport::Error),
 }
 
 /// The group's log as the coordinator needs it.
@@ -125,10 +116,6 @@ pub async fn start(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReplicaError> {
     let node = Node::<ExecutorState>::start(id, data_dir, &config.raft).await?;
-    let routes = tonic::service::Routes::new(OrderExecutorServer::new(StatusService(node.clone())))
-        .add_service(node.grpc_service());
-    let serving = tokio::spawn(grpc::serve(listener, routes, "bookstore.v1.OrderExecutor", shutdown));
-    node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await?;
     let coordinator = Coordinator {
         log: RaftLog(node.clone()),
         // A prepare or decision may wait out a books_db election: the order waits
@@ -137,18 +124,16 @@ pub async fn start(
             LeaderClient::new(&config.books_db_urls, config.call_deadline)?.with_retry_window(Duration::from_secs(15)),
             config.call_deadline,
         ),
-        payment: PaymentParticipant::new(grpc::channel(&config.payment_url, config.call_deadline)?, config.call_deadline),
+        payment: PaymentParticipant::new(
+            grpc::channel(&config.payment_url, config.call_deadline)?,
+            config.call_deadline,
+        ),
         queue: QueueClient::new(grpc::channel(&config.queue_url, config.call_deadline)?, config.call_deadline),
         retry: RetryPolicy::default(),
     };
+    let routes = tonic::service::Routes::new(OrderExecutorServer::new(StatusService(node.clone())));
     let leading = tokio::spawn(lead(node.clone(), coordinator, config));
-    let served = serving.await;
-    leading.abort();
-    node.shutdown().await?;
-    match served {
-        Ok(result) => Ok(result?),
-        Err(join) => Err(ReplicaError::Serve(ServeError::Task(join.to_string()))),
-    }
+    replicated::run(node, listener, routes, "bookstore.v1.OrderExecutor", members, shutdown, Some(leading)).await
 }
 
 /// While this replica leads: recover, then take orders from the queue.
@@ -191,7 +176,9 @@ async fn lead(node: Node<ExecutorState>, coordinator: LiveCoordinator, config: E
                     match coordinator.execute(execution).await {
                         Ok(finished) => tracing::info!(%order_id, ?finished, "order finished"),
                         Err(LogError::NotLeader) => break,
-                        Err(error) => tracing::warn!(%order_id, %error, "order not finished; the queue will redeliver it"),
+                        Err(error) => {
+                            tracing::warn!(%order_id, %error, "order not finished; the queue will redeliver it")
+                        }
                     }
                 }
                 // The long poll found nothing: wait longer next time (it still

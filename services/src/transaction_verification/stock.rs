@@ -48,8 +48,10 @@ impl StockSource for BooksDbStock {
                 .client
                 .call(|channel| async move {
                     let mut client = proto::v1::books_db_client::BooksDbClient::new(channel);
-                    let mut request =
-                        tonic::Request::new(proto::v1::StockRequest { book_ids: vec![book_id.to_owned()], local: false });
+                    let mut request = tonic::Request::new(proto::v1::StockRequest {
+                        book_ids: vec![book_id.to_owned()],
+                        local: false,
+                    });
                     request.set_timeout(self.deadline);
                     client.stock(request).await.map(tonic::Response::into_inner)
                 })

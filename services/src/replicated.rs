@@ -1,0 +1,53 @@
+//! Running one replica of a Raft group, the same way for books_db and the order
+//! executors: serve the group's service and the Raft peers' service, form the group
+//! (idempotent, so every start may ask), run the group's own work beside it, and on
+//! shutdown stop that work and release the Raft node's storage.
+
+use std::collections::BTreeMap;
+
+use consensus::{BasicNode, Node, NodeError, NodeId, StateMachine};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::service::Routes;
+
+use crate::grpc::{self, ServeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Raft(#[from] NodeError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("a service address is invalid: {0}")]
+    Address(#[from] tonic::transport::Error),
+}
+
+/// Serves `routes` and the node's Raft service on `listener` (reported healthy as
+/// `service_name`) until `shutdown`, forming the group `members` (id → address).
+/// `beside` is aborted when serving ends.
+pub async fn run<M: StateMachine>(
+    node: Node<M>,
+    listener: TcpListener,
+    routes: Routes,
+    service_name: &'static str,
+    members: BTreeMap<NodeId, String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    beside: Option<JoinHandle<()>>,
+) -> Result<(), ReplicaError> {
+    let routes = routes.add_service(node.grpc_service());
+    let serving = tokio::spawn(grpc::serve(listener, routes, service_name, shutdown));
+    let formed = node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await;
+    if formed.is_err() {
+        serving.abort();
+    }
+    let served = serving.await;
+    if let Some(task) = beside {
+        task.abort();
+    }
+    node.shutdown().await?;
+    formed?;
+    match served {
+        Ok(result) => Ok(result?),
+        Err(join) => Err(ReplicaError::Serve(ServeError::Task(join.to_string()))),
+    }
+}
