@@ -1,10 +1,20 @@
 //! The knobs of a replica, in `Duration`s, and their translation to openraft's
 //! millisecond config.
 //!
-//! The defaults follow the system's spec: heartbeats every 100 ms, elections after a
-//! random 300–800 ms of silence. openraft also uses the heartbeat interval as the
-//! deadline of one AppendEntries round trip (fsync on the follower included), which is
-//! why it is not shorter.
+//! Heartbeats: openraft checks for work on a tick of 1.5 × `heartbeat_interval` and
+//! sends a heartbeat on the first tick after the interval, so the default 50 ms sends
+//! one every 75 ms (the spec asks for at most 100 ms). openraft also uses the interval
+//! as the deadline of one AppendEntries round trip (fsync on the follower included),
+//! which is why it is not shorter.
+//!
+//! Elections: openraft 0.9 makes a follower that has heard a leader wait the leader's
+//! lease, which it sets to `election_timeout_max`, *plus* its own randomized election
+//! timeout before it stands (`RaftCore::handle_tick_election`), and a replica refuses
+//! votes while that lease runs. The silence before a candidate stands is therefore
+//! `election_timeout_max + [election_timeout_min, election_timeout_max)`. The seed's
+//! Raft stood after a random 300–800 ms; openraft's 300–800 would mean 1.1–1.6 s. The
+//! defaults, 150–400 ms, put it at 550–800 ms: inside the seed's range, and over five
+//! heartbeats, so a slow heartbeat on a busy machine does not depose a healthy leader.
 
 use std::time::Duration;
 
@@ -25,10 +35,12 @@ pub(crate) const REPLICATION_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub struct Config {
     /// Names the group in openraft's logs and traces ("order_executor", "books_db").
     pub cluster_name: String,
-    /// How often the leader sends heartbeats; also the deadline of one AppendEntries.
+    /// The leader sends a heartbeat on the first tick (1.5 × this) after this much
+    /// time; also the deadline of one AppendEntries.
     pub heartbeat_interval: Duration,
-    /// A follower that hears no leader for a random time in
-    /// [`election_timeout_min`, `election_timeout_max`) starts an election.
+    /// openraft's election timeout is drawn from [`election_timeout_min`,
+    /// `election_timeout_max`); a follower stands after `election_timeout_max` plus
+    /// that much silence (see the module's documentation).
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
     /// How long connecting to a peer may take before it counts as unreachable.
@@ -49,9 +61,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             cluster_name: "raft".to_owned(),
-            heartbeat_interval: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(300),
-            election_timeout_max: Duration::from_millis(800),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(400),
             connect_timeout: Duration::from_millis(100),
             install_snapshot_timeout: Duration::from_secs(2),
             snapshot_every_entries: Some(5_000),
@@ -62,6 +74,12 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How long a follower that heard a leader waits in silence before it stands:
+    /// the shortest and longest it may draw.
+    pub fn silence_before_election(&self) -> (Duration, Duration) {
+        (self.election_timeout_max + self.election_timeout_min, self.election_timeout_max * 2)
+    }
+
     /// openraft's config, validated (e.g. elections slower than heartbeats).
     #[expect(clippy::result_large_err, reason = "openraft's own error type, returned once at startup")]
     pub(crate) fn to_openraft(&self) -> Result<openraft::Config, openraft::ConfigError> {
@@ -94,17 +112,32 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_in_milliseconds() {
         let config = Config::default().to_openraft().expect("valid defaults");
-        assert_eq!(config.heartbeat_interval, 100);
-        assert_eq!((config.election_timeout_min, config.election_timeout_max), (300, 800));
+        assert_eq!(config.heartbeat_interval, 50);
+        assert_eq!((config.election_timeout_min, config.election_timeout_max), (150, 400));
         assert_eq!(config.snapshot_policy, SnapshotPolicy::LogsSinceLast(5_000));
     }
 
     #[test]
+    fn by_default_a_follower_stands_within_the_seeds_300_to_800_ms_and_heartbeats_are_under_100_ms() {
+        let config = Config::default();
+        let (shortest, longest) = config.silence_before_election();
+        assert!(
+            Duration::from_millis(300) <= shortest && longest <= Duration::from_millis(800),
+            "{shortest:?}–{longest:?}"
+        );
+        assert!(
+            config.heartbeat_interval * 3 / 2 <= Duration::from_millis(100),
+            "openraft's tick is 1.5 × the interval"
+        );
+        assert!(
+            shortest >= config.heartbeat_interval * 3 / 2 * 5,
+            "a lost heartbeat or four must not start an election"
+        );
+    }
+
+    #[test]
     fn refuses_elections_faster_than_heartbeats() {
-        let config = Config {
-            heartbeat_interval: Duration::from_millis(400),
-            ..Config::default()
-        };
+        let config = Config { heartbeat_interval: Duration::from_millis(400), ..Config::default() };
         assert!(config.to_openraft().is_err());
     }
 }

@@ -64,17 +64,13 @@ impl<M: StateMachine> RaftRpc for RaftGrpc<M> {
     ) -> Result<Response<pb::RaftAppendEntriesResponse>, Status> {
         let rpc = decode(&request.into_inner().payload)?;
         let answer = self.raft.append_entries(rpc).await;
-        Ok(Response::new(pb::RaftAppendEntriesResponse {
-            payload: encode(&answer)?,
-        }))
+        Ok(Response::new(pb::RaftAppendEntriesResponse { payload: encode(&answer)? }))
     }
 
     async fn vote(&self, request: Request<pb::RaftVoteRequest>) -> Result<Response<pb::RaftVoteResponse>, Status> {
         let rpc = decode(&request.into_inner().payload)?;
         let answer = self.raft.vote(rpc).await;
-        Ok(Response::new(pb::RaftVoteResponse {
-            payload: encode(&answer)?,
-        }))
+        Ok(Response::new(pb::RaftVoteResponse { payload: encode(&answer)? }))
     }
 
     async fn install_snapshot(
@@ -85,9 +81,7 @@ impl<M: StateMachine> RaftRpc for RaftGrpc<M> {
         let mut rpc: InstallSnapshotRequest<Group<M>> = decode(&payload)?;
         rpc.data = data;
         let answer = self.raft.install_snapshot(rpc).await;
-        Ok(Response::new(pb::RaftInstallSnapshotResponse {
-            payload: encode(&answer)?,
-        }))
+        Ok(Response::new(pb::RaftInstallSnapshotResponse { payload: encode(&answer)? }))
     }
 
     async fn metrics(
@@ -95,8 +89,6 @@ impl<M: StateMachine> RaftRpc for RaftGrpc<M> {
         _request: Request<pb::RaftMetricsRequest>,
     ) -> Result<Response<pb::RaftMetricsResponse>, Status> {
         let metrics = self.raft.metrics().borrow().clone();
-        Ok(Response::new(pb::RaftMetricsResponse {
-            payload: encode(&metrics)?,
-        }))
+        Ok(Response::new(pb::RaftMetricsResponse { payload: encode(&metrics)? }))
     }
 }

@@ -36,19 +36,13 @@ pub(crate) struct LogStore<M> {
 
 impl<M> Clone for LogStore<M> {
     fn clone(&self) -> Self {
-        Self {
-            db: Arc::clone(&self.db),
-            _machine: PhantomData,
-        }
+        Self { db: Arc::clone(&self.db), _machine: PhantomData }
     }
 }
 
 impl<M: StateMachine> LogStore<M> {
     pub(crate) fn new(db: Arc<Db>) -> Self {
-        Self {
-            db,
-            _machine: PhantomData,
-        }
+        Self { db, _machine: PhantomData }
     }
 
     /// The entries in `range`, in order; with a byte budget, stops once the entries
@@ -110,14 +104,12 @@ impl<M: StateMachine> RaftLogReader<Group<M>> for LogStore<M> {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<M>>, StorageError> {
-        self.read_entries(range, None)
-            .map_err(|e| StorageIOError::read_logs(&e).into())
+        self.read_entries(range, None).map_err(|e| StorageIOError::read_logs(&e).into())
     }
 
     /// Bounded by [`REPLICATION_BATCH_BYTES`]: replication reads through here.
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry<M>>, StorageError> {
-        self.read_entries(start..end, Some(REPLICATION_BATCH_BYTES))
-            .map_err(|e| StorageIOError::read_logs(&e).into())
+        self.read_entries(start..end, Some(REPLICATION_BATCH_BYTES)).map_err(|e| StorageIOError::read_logs(&e).into())
     }
 }
 
@@ -133,10 +125,7 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
                 Ok(last.map(|(_, v)| serde_json::from_slice::<Entry<M>>(v.value())).transpose()?)
             })?;
             let last_log_id = last_entry.map(|entry| entry.log_id).or(last_purged_log_id);
-            Ok(LogState {
-                last_purged_log_id,
-                last_log_id,
-            })
+            Ok(LogState { last_purged_log_id, last_log_id })
         };
         read().map_err(|e| StorageIOError::read_logs(&e).into())
     }
@@ -146,9 +135,7 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_meta(VOTE, Some(vote))
-            .await
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+        self.write_meta(VOTE, Some(vote)).await.map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -156,9 +143,7 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.write_meta(COMMITTED, committed.as_ref())
-            .await
-            .map_err(|e| StorageIOError::write(&e).into())
+        self.write_meta(COMMITTED, committed.as_ref()).await.map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -238,10 +223,7 @@ mod tests {
     }
 
     fn entry(term: u64, index: u64) -> Entry<Text> {
-        Entry {
-            log_id: log_id(term, index),
-            payload: EntryPayload::Normal(format!("entry {index}")),
-        }
+        Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(format!("entry {index}")) }
     }
 
     fn open(dir: &tempfile::TempDir) -> LogStore<Text> {

@@ -4,7 +4,7 @@
 //! A peer that is down must cost the leader nothing but that peer's replication: each
 //! call has a deadline shorter than openraft's own (its soft TTL), connecting has its
 //! own short timeout, and a peer that cannot be reached is reported `Unreachable`, so
-//! openraft backs off instead of retrying it at once. One channel per peer address is
+//! openraft backs off (100 ms) instead of retrying it at once. One channel per peer address is
 //! created on first use and shared by every later client to that peer; tonic
 //! reconnects it when the peer comes back, and HTTP/2 keepalive notices a peer gone
 //! silent (no FIN after a partition) so the channel does not stay stuck.
@@ -12,9 +12,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -40,11 +38,7 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 enum PeerFailure {
     #[error("peer {target} has an unusable address {addr:?}: {reason}")]
-    BadAddress {
-        target: NodeId,
-        addr: String,
-        reason: String,
-    },
+    BadAddress { target: NodeId, addr: String, reason: String },
     #[error("peer {target} failed the call: {status}")]
     Status { target: NodeId, status: Status },
     #[error("encoding the request or decoding peer {target}'s answer failed: {source}")]
@@ -61,22 +55,14 @@ pub(crate) struct Network {
 
 impl Network {
     pub(crate) fn new(id: NodeId, connect_timeout: Duration) -> Self {
-        Self {
-            id,
-            connect_timeout,
-            channels: HashMap::new(),
-        }
+        Self { id, connect_timeout, channels: HashMap::new() }
     }
 
     fn channel(&mut self, target: NodeId, addr: &str) -> Result<Channel, PeerFailure> {
         if let Some(channel) = self.channels.get(addr) {
             return Ok(channel.clone());
         }
-        let url = if addr.contains("://") {
-            addr.to_owned()
-        } else {
-            format!("http://{addr}")
-        };
+        let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
         let endpoint = Endpoint::from_shared(url).map_err(|e| PeerFailure::BadAddress {
             target,
             addr: addr.to_owned(),
@@ -103,12 +89,7 @@ impl<M: StateMachine> RaftNetworkFactory<Group<M>> for Network {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES)
         });
-        Peer {
-            id: self.id,
-            target,
-            node: node.clone(),
-            client,
-        }
+        Peer { id: self.id, target, node: node.clone(), client }
     }
 }
 
@@ -130,13 +111,8 @@ impl Peer {
     }
 
     fn encode<T: Serialize, E: std::error::Error>(&self, request: &T) -> Result<Vec<u8>, CallError<E>> {
-        serde_json::to_vec(request).map_err(|source| {
-            NetworkError::new(&PeerFailure::Serde {
-                target: self.target,
-                source,
-            })
-            .into()
-        })
+        serde_json::to_vec(request)
+            .map_err(|source| NetworkError::new(&PeerFailure::Serde { target: self.target, source }).into())
     }
 
     /// The peer's answer: its Raft's response, or its Raft's error as a remote error.
@@ -148,11 +124,7 @@ impl Peer {
         match serde_json::from_slice::<Result<T, RaftError<NodeId, E>>>(payload) {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(RemoteError::new_with_node(self.target, self.node.clone(), error).into()),
-            Err(source) => Err(NetworkError::new(&PeerFailure::Serde {
-                target: self.target,
-                source,
-            })
-            .into()),
+            Err(source) => Err(NetworkError::new(&PeerFailure::Serde { target: self.target, source }).into()),
         }
     }
 
@@ -160,18 +132,11 @@ impl Peer {
     /// call past its deadline timed out; anything else is a network error (retried).
     fn failed<E: std::error::Error>(&self, status: Status, action: RPCTypes, option: &RPCOption) -> CallError<E> {
         match status.code() {
-            Code::DeadlineExceeded | Code::Cancelled => Timeout {
-                action,
-                id: self.id,
-                target: self.target,
-                timeout: option.soft_ttl(),
+            Code::DeadlineExceeded | Code::Cancelled => {
+                Timeout { action, id: self.id, target: self.target, timeout: option.soft_ttl() }.into()
             }
-            .into(),
             code => {
-                let failure = PeerFailure::Status {
-                    target: self.target,
-                    status,
-                };
+                let failure = PeerFailure::Status { target: self.target, status };
                 if code == Code::Unavailable {
                     Unreachable::new(&failure).into()
                 } else {
@@ -229,14 +194,24 @@ impl<M: StateMachine> RaftNetwork<Group<M>> for Peer {
     ) -> Result<VoteResponse<NodeId>, CallError<openraft::error::Infallible>> {
         let payload = self.encode(&rpc)?;
         let request = with_deadline(pb::RaftVoteRequest { payload }, &option);
-        let response = self
-            .client()?
-            .vote(request)
-            .await
-            .map_err(|status| self.failed(status, RPCTypes::Vote, &option))?;
+        let response =
+            self.client()?.vote(request).await.map_err(|status| self.failed(status, RPCTypes::Vote, &option))?;
         self.decode(&response.into_inner().payload)
     }
+
+    /// The pause between calls to a peer reported `Unreachable`. openraft's default
+    /// is 500 ms; a restarted replica then waits that long to hear the leader, and
+    /// if its own election timer (550–800 ms from its start) runs out first it
+    /// stands, and its higher term deposes a healthy leader (openraft 0.9 has no
+    /// pre-vote). A failed call to a loopback or LAN peer costs little, so retry
+    /// every 100 ms.
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(UNREACHABLE_RETRY))
+    }
 }
+
+/// See [`Peer::backoff`].
+const UNREACHABLE_RETRY: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

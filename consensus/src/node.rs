@@ -33,10 +33,7 @@ pub enum NodeError {
     #[error("the Raft storage at {path} failed: {source}")]
     Storage { path: PathBuf, source: StorageFailure },
     #[error("this replica is not the leader{}: send the request to the leader", leader_hint(.leader_id, .leader_addr))]
-    NotLeader {
-        leader_id: Option<NodeId>,
-        leader_addr: Option<String>,
-    },
+    NotLeader { leader_id: Option<NodeId>, leader_addr: Option<String> },
     #[error("the leader could not reach a majority of the group; retry when more replicas are up")]
     NoQuorum,
     #[error("replica {id} is not among the members it was asked to form a group with")]
@@ -59,10 +56,7 @@ fn leader_hint(id: &Option<NodeId>, addr: &Option<String>) -> String {
 
 impl From<ForwardToLeader<NodeId, BasicNode>> for NodeError {
     fn from(forward: ForwardToLeader<NodeId, BasicNode>) -> Self {
-        Self::NotLeader {
-            leader_id: forward.leader_id,
-            leader_addr: forward.leader_node.map(|node| node.addr),
-        }
+        Self::NotLeader { leader_id: forward.leader_id, leader_addr: forward.leader_node.map(|node| node.addr) }
     }
 }
 
@@ -97,10 +91,7 @@ impl<M: StateMachine> Node<M> {
     pub async fn start(id: NodeId, data_dir: &Path, config: &Config) -> Result<Self, NodeError> {
         let raft_config = Arc::new(config.to_openraft()?);
         let path = data_dir.join(DATA_FILE);
-        let storage_failed = |source| NodeError::Storage {
-            path: path.clone(),
-            source,
-        };
+        let storage_failed = |source| NodeError::Storage { path: path.clone(), source };
         let (db, storage_closed) = Db::open(&path).map_err(storage_failed)?;
         let state_store = StateStore::<M>::open(Arc::clone(&db)).map_err(storage_failed)?;
         let state = state_store.handle();
@@ -108,13 +99,7 @@ impl<M: StateMachine> Node<M> {
         let network = Network::new(id, config.connect_timeout);
         let raft = Raft::<M>::new(id, raft_config, network, log_store, state_store).await?;
         tracing::info!(id, cluster = %config.cluster_name, path = %path.display(), "Raft replica started");
-        Ok(Self {
-            id,
-            raft,
-            state,
-            storage_closed,
-            shutdown_timeout: config.shutdown_timeout,
-        })
+        Ok(Self { id, raft, state, storage_closed, shutdown_timeout: config.shutdown_timeout })
     }
 
     pub fn id(&self) -> NodeId {
@@ -203,9 +188,7 @@ impl<M: StateMachine> Node<M> {
             // Only fails, and only once the last storage handle is dropped.
             while storage_closed.changed().await.is_ok() {}
         });
-        released
-            .await
-            .map_err(|_| NodeError::ShutdownTimedOut(self.shutdown_timeout))?;
+        released.await.map_err(|_| NodeError::ShutdownTimedOut(self.shutdown_timeout))?;
         tracing::info!(id = self.id, "Raft replica stopped");
         Ok(())
     }

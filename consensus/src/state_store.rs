@@ -51,9 +51,7 @@ pub struct StateHandle<M> {
 
 impl<M> Clone for StateHandle<M> {
     fn clone(&self) -> Self {
-        Self {
-            applied: Arc::clone(&self.applied),
-        }
+        Self { applied: Arc::clone(&self.applied) }
     }
 }
 
@@ -86,22 +84,13 @@ impl<M: StateMachine> StateStore<M> {
                     membership: meta.last_membership,
                 }
             }
-            None => Applied {
-                machine: M::default(),
-                last_applied: None,
-                membership: StoredMembership::default(),
-            },
+            None => Applied { machine: M::default(), last_applied: None, membership: StoredMembership::default() },
         };
-        Ok(Self {
-            applied: Arc::new(RwLock::new(applied)),
-            db,
-        })
+        Ok(Self { applied: Arc::new(RwLock::new(applied)), db })
     }
 
     pub(crate) fn handle(&self) -> StateHandle<M> {
-        StateHandle {
-            applied: Arc::clone(&self.applied),
-        }
+        StateHandle { applied: Arc::clone(&self.applied) }
     }
 }
 
@@ -119,7 +108,8 @@ fn read_snapshot(db: &Db) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageFail
 /// older state must not replace one installed from the leader meanwhile.
 async fn persist_snapshot(db: &Arc<Db>, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StorageError> {
     let signature = meta.signature();
-    let meta_json = serde_json::to_vec(meta).map_err(|e| StorageIOError::write_snapshot(Some(signature.clone()), &e))?;
+    let meta_json =
+        serde_json::to_vec(meta).map_err(|e| StorageIOError::write_snapshot(Some(signature.clone()), &e))?;
     let last_log_id = meta.last_log_id;
     db.write(move |txn| {
         let mut table = txn.open_table(SNAPSHOT)?;
@@ -152,10 +142,7 @@ impl<M: StateMachine> RaftSnapshotBuilder<Group<M>> for SnapshotBuilder {
         let (meta, data) = self.prepared.clone()?;
         persist_snapshot(&self.db, &meta, data.clone()).await?;
         tracing::info!(snapshot = %meta, bytes = data.len(), "snapshot built");
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
 
@@ -204,45 +191,38 @@ impl<M: StateMachine> RaftStateMachine<Group<M>> for StateStore<M> {
                 (meta, data)
             })
             .map_err(|e| StorageIOError::read_state_machine(&e).into());
-        SnapshotBuilder {
-            prepared,
-            db: Arc::clone(&self.db),
-        }
+        SnapshotBuilder { prepared, db: Arc::clone(&self.db) }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let machine: M =
             serde_json::from_slice(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         persist_snapshot(&self.db, meta, data).await?;
         tracing::info!(snapshot = %meta, "installed a snapshot from the leader");
-        *write_lock(&self.applied) = Applied {
-            machine,
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
+        *write_lock(&self.applied) =
+            Applied { machine, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<Group<M>>>, StorageError> {
         let stored = read_snapshot(&self.db).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(stored.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        Ok(stored.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }
 
 /// Unique per snapshot (openraft tells snapshot streams apart by it): the log id it
 /// covers and the time it was built.
 fn snapshot_id(last_applied: Option<LogId>) -> String {
-    let built_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos());
+    let built_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_nanos());
     match last_applied {
         Some(log_id) => format!("{}-{}-{built_ns}", log_id.leader_id, log_id.index),
         None => format!("empty-{built_ns}"),

@@ -62,19 +62,13 @@ impl Replica {
         let addr = listener.local_addr().expect("bound address");
         let node = Node::<Kv>::start(id, dir, &config()).await.expect("replica starts");
         let (stop_serving, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(
-            Server::builder()
-                .add_service(node.grpc_service())
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
-                    let _ = stopped.await;
-                }),
-        );
-        Self {
-            node,
-            addr,
-            stop_serving,
-            server,
-        }
+        let server = tokio::spawn(Server::builder().add_service(node.grpc_service()).serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self { node, addr, stop_serving, server }
     }
 
     /// Stops serving and stops the node; answers the address, free to bind again.
@@ -99,10 +93,7 @@ async fn leader_seen_by(node: &Node<Kv>, excluded: Option<NodeId>) -> NodeId {
     let metrics = node
         .raft()
         .wait(Some(TIMEOUT))
-        .metrics(
-            |m| m.current_leader.is_some_and(|leader| Some(leader) != excluded),
-            "a leader is known",
-        )
+        .metrics(|m| m.current_leader.is_some_and(|leader| Some(leader) != excluded), "a leader is known")
         .await
         .expect("a leader is elected");
     metrics.current_leader.expect("checked above")
@@ -110,10 +101,7 @@ async fn leader_seen_by(node: &Node<Kv>, excluded: Option<NodeId>) -> NodeId {
 
 /// Writes through whichever replica leads, following the group through elections.
 async fn write(replicas: &[&Replica], key: &str, value: &str) {
-    let command = Set {
-        key: key.to_owned(),
-        value: value.to_owned(),
-    };
+    let command = Set { key: key.to_owned(), value: value.to_owned() };
     let mut leader = leader_seen_by(&replicas[0].node, None).await;
     for _ in 0..WRITE_ATTEMPTS {
         let Some(replica) = replicas.iter().find(|r| r.node.id() == leader) else {

@@ -106,6 +106,8 @@ enum Service {
         data_dir: Option<PathBuf>,
         #[command(flatten)]
         catalog: CatalogArg,
+        #[command(flatten)]
+        raft: RaftArgs,
     },
     /// One replica of the order executors (Raft-replicated; the leader runs 2PC).
     OrderExecutor {
@@ -125,14 +127,8 @@ enum Service {
         payment_url: String,
         #[arg(long, env = "BOOKS_DB_URLS", value_delimiter = ',', required = true)]
         books_db: Vec<String>,
-        /// Raft heartbeat interval, in milliseconds.
-        #[arg(long, env = "RAFT_HEARTBEAT_MS", default_value_t = 100)]
-        heartbeat_ms: u64,
-        /// Raft election timeouts are drawn from this range, in milliseconds.
-        #[arg(long, env = "RAFT_ELECTION_MIN_MS", default_value_t = 300)]
-        election_min_ms: u64,
-        #[arg(long, env = "RAFT_ELECTION_MAX_MS", default_value_t = 800)]
-        election_max_ms: u64,
+        #[command(flatten)]
+        raft: RaftArgs,
         /// The ceiling of the pause between polls of an idle or unreachable queue.
         #[arg(long, env = "ORDER_EXECUTOR_BACKOFF_CEILING_MS", default_value_t = 5000)]
         backoff_ceiling_ms: u64,
@@ -149,6 +145,30 @@ enum Service {
         #[arg(long, env = "CARD_FINGERPRINT_KEY", hide_env_values = true)]
         card_fingerprint_key: Option<String>,
     },
+}
+
+/// Raft timing, the same flags for both replicated groups.
+#[derive(clap::Args)]
+struct RaftArgs {
+    /// Raft heartbeat interval in milliseconds (default 50; openraft sends one on
+    /// its tick of 1.5 × this, so every 75 ms).
+    #[arg(long, env = "RAFT_HEARTBEAT_MS")]
+    heartbeat_ms: Option<u64>,
+    /// Raft election timeouts are drawn from min..max milliseconds (default
+    /// 150..400). A follower stands after max plus that much silence: 550–800 ms.
+    #[arg(long, env = "RAFT_ELECTION_MIN_MS")]
+    election_min_ms: Option<u64>,
+    #[arg(long, env = "RAFT_ELECTION_MAX_MS")]
+    election_max_ms: Option<u64>,
+}
+
+impl RaftArgs {
+    fn apply(&self, config: &mut consensus::Config) {
+        let millis = |flag: Option<u64>, default: Duration| flag.map_or(default, Duration::from_millis);
+        config.heartbeat_interval = millis(self.heartbeat_ms, config.heartbeat_interval);
+        config.election_timeout_min = millis(self.election_min_ms, config.election_timeout_min);
+        config.election_timeout_max = millis(self.election_max_ms, config.election_timeout_max);
+    }
 }
 
 #[derive(clap::Args)]
@@ -234,11 +254,12 @@ async fn main() -> anyhow::Result<()> {
             let config = QueueConfig { default_lease: Duration::from_millis(lease_ms), ..QueueConfig::default() };
             order_queue::serve(bind(listen, "order_queue").await?, store, config, shutdown).await?;
         }
-        Service::BooksDb { id, listen, members, data_dir, catalog } => {
+        Service::BooksDb { id, listen, members, data_dir, catalog, raft } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/books_db/{id}")));
             let listener = bind(listen, "books_db").await?;
             let members = members.into_iter().collect();
-            let config = books_db::raft_config();
+            let mut config = books_db::raft_config();
+            raft.apply(&mut config);
             books_db::start(id, listener, members, &data_dir, catalog.load()?, &config, shutdown).await?;
         }
         Service::OrderExecutor {
@@ -249,16 +270,12 @@ async fn main() -> anyhow::Result<()> {
             queue_url,
             payment_url,
             books_db,
-            heartbeat_ms,
-            election_min_ms,
-            election_max_ms,
+            raft,
             backoff_ceiling_ms,
         } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/order_executor/{id}")));
             let mut config = ExecutorConfig::new(queue_url, payment_url, books_db);
-            config.raft.heartbeat_interval = Duration::from_millis(heartbeat_ms);
-            config.raft.election_timeout_min = Duration::from_millis(election_min_ms);
-            config.raft.election_timeout_max = Duration::from_millis(election_max_ms);
+            raft.apply(&mut config.raft);
             config.backoff.ceiling = Duration::from_millis(backoff_ceiling_ms);
             let listener = bind(listen, "order_executor").await?;
             replica::start(id, listener, members.into_iter().collect(), &data_dir, config, shutdown).await?;

@@ -17,7 +17,8 @@ struct Shop {
     dir: tempfile::TempDir,
 }
 
-/// Orders a killed leader had taken but not recorded come back after this lease.
+/// How long the queue leases an order to the executors' leader. A new leader ends
+/// its predecessors' leases when it takes over, so no test waits for one to run out.
 const LEASE: Duration = Duration::from_secs(2);
 
 async fn shop() -> Shop {
@@ -186,6 +187,25 @@ async fn premium_orders_execute_first_when_the_executors_resume() {
     let basic = sequence(shop.final_status("basic-1").await);
     let none = sequence(shop.final_status("none-1").await);
     assert!(premium < basic && basic < none, "premium {premium}, basic {basic}, none {none}");
+}
+
+#[tokio::test]
+async fn a_new_leader_takes_back_an_order_leased_to_a_leader_that_is_gone() {
+    let mut shop = shop_without_executors().await;
+    shop.enqueue("orphan-1", "4716401589806287", &[("7", 1)], "None").await;
+    // A leader of an earlier term took it for ten minutes, then died.
+    let mut queue = pb::order_queue_client::OrderQueueClient::connect(shop.queue.clone()).await.unwrap();
+    let taken = queue
+        .dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 600_000, consumer: "order_executor_9/term_1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(taken.order.map(|order| order.order_id).as_deref(), Some("orphan-1"));
+    shop.start_executors().await;
+    // final_status gives up long before the ten-minute lease would run out.
+    assert_eq!(shop.final_status("orphan-1").await.status, "committed");
+    let lookup = queue.lookup(pb::LookupRequest { order_id: "orphan-1".into() }).await.unwrap().into_inner();
+    assert_eq!(lookup.state, "done", "acknowledged by the new leader");
 }
 
 /// Every order final, none charged twice, committed ones charged once and the

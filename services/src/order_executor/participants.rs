@@ -119,6 +119,31 @@ impl QueueClient {
     }
 }
 
+impl QueueClient {
+    /// Gives back an order this leader took and cannot run, so the next leader gets
+    /// it at once rather than when its lease runs out.
+    pub async fn release(&self, order_id: &str, lease_id: &str) -> Result<(), Unreachable> {
+        let mut client = self.client.clone();
+        let message = pb::ReleaseRequest { order_id: order_id.to_owned(), lease_id: lease_id.to_owned() };
+        match client.release(request(message, self.deadline)).await {
+            Ok(_) => Ok(()),
+            // Acknowledged, or its lease already ended: nothing to give back.
+            Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
+            Err(status) => Err(unreachable("order_queue", &status)),
+        }
+    }
+
+    /// Ends the leases of every consumer but `consumer` (this leader, this term);
+    /// answers how many ended.
+    pub async fn take_over(&self, consumer: &str) -> Result<u32, Unreachable> {
+        let mut client = self.client.clone();
+        let message = pb::TakeOverRequest { consumer: consumer.to_owned() };
+        within("order_queue", self.deadline, client.take_over(request(message, self.deadline)))
+            .await
+            .map(|answer| answer.released)
+    }
+}
+
 impl QueueAck for QueueClient {
     fn ack<'a>(&'a self, order_id: &'a str, lease_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
         Box::pin(async move {

@@ -136,23 +136,23 @@ pub async fn start(
     replicated::run(node, listener, routes, "bookstore.v1.OrderExecutor", members, shutdown, Some(leading)).await
 }
 
-/// While this replica leads: recover, then take orders from the queue.
+/// While this replica leads: recover, take over the queue's leases, then take
+/// orders from the queue.
 async fn lead(node: Node<ExecutorState>, coordinator: LiveCoordinator, config: ExecutorConfig) {
     let id = node.id();
-    let consumer = format!("order_executor_{id}");
     loop {
         let waiting = node.raft().wait(Some(Duration::from_secs(1)));
         if waiting.metrics(|m| m.current_leader == Some(id), "leading").await.is_err() {
             continue;
         }
         // Metrics name a new leader before it can commit: confirm leadership with a
-        // quorum round first, or the first order taken would fail to record and sit
-        // leased until its lease expired.
+        // quorum round first, or the first order taken would fail to record.
         if let Err(error) = node.read_linearizable(|_| ()).await {
             tracing::debug!(%error, "not yet able to lead");
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
+        let term = node.raft().metrics().borrow().current_term;
         match coordinator.recover().await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "finished the orders the previous leader left in flight"),
@@ -163,32 +163,58 @@ async fn lead(node: Node<ExecutorState>, coordinator: LiveCoordinator, config: E
                 continue;
             }
         }
-        tracing::info!("leading: taking orders from the queue");
-        let mut backoff = Backoff::new(config.backoff);
-        let mut wait = config.backoff.first;
-        while node.leader() == Some(id) {
-            match coordinator.queue.next(wait, config.lease, &consumer).await {
-                Ok(Some((order, lease_id))) => {
-                    backoff.on_order();
-                    wait = config.backoff.first;
-                    let execution = execution_from(order, lease_id);
-                    let order_id = execution.order_id.clone();
-                    match coordinator.execute(execution).await {
-                        Ok(finished) => tracing::info!(%order_id, ?finished, "order finished"),
-                        Err(LogError::NotLeader) => break,
-                        Err(error) => {
-                            tracing::warn!(%order_id, %error, "order not finished; the queue will redeliver it")
+        // The consumer name carries the term, so a take-over also ends leases this
+        // replica held in an earlier term.
+        let consumer = format!("order_executor_{id}/term_{term}");
+        match coordinator.queue.take_over(&consumer).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "orders leased to a previous leader are ready again"),
+            // Their leases run out instead.
+            Err(error) => tracing::warn!(%error, "could not take over the queue's leases"),
+        }
+        tracing::info!(term, "leading: taking orders from the queue");
+        take_orders(&node, &coordinator, &config, &consumer).await;
+    }
+}
+
+/// Takes orders from the queue and runs them, for as long as this replica leads.
+async fn take_orders(
+    node: &Node<ExecutorState>,
+    coordinator: &LiveCoordinator,
+    config: &ExecutorConfig,
+    consumer: &str,
+) {
+    let mut backoff = Backoff::new(config.backoff);
+    let mut wait = config.backoff.first;
+    while node.leader() == Some(node.id()) {
+        match coordinator.queue.next(wait, config.lease, consumer).await {
+            Ok(Some((order, lease_id))) => {
+                backoff.on_order();
+                wait = config.backoff.first;
+                let execution = execution_from(order, lease_id.clone());
+                let order_id = execution.order_id.clone();
+                match coordinator.execute(execution).await {
+                    Ok(finished) => tracing::info!(%order_id, ?finished, "order finished"),
+                    Err(LogError::NotLeader) => {
+                        // Whatever the log holds of it, the next leader finishes; the
+                        // queue need not wait out the lease to hand it over.
+                        if let Err(error) = coordinator.queue.release(&order_id, &lease_id).await {
+                            tracing::warn!(%order_id, %error, "could not give the order back; its lease will run out");
                         }
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%order_id, %error, "order not finished; the queue will redeliver it")
                     }
                 }
-                // The long poll found nothing: wait longer next time (it still
-                // answers the moment an order arrives).
-                Ok(None) => wait = backoff.on_idle(),
-                Err(error) => {
-                    let pause = backoff.on_idle();
-                    tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "the queue is unreachable; backing off");
-                    tokio::time::sleep(pause).await;
-                }
+            }
+            // The long poll found nothing: wait longer next time (it still answers
+            // the moment an order arrives).
+            Ok(None) => wait = backoff.on_idle(),
+            Err(error) => {
+                let pause = backoff.on_idle();
+                tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "the queue is unreachable; backing off");
+                tokio::time::sleep(pause).await;
             }
         }
     }

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-use super::store::{Acked, Enqueued, QueueStore, StoreError};
+use super::store::{Acked, Enqueued, QueueStore, Released, StoreError};
 use super::QueueConfig;
 
 pub struct OrderQueueService {
@@ -84,7 +84,8 @@ impl OrderQueue for OrderQueueService {
             let arrival = self.arrivals.notified();
             tokio::pin!(arrival);
             arrival.as_mut().enable();
-            if let Some(delivery) = self.blocking(move |store| store.dequeue(now_ms(), lease_ms)).await? {
+            let consumer = request.consumer.clone();
+            if let Some(delivery) = self.blocking(move |store| store.dequeue(now_ms(), lease_ms, &consumer)).await? {
                 tracing::info!(order_id = %delivery.order.order_id, consumer = %request.consumer, delivery = delivery.delivery_count, "delivered");
                 return Ok(Response::new(pb::DequeueResponse {
                     order: Some(delivery.order),
@@ -124,6 +125,40 @@ impl OrderQueue for OrderQueueService {
             Acked::UnknownOrder => return Err(Status::not_found(format!("the queue has no order {order_id}"))),
         }
         Ok(Response::new(pb::AckResponse {}))
+    }
+
+    async fn release(&self, request: Request<pb::ReleaseRequest>) -> Result<Response<pb::ReleaseResponse>, Status> {
+        let request = request.into_inner();
+        let order_id = request.order_id.clone();
+        let released = self.blocking(move |store| store.release(&request.order_id, &request.lease_id)).await?;
+        match released {
+            Released::Ready => {
+                tracing::info!(%order_id, "released by its holder: ready again");
+                self.arrivals.notify_waiters();
+            }
+            Released::AlreadyDone => tracing::debug!(%order_id, "released after its acknowledgement: nothing to do"),
+            Released::LeaseLost => {
+                return Err(Status::failed_precondition(format!(
+                    "the lease on order {order_id} is no longer its current one"
+                )))
+            }
+            Released::UnknownOrder => return Err(Status::not_found(format!("the queue has no order {order_id}"))),
+        }
+        Ok(Response::new(pb::ReleaseResponse {}))
+    }
+
+    async fn take_over(&self, request: Request<pb::TakeOverRequest>) -> Result<Response<pb::TakeOverResponse>, Status> {
+        let consumer = request.into_inner().consumer;
+        if consumer.is_empty() {
+            return Err(Status::invalid_argument("consumer must name the new leader"));
+        }
+        let keeper = consumer.clone();
+        let released = self.blocking(move |store| store.take_over(&keeper)).await?;
+        if released > 0 {
+            tracing::info!(%consumer, released, "took over: other consumers' leases ended");
+            self.arrivals.notify_waiters();
+        }
+        Ok(Response::new(pb::TakeOverResponse { released }))
     }
 
     async fn lookup(&self, request: Request<pb::LookupRequest>) -> Result<Response<pb::LookupResponse>, Status> {

@@ -7,6 +7,7 @@
 //!   and how often it was delivered);
 //! - `ready`: (rank, sequence) → order id, the orders waiting, in delivery order;
 //! - `leases`: order id → (expiry, lease id), the orders delivered and not acked;
+//! - `holders`: order id → the consumer a leased order was delivered to;
 //! - `done`: order id → ack time, so that enqueueing an order twice stays a no-op;
 //! - `meta`: the next sequence number.
 //!
@@ -22,6 +23,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 const READY: TableDefinition<(u8, u64), &str> = TableDefinition::new("ready");
 const LEASES: TableDefinition<&str, (u64, &str)> = TableDefinition::new("leases");
+const HOLDERS: TableDefinition<&str, &str> = TableDefinition::new("holders");
 const DONE: TableDefinition<&str, u64> = TableDefinition::new("done");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQUENCE: &str = "next_sequence";
@@ -83,6 +85,17 @@ pub enum Acked {
     UnknownOrder,
 }
 
+#[derive(Debug, PartialEq, Eq)]
+pub enum Released {
+    /// The order is ready for delivery again.
+    Ready,
+    /// Acknowledged before: nothing to give back.
+    AlreadyDone,
+    /// The lease is not the order's current one.
+    LeaseLost,
+    UnknownOrder,
+}
+
 /// Where an order is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
@@ -124,6 +137,7 @@ impl QueueStore {
         txn.open_table(ORDERS)?;
         txn.open_table(READY)?;
         txn.open_table(LEASES)?;
+        txn.open_table(HOLDERS)?;
         txn.open_table(DONE)?;
         txn.open_table(META)?;
         txn.commit()?;
@@ -151,27 +165,24 @@ impl QueueStore {
         Ok(Enqueued::Added)
     }
 
-    /// Leases the first ready order until `now_ms + lease_ms`, after putting back
-    /// every order whose lease expired by `now_ms`.
-    pub fn dequeue(&self, now_ms: u64, lease_ms: u64) -> Result<Option<Delivery>, StoreError> {
+    /// Leases the first ready order to `consumer` until `now_ms + lease_ms`, after
+    /// putting back every order whose lease expired by `now_ms`.
+    pub fn dequeue(&self, now_ms: u64, lease_ms: u64, consumer: &str) -> Result<Option<Delivery>, StoreError> {
         let txn = self.db.begin_write()?;
         let delivery = {
-            let mut orders = txn.open_table(ORDERS)?;
-            let mut ready = txn.open_table(READY)?;
-            let mut leases = txn.open_table(LEASES)?;
-            let expired: Vec<String> = leases
+            let expired: Vec<String> = txn
+                .open_table(LEASES)?
                 .iter()?
                 .filter_map(Result::ok)
                 .filter(|(_, lease)| lease.value().0 <= now_ms)
                 .map(|(id, _)| id.value().to_owned())
                 .collect();
             for id in &expired {
-                leases.remove(id.as_str())?;
-                if let Some(bytes) = orders.get(id.as_str())? {
-                    let stored = decode(id, bytes.value())?;
-                    ready.insert((stored.rank as u8, stored.sequence), id.as_str())?;
-                }
+                make_ready(&txn, id)?;
             }
+            let mut orders = txn.open_table(ORDERS)?;
+            let mut ready = txn.open_table(READY)?;
+            let mut leases = txn.open_table(LEASES)?;
             let Some((_, id)) = ready.pop_first()?.map(|(k, v)| (k.value(), v.value().to_owned())) else {
                 drop((orders, ready, leases));
                 txn.commit()?;
@@ -186,6 +197,7 @@ impl QueueStore {
             let lease_id = uuid::Uuid::new_v4().to_string();
             let lease_expires_at_ms = now_ms.saturating_add(lease_ms);
             leases.insert(id.as_str(), (lease_expires_at_ms, lease_id.as_str()))?;
+            txn.open_table(HOLDERS)?.insert(id.as_str(), consumer)?;
             Delivery {
                 order: stored.order.unwrap_or_default(),
                 lease_id,
@@ -211,6 +223,7 @@ impl QueueStore {
                 match current {
                     Some(current) if current == lease_id => {
                         leases.remove(order_id)?;
+                        txn.open_table(HOLDERS)?.remove(order_id)?;
                         orders.remove(order_id)?;
                         done.insert(order_id, now_ms)?;
                         Acked::Removed
@@ -222,6 +235,46 @@ impl QueueStore {
         };
         txn.commit()?;
         Ok(acked)
+    }
+
+    /// Ends the lease `lease_id` on `order_id` early: the order is ready again.
+    pub fn release(&self, order_id: &str, lease_id: &str) -> Result<Released, StoreError> {
+        let txn = self.db.begin_write()?;
+        let current = txn.open_table(LEASES)?.get(order_id)?.map(|lease| lease.value().1.to_owned());
+        let released = match current {
+            Some(current) if current == lease_id => {
+                make_ready(&txn, order_id)?;
+                Released::Ready
+            }
+            _ if txn.open_table(ORDERS)?.get(order_id)?.is_some() => Released::LeaseLost,
+            _ if txn.open_table(DONE)?.get(order_id)?.is_some() => Released::AlreadyDone,
+            _ => Released::UnknownOrder,
+        };
+        txn.commit()?;
+        Ok(released)
+    }
+
+    /// Ends every lease not held by `consumer` (a lease from before holders were
+    /// recorded counts as another's); answers how many ended.
+    pub fn take_over(&self, consumer: &str) -> Result<u32, StoreError> {
+        let txn = self.db.begin_write()?;
+        let others: Vec<String> = {
+            let holders = txn.open_table(HOLDERS)?;
+            let leased: Vec<String> =
+                txn.open_table(LEASES)?.iter()?.filter_map(Result::ok).map(|(id, _)| id.value().to_owned()).collect();
+            let mut others = Vec::new();
+            for id in leased {
+                if holders.get(id.as_str())?.is_none_or(|holder| holder.value() != consumer) {
+                    others.push(id);
+                }
+            }
+            others
+        };
+        for id in &others {
+            make_ready(&txn, id)?;
+        }
+        txn.commit()?;
+        Ok(others.len() as u32)
     }
 
     pub fn depth(&self) -> Result<Depth, StoreError> {
@@ -257,6 +310,17 @@ impl QueueStore {
     }
 }
 
+/// Ends `id`'s lease and puts it back under its original (rank, sequence).
+fn make_ready(txn: &redb::WriteTransaction, id: &str) -> Result<(), StoreError> {
+    txn.open_table(LEASES)?.remove(id)?;
+    txn.open_table(HOLDERS)?.remove(id)?;
+    if let Some(bytes) = txn.open_table(ORDERS)?.get(id)? {
+        let stored = decode(id, bytes.value())?;
+        txn.open_table(READY)?.insert((stored.rank as u8, stored.sequence), id)?;
+    }
+    Ok(())
+}
+
 fn decode(id: &str, bytes: &[u8]) -> Result<StoredOrder, StoreError> {
     StoredOrder::decode(bytes).map_err(|e| StoreError::Corrupt(id.to_owned(), e))
 }
@@ -274,7 +338,7 @@ mod tests {
     }
 
     fn next_id(store: &QueueStore, now_ms: u64) -> Option<String> {
-        store.dequeue(now_ms, 1_000).unwrap().map(|d| d.order.order_id)
+        store.dequeue(now_ms, 1_000, "test").unwrap().map(|d| d.order.order_id)
     }
 
     #[test]
@@ -296,10 +360,10 @@ mod tests {
         let store = store(&dir);
         store.enqueue(order("o1"), 2).unwrap();
         assert_eq!(store.enqueue(order("o1"), 0).unwrap(), Enqueued::Duplicate);
-        let delivery = store.dequeue(0, 1_000).unwrap().unwrap();
+        let delivery = store.dequeue(0, 1_000, "test").unwrap().unwrap();
         assert_eq!(store.ack("o1", &delivery.lease_id, 10).unwrap(), Acked::Removed);
         assert_eq!(store.enqueue(order("o1"), 2).unwrap(), Enqueued::Duplicate);
-        assert_eq!(store.dequeue(20, 1_000).unwrap(), None);
+        assert_eq!(store.dequeue(20, 1_000, "test").unwrap(), None);
         assert_eq!(store.ack("o1", &delivery.lease_id, 30).unwrap(), Acked::AlreadyDone);
     }
 
@@ -309,13 +373,13 @@ mod tests {
         let store = store(&dir);
         store.enqueue(order("o1"), 1).unwrap();
         store.enqueue(order("o2"), 1).unwrap();
-        let first = store.dequeue(0, 100).unwrap().unwrap();
+        let first = store.dequeue(0, 100, "test").unwrap().unwrap();
         assert_eq!((first.order.order_id.as_str(), first.delivery_count), ("o1", 1));
         assert_eq!(store.next_lease_expiry().unwrap(), Some(100));
         // Before expiry o1 stays leased and o2 comes next.
         assert_eq!(next_id(&store, 99).as_deref(), Some("o2"));
         // After expiry o1 is back, in its old place.
-        let again = store.dequeue(100, 100).unwrap().unwrap();
+        let again = store.dequeue(100, 100, "test").unwrap().unwrap();
         assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("o1", 2));
         assert_eq!(store.ack("o1", &first.lease_id, 150).unwrap(), Acked::LeaseLost, "the stale lease may not ack");
         assert_eq!(store.ack("o1", &again.lease_id, 150).unwrap(), Acked::Removed);
@@ -332,7 +396,7 @@ mod tests {
             let store = store(&dir);
             store.enqueue(order("leased"), 0).unwrap();
             store.enqueue(order("ready"), 2).unwrap();
-            store.dequeue(0, 500).unwrap().unwrap();
+            store.dequeue(0, 500, "test").unwrap().unwrap();
         }
         let store = store(&dir);
         assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 1], leased: 1 });
@@ -342,5 +406,41 @@ mod tests {
             Some("leased"),
             "redelivered after the restart once its lease ran out"
         );
+    }
+
+    #[test]
+    fn a_released_order_is_ready_again_at_once_in_its_old_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store.enqueue(order("o1"), 1).unwrap();
+        store.enqueue(order("o2"), 1).unwrap();
+        let first = store.dequeue(0, 10_000, "leader-a").unwrap().unwrap();
+        assert_eq!(store.release("o1", "not-the-lease").unwrap(), Released::LeaseLost);
+        assert_eq!(store.release("o1", &first.lease_id).unwrap(), Released::Ready);
+        assert_eq!(store.lookup("o1").unwrap(), Location::Ready);
+        let again = store.dequeue(1, 10_000, "leader-a").unwrap().unwrap();
+        assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("o1", 2), "before o2, long before expiry");
+        assert_eq!(store.ack("o1", &first.lease_id, 2).unwrap(), Acked::LeaseLost, "the released lease may not ack");
+        assert_eq!(store.ack("o1", &again.lease_id, 2).unwrap(), Acked::Removed);
+        assert_eq!(store.release("o1", &again.lease_id).unwrap(), Released::AlreadyDone);
+        assert_eq!(store.release("nope", "x").unwrap(), Released::UnknownOrder);
+    }
+
+    #[test]
+    fn a_take_over_ends_the_leases_of_every_other_consumer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        for id in ["old-1", "old-2", "mine", "waiting"] {
+            store.enqueue(order(id), 2).unwrap();
+        }
+        store.dequeue(0, 10_000, "leader-1/term-3").unwrap().unwrap();
+        store.dequeue(0, 10_000, "leader-2/term-4").unwrap().unwrap();
+        let mine = store.dequeue(0, 10_000, "leader-3/term-5").unwrap().unwrap();
+        assert_eq!(store.take_over("leader-3/term-5").unwrap(), 2);
+        assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 3], leased: 1 });
+        assert_eq!(next_id(&store, 1).as_deref(), Some("old-1"), "taken-back orders keep their place");
+        assert_eq!(store.ack("mine", &mine.lease_id, 2).unwrap(), Acked::Removed, "the new leader's lease stands");
+        assert_eq!(store.take_over("leader-3/term-5").unwrap(), 1, "old-1, just leased to \"test\"");
+        assert_eq!(store.take_over("leader-3/term-5").unwrap(), 0);
     }
 }
