@@ -2,6 +2,9 @@
 //! server: replicated groups of three replicas on loopback port 0, each with its
 //! own data directory under a folder the caller owns, which can be stopped and
 //! restarted on the same port and data; and single services on loopback.
+//! [`processes`] runs the execution side as real processes instead, to kill them.
+
+pub mod processes;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
