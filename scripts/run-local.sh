@@ -18,7 +18,6 @@ export BOOKS_DB_MEMBERS=${BOOKS_DB_MEMBERS:-1=127.0.0.1:50061,2=127.0.0.1:50062,
 export BOOKS_DB_URLS=${BOOKS_DB_URLS:-http://127.0.0.1:50061,http://127.0.0.1:50062,http://127.0.0.1:50063}
 export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-target/site}
 export LEPTOS_SITE_ADDR=${LEPTOS_SITE_ADDR:-127.0.0.1:8080}
-export RUST_LOG=${RUST_LOG:-info,openraft=warn}
 
 binaries=("$BIN/services")
 [ -n "${SERVICES_ONLY:-}" ] || binaries+=("$BIN/server")

@@ -10,6 +10,8 @@
 //! silent (no FIN after a partition) so the channel does not stay stuck.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
@@ -51,11 +53,15 @@ pub(crate) struct Network {
     connect_timeout: Duration,
     /// Peer address → its channel.
     channels: HashMap<String, Channel>,
+    /// Whether each peer answered its last call, shared by every client to it, so
+    /// that losing and regaining a peer is logged once each (openraft's own logs of
+    /// every failed retry are filtered out by default: see `services/src/telemetry.rs`).
+    reachable: HashMap<NodeId, Arc<AtomicBool>>,
 }
 
 impl Network {
     pub(crate) fn new(id: NodeId, connect_timeout: Duration) -> Self {
-        Self { id, connect_timeout, channels: HashMap::new() }
+        Self { id, connect_timeout, channels: HashMap::new(), reachable: HashMap::new() }
     }
 
     fn channel(&mut self, target: NodeId, addr: &str) -> Result<Channel, PeerFailure> {
@@ -89,7 +95,8 @@ impl<M: StateMachine> RaftNetworkFactory<Group<M>> for Network {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES)
         });
-        Peer { id: self.id, target, node: node.clone(), client }
+        let reachable = Arc::clone(self.reachable.entry(target).or_insert_with(|| Arc::new(AtomicBool::new(true))));
+        Peer { id: self.id, target, node: node.clone(), client, reachable }
     }
 }
 
@@ -100,6 +107,7 @@ pub(crate) struct Peer {
     node: BasicNode,
     /// An unusable address fails every call, as unreachable.
     client: Result<RaftClient<Channel>, PeerFailure>,
+    reachable: Arc<AtomicBool>,
 }
 
 type CallError<E> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
@@ -121,6 +129,9 @@ impl Peer {
         T: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        if !self.reachable.swap(true, Ordering::Relaxed) {
+            tracing::info!(peer = self.target, addr = %self.node.addr, "the peer answers again");
+        }
         match serde_json::from_slice::<Result<T, RaftError<NodeId, E>>>(payload) {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(RemoteError::new_with_node(self.target, self.node.clone(), error).into()),
@@ -138,6 +149,14 @@ impl Peer {
             code => {
                 let failure = PeerFailure::Status { target: self.target, status };
                 if code == Code::Unavailable {
+                    if self.reachable.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(
+                            peer = self.target,
+                            addr = %self.node.addr,
+                            error = %failure,
+                            "the peer is unreachable; retrying every {UNREACHABLE_RETRY:?} (logged again when it answers)"
+                        );
+                    }
                     Unreachable::new(&failure).into()
                 } else {
                     NetworkError::new(&failure).into()

@@ -121,6 +121,12 @@ impl<M: StateMachine> Node<M> {
     /// among them). Calling it again, on any member, or on a replica that already
     /// belongs to a group, changes nothing; every member must be given the same map.
     pub async fn initialize(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<(), NodeError> {
+        // Asking first spares the log openraft's error line for a refused initialize
+        // on every restart; a peer may still form the group in between, hence the match.
+        if self.raft.is_initialized().await? {
+            tracing::debug!(id = self.id, "the replica is part of a group already");
+            return Ok(());
+        }
         match self.raft.initialize(members).await {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(InitializeError::NotAllowed(already))) => {

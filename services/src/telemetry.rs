@@ -1,11 +1,18 @@
 //! Logging set-up shared by every binary: `tracing` to stderr, filtered by
-//! `RUST_LOG` (default `info`, with openraft's chatty internals at `warn`).
+//! `RUST_LOG` (default [`DEFAULT_FILTER`]).
 
 use tracing_subscriber::EnvFilter;
 
+/// `info`, with openraft's chatty internals at `warn`. openraft logs three or four
+/// lines at every failed replication attempt, ten attempts a second while a replica
+/// is down; those two modules are silenced, and the Raft network logs a peer lost
+/// and regained once each instead (`consensus/src/network.rs`).
+pub const DEFAULT_FILTER: &str =
+    "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=error";
+
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

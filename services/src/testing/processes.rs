@@ -22,9 +22,6 @@ use crate::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 /// How long any wait here may take before it panics.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The processes' log filter; `FAILOVER_LOG` (e.g. `info,openraft=info`) overrides it.
-const LOG_FILTER: &str = "info,openraft=warn";
-
 /// One service process, which can be killed and started again with the same
 /// arguments, so on the same port and data. Killed when dropped.
 pub struct Process {
@@ -53,9 +50,14 @@ impl Process {
         let log = File::options().create(true).append(true).open(&self.log).expect("log file");
         let child = Command::new(&self.binary)
             .args(&self.args)
-            // Only what is set here: no .env, no RAFT_* from the caller's shell.
+            // Only what is set here: no .env, no RAFT_* from the caller's shell. The log
+            // filter is the binary's default unless FAILOVER_LOG (e.g.
+            // `info,openraft=info`) names another.
             .env_clear()
-            .env("RUST_LOG", std::env::var("FAILOVER_LOG").unwrap_or_else(|_| LOG_FILTER.to_owned()))
+            .env(
+                "RUST_LOG",
+                std::env::var("FAILOVER_LOG").unwrap_or_else(|_| crate::telemetry::DEFAULT_FILTER.to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
