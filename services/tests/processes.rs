@@ -46,20 +46,23 @@ async fn kill_9_of_each_leader_and_the_queue_while_orders_flow_loses_none_and_ch
     side.queue.kill();
     side.queue.restart();
 
-    let mut committed = 0;
+    let mut committed = Vec::new();
     for order_id in &order_ids {
         let status = side.final_status(order_id).await;
         let payment = side.payment(order_id).await;
         match status.status.as_str() {
             "committed" => {
-                committed += 1;
+                committed.push(order_id.clone());
                 assert_eq!((payment.state.as_str(), payment.captures), ("captured", 1), "{order_id}");
             }
             _ => assert_eq!(payment.captures, 0, "{order_id}: {status:?} {payment:?}"),
         }
     }
-    assert!(committed >= 20, "only {committed} of 30 committed: orders in flight at a kill may abort, no more");
-    assert_ne!(side.executors.leader().await, executor_leader, "a new executor leader took over");
+    // Only an order in flight at a kill may abort. Orders enqueued after the
+    // executor leader died committed, so another replica took over and led.
+    let after_the_kill = committed.iter().filter(|id| order_ids[10..].contains(id)).count();
+    assert!(after_the_kill >= 18, "{after_the_kill} of the 20 orders after the kill committed: {committed:?}");
+    let committed = committed.len() as u32;
 
     // The killed replicas come back on their data and catch up.
     side.executors.restart(executor_leader);
