@@ -11,16 +11,27 @@ use leptos::prelude::*;
 /// Places the order: runs the checkout on the server's [`crate::backend::Backend`].
 ///
 /// Served at `/api/checkout`. A plain form post (its `Accept` asks for HTML) is
-/// redirected to [`crate::result_href`] of the outcome.
+/// redirected to [`crate::result_href`] of the outcome, sealed by the backend.
 #[server(endpoint = "checkout")]
 pub async fn checkout(request: CheckoutRequest) -> Result<CheckoutOutcome, ServerFnError> {
     let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
         .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;
     let outcome = backend.checkout(request).await;
     if use_context::<http::request::Parts>().is_some_and(|parts| accepts_html(&parts.headers)) {
-        leptos_axum::redirect(&crate::result_href(&outcome));
+        let seal = backend.seal(&crate::result_link::result_query(&outcome));
+        leptos_axum::redirect(&crate::result_href(&outcome, &seal));
     }
     Ok(outcome)
+}
+
+/// Whether a result link's `outcome` is one this server wrote: `seal` is its seal
+/// of the outcome's query. Served at `/api/result_link`. It only ever says yes or
+/// no, so it cannot help anyone forge a seal.
+#[server(name = CheckResultLink, endpoint = "result_link")]
+pub async fn result_link_is_sealed(outcome: CheckoutOutcome, seal: String) -> Result<bool, ServerFnError> {
+    let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
+        .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;
+    Ok(backend.is_sealed(&crate::result_link::result_query(&outcome), &seal))
 }
 
 /// Where an order is now (`None`: no such order). Served at `/api/order_status`.
@@ -77,6 +88,12 @@ mod tests {
         }
         fn cluster_status(&self) -> crate::backend::BoxFuture<'_, ClusterStatus> {
             Box::pin(std::future::ready(ClusterStatus::default()))
+        }
+        fn seal(&self, text: &str) -> String {
+            format!("{:x}", text.len())
+        }
+        fn is_sealed(&self, text: &str, seal: &str) -> bool {
+            self.seal(text) == seal
         }
     }
 
@@ -135,7 +152,9 @@ mod tests {
     fn a_plain_form_post_is_redirected_to_the_result_page() {
         let (result, location) = run(Some(Backend(Arc::new(Fixed(approved())))), BROWSER_ACCEPT);
         assert_eq!(result.ok(), Some(approved()));
-        assert_eq!(location.as_deref(), Some("/checkout/result?order=ord-1&status=queued&suggested="));
+        // The test backend's seal is the query's length in hex.
+        let query = "order=ord-1&status=queued&suggested=";
+        assert_eq!(location, Some(format!("/checkout/result?{query}&seal={:x}", query.len())));
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub trait CheckoutBackend: Send + Sync + 'static {
     fn order_status(&self, order_id: String) -> BoxFuture<'_, Result<Option<OrderStatus>, String>>;
     /// Every replica of both Raft groups and the queue's depth, as seen now.
     fn cluster_status(&self) -> BoxFuture<'_, ClusterStatus>;
+    /// A seal vouching that this server wrote `text` (a result link's query): what
+    /// the no-JavaScript result page needs to tell its own links from crafted ones.
+    fn seal(&self, text: &str) -> String;
+    /// Whether `seal` is this server's seal of `text`.
+    fn is_sealed(&self, text: &str, seal: &str) -> bool;
 }
 
 /// The backend as Leptos context (`provide_context(Backend(...))`).

@@ -74,7 +74,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=not_found::NotFound>
                 <Route path=path!("/") view=checkout::CheckoutPage />
-                <Route path=path!("/checkout/result") view=result_page::ResultPage />
+                <Route path=path!("/checkout/result") view=result_page::ResultPage ssr=SsrMode::Async />
                 // Both wait for their data before sending anything, so the answer is
                 // in the HTML (no script needed to see it) and a 404 can be set.
                 <Route path=path!("/orders/:id") view=order_page::OrderPage ssr=SsrMode::Async />

@@ -5,6 +5,12 @@
 //! `/checkout/result?…`, and that page is rendered from the query alone: the server
 //! keeps no session. An outcome holds no card data, so neither does the link.
 //! Suggested books travel as catalog ids; the page looks their titles up again.
+//!
+//! The link ends with `seal=…`, the server's seal of [`result_query`]; the page
+//! shows the outcome only if the server confirms the seal, so a crafted link cannot
+//! put words on the shop's page. The outcome read back is written out again with
+//! [`result_query`] to check it, so the seal covers what is shown, however the
+//! browser encoded the link.
 
 use domain::checkout::ApprovedOrder;
 use domain::{Catalog, CheckoutOutcome, Refusal, RefusalClass, Step, SuggestedBook};
@@ -13,10 +19,18 @@ use serde::Deserialize;
 /// Where a plain form post lands.
 pub const RESULT_PATH: &str = "/checkout/result";
 
-/// `/checkout/result?order=…&status=…&suggested=2,3` for an approved order,
-/// `/checkout/result?step=…&service=…&class=…&code=…&field=…&message=…` for a refused
-/// one (`field` only when the refusal names one). Values are percent-encoded.
-pub fn result_href(outcome: &CheckoutOutcome) -> String {
+/// The query parameter holding the seal.
+pub const SEAL_PARAM: &str = "seal";
+
+/// `{RESULT_PATH}?{result_query}&seal={seal}`.
+pub fn result_href(outcome: &CheckoutOutcome, seal: &str) -> String {
+    format!("{RESULT_PATH}?{}&{SEAL_PARAM}={}", result_query(outcome), encode(seal))
+}
+
+/// `order=…&status=…&suggested=2,3` for an approved order,
+/// `step=…&service=…&class=…&code=…&field=…&message=…` for a refused one (`field`
+/// only when the refusal names one). Values are percent-encoded. What is sealed.
+pub fn result_query(outcome: &CheckoutOutcome) -> String {
     let pairs: Vec<(&str, &str)> = match outcome {
         CheckoutOutcome::Approved(order) => {
             vec![("order", &order.order_id), ("status", &order.status)]
@@ -40,11 +54,12 @@ pub fn result_href(outcome: &CheckoutOutcome) -> String {
         let ids: Vec<String> = order.suggested_books.iter().map(|book| encode(&book.book_id)).collect();
         query.push(format!("suggested={}", ids.join(",")));
     }
-    format!("{RESULT_PATH}?{}", query.join("&"))
+    query.join("&")
 }
 
 /// Reads back what [`result_href`] wrote, given the decoded query parameters.
-/// `None` when the query does not describe an outcome.
+/// `None` when the query does not describe an outcome. The seal is not checked
+/// here (the key is the server's): see [`crate::api::result_link_is_sealed`].
 pub fn outcome_from_query<'a>(catalog: &Catalog, get: impl Fn(&str) -> Option<&'a str>) -> Option<CheckoutOutcome> {
     if let Some(order_id) = get("order").filter(|id| !id.is_empty()) {
         let suggested_books = get("suggested")
@@ -110,6 +125,17 @@ mod tests {
         outcome_from_query(&Catalog::embedded(), |key| params.get(key).map(String::as_str))
     }
 
+    /// Writes the link, reads it back, and checks that writing out what was read
+    /// gives the very query that was sealed.
+    fn round_trip(outcome: &CheckoutOutcome) -> String {
+        let href = result_href(outcome, "5ea1");
+        assert!(href.ends_with("&seal=5ea1"), "{href}");
+        let read = read_back(&href).expect("an outcome");
+        assert_eq!(&read, outcome);
+        assert_eq!(result_query(&read), result_query(outcome), "the seal covers what is read back");
+        href
+    }
+
     fn suggestion(catalog: &Catalog, id: &str) -> SuggestedBook {
         let book = catalog.get(id).expect("a catalog book");
         SuggestedBook { book_id: book.id.clone(), title: book.title.clone(), author: book.author.clone() }
@@ -123,9 +149,11 @@ mod tests {
             status: "queued".into(),
             suggested_books: vec![suggestion(&catalog, "2"), suggestion(&catalog, "5")],
         });
-        let href = result_href(&outcome);
-        assert_eq!(href, "/checkout/result?order=0b7e9a52-77c1-4c1e-9d1c-3f0c2a9e8b10&status=queued&suggested=2,5");
-        assert_eq!(read_back(&href), Some(outcome));
+        let href = round_trip(&outcome);
+        assert_eq!(
+            href,
+            "/checkout/result?order=0b7e9a52-77c1-4c1e-9d1c-3f0c2a9e8b10&status=queued&suggested=2,5&seal=5ea1"
+        );
     }
 
     #[test]
@@ -138,10 +166,9 @@ mod tests {
             message: "This card number is not valid: check it for a typo. 100% & more + \"€\" #1 ?a=b".into(),
             field: Some("creditCard.number".into()),
         });
-        let href = result_href(&outcome);
+        let href = round_trip(&outcome);
         assert!(href.bytes().all(|b| b.is_ascii_graphic()), "{href}");
         assert!(href.contains("step=verify_card_format&service=transaction_verification&class=invalid"), "{href}");
-        assert_eq!(read_back(&href), Some(outcome));
     }
 
     #[test]
@@ -158,9 +185,8 @@ mod tests {
             Step::Enqueue,
         ] {
             let outcome = CheckoutOutcome::Refused(Refusal::unavailable(step, "fraud_detection", "timed out"));
-            let href = result_href(&outcome);
+            let href = round_trip(&outcome);
             assert!(!href.contains("field="), "{href}");
-            assert_eq!(read_back(&href), Some(outcome));
         }
     }
 

@@ -100,6 +100,24 @@ impl CheckoutBackend for Fake {
     fn cluster_status(&self) -> BoxFuture<'_, ClusterStatus> {
         Box::pin(std::future::ready(self.cluster.clone()))
     }
+
+    /// Not a real seal: enough to tell a link written by `sealed_href` from others.
+    fn seal(&self, text: &str) -> String {
+        format!("{:x}", text.len())
+    }
+
+    fn is_sealed(&self, text: &str, seal: &str) -> bool {
+        self.seal(text) == seal
+    }
+}
+
+fn fake() -> Fake {
+    Fake { cluster: ClusterStatus::default() }
+}
+
+/// The result link the server writes for `outcome`.
+fn sealed_href(outcome: &CheckoutOutcome) -> String {
+    app::result_href(outcome, &fake().seal(&app::result_link::result_query(outcome)))
 }
 
 fn replica(id: u64, role: &str, answers: bool) -> ReplicaStatus {
@@ -294,14 +312,14 @@ async fn the_cluster_page_says_when_the_queue_is_silent() {
     assert!(!html.contains("data-priority"), "{html}");
 }
 
-#[test]
-fn the_result_page_shows_an_approved_order_with_its_suggestions() {
+#[tokio::test]
+async fn the_result_page_shows_an_approved_order_with_its_suggestions() {
     let outcome = CheckoutOutcome::Approved(ApprovedOrder {
         order_id: "ord-42".into(),
         status: "queued".into(),
         suggested_books: vec![SuggestedBook { book_id: "2".into(), title: String::new(), author: String::new() }],
     });
-    let (html, _) = render(&app::result_href(&outcome));
+    let (html, _) = render_with(&sealed_href(&outcome), fake()).await;
     assert!(html.contains(r#"id="outcome-approved""#), "{html}");
     assert!(html.contains(r#"<dd id="outcome-order-id">ord-42</dd>"#), "{html}");
     let (badge, label) = element(&html, "order-live-status");
@@ -315,10 +333,10 @@ fn the_result_page_shows_an_approved_order_with_its_suggestions() {
     assert!(html.contains(r#"href="/""#));
 }
 
-#[test]
-fn the_result_page_names_the_step_that_refused() {
+#[tokio::test]
+async fn the_result_page_names_the_step_that_refused() {
     let outcome = CheckoutOutcome::Refused(Refusal::unavailable(Step::CheckCard, "fraud_detection", "timed out"));
-    let (html, _) = render(&app::result_href(&outcome));
+    let (html, _) = render_with(&sealed_href(&outcome), fake()).await;
     assert!(html.contains(r#"id="outcome-refused""#), "{html}");
     assert!(html.contains(r#"<strong id="outcome-step">Fraud check on the card</strong>"#), "{html}");
     assert!(html.contains(r#"id="outcome-nothing-charged""#), "{html}");
@@ -332,16 +350,30 @@ fn the_result_page_names_the_step_that_refused() {
         message: "This card number is not valid: check it for a typo.".into(),
         field: Some(path::CARD_NUMBER.into()),
     });
-    let (html, _) = render(&app::result_href(&outcome));
+    let (html, _) = render_with(&sealed_href(&outcome), fake()).await;
     assert!(html.contains("This card number is not valid: check it for a typo."), "{html}");
     assert!(html.contains(r#"<strong id="outcome-field">Card number</strong>"#), "{html}");
     assert!(!html.contains("outcome-nothing-charged"), "{html}");
 }
 
-#[test]
-fn a_result_link_without_an_outcome_says_so() {
-    let (html, _) = render("/checkout/result?order=");
+#[tokio::test]
+async fn a_result_link_without_an_outcome_says_so() {
+    let (html, _) = render_with("/checkout/result?order=", fake()).await;
     assert!(html.contains(r#"id="outcome-unknown""#), "{html}");
+}
+
+#[tokio::test]
+async fn a_result_link_the_server_did_not_write_shows_nothing_of_it() {
+    let outcome = CheckoutOutcome::Refused(Refusal::unavailable(Step::CheckCard, "fraud_detection", "timed out"));
+    let href = sealed_href(&outcome);
+    let message = app::result_link::result_query(&outcome).split("message=").nth(1).expect("a message").to_owned();
+    let forged = href.replace(&message, "Call%20555-0100%20to%20unblock%20your%20card");
+    let unsealed = href.split("&seal=").next().expect("a query").to_owned();
+    for link in [forged, unsealed, format!("{href}0")] {
+        let (html, _) = render_with(&link, fake()).await;
+        assert!(html.contains(r#"id="outcome-unknown""#), "{link}: {html}");
+        assert!(!html.contains("555-0100") && !html.contains("outcome-step"), "{link}: {html}");
+    }
 }
 
 #[test]

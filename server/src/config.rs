@@ -20,7 +20,8 @@ pub struct Config {
     /// Deadline for each call to a service, in milliseconds.
     #[arg(long, env = "CALL_TIMEOUT_MS", default_value_t = 800)]
     pub call_timeout_ms: u64,
-    /// Secret key for card fingerprints (HMAC-SHA256). Set it outside development.
+    /// Secret key for card fingerprints and the seal on result links (HMAC-SHA256).
+    /// Set it outside development.
     #[arg(long, env = "CARD_FINGERPRINT_KEY", hide_env_values = true)]
     pub card_fingerprint_key: Option<String>,
     /// Origins allowed to call the API from a browser (e.g. the Trunk build's),

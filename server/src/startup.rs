@@ -23,6 +23,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::config::Config;
+use crate::link_seal::LinkSeal;
 use crate::orchestrator::{Clients, Orchestrator};
 use crate::rest;
 use crate::status::StatusReader;
@@ -30,11 +31,13 @@ use crate::status::StatusReader;
 /// Request bodies above this size are refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
-/// Everything the routes need: the checkout orchestration and the status reader.
+/// Everything the routes need: the checkout orchestration, the status reader and
+/// the seal on result links.
 #[derive(Clone)]
 pub struct Shop {
     pub orchestrator: Arc<Orchestrator>,
     pub status: Arc<StatusReader>,
+    pub link_seal: LinkSeal,
 }
 
 impl CheckoutBackend for Shop {
@@ -49,6 +52,14 @@ impl CheckoutBackend for Shop {
     fn cluster_status(&self) -> BoxFuture<'_, ClusterStatus> {
         Box::pin(self.status.cluster())
     }
+
+    fn seal(&self, text: &str) -> String {
+        self.link_seal.seal(text)
+    }
+
+    fn is_sealed(&self, text: &str, seal: &str) -> bool {
+        self.link_seal.verifies(text, seal)
+    }
 }
 
 pub struct Application {
@@ -61,17 +72,16 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
-        let key = match &config.card_fingerprint_key {
-            Some(key) => FingerprintKey::new(key),
-            None => {
-                tracing::warn!("CARD_FINGERPRINT_KEY is not set; using the development key");
-                FingerprintKey::new(DEVELOPMENT_KEY)
-            }
-        };
+        let secret = config.card_fingerprint_key.as_deref().unwrap_or_else(|| {
+            tracing::warn!("CARD_FINGERPRINT_KEY is not set; using the development key");
+            DEVELOPMENT_KEY
+        });
+        let key = FingerprintKey::new(secret);
+        let link_seal = LinkSeal::new(secret);
         let clients = Clients::new(&config.services, config.call_timeout())?;
         let orchestrator = Arc::new(Orchestrator::new(clients, Arc::new(Catalog::embedded()), key));
         let status = Arc::new(StatusReader::new(&config.services, config.call_timeout())?);
-        let router = router(&config, Shop { orchestrator, status }, leptos_options(&config, address))?;
+        let router = router(&config, Shop { orchestrator, status, link_seal }, leptos_options(&config, address))?;
         Ok(Self { listener, router })
     }
 

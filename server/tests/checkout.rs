@@ -252,3 +252,37 @@ async fn renders_the_checkout_page_on_the_server() {
     assert!(html.contains("The Hunger Games") && html.contains("Fourth Wing"), "the cart is rendered");
     assert!(html.contains("name=\"request[creditCard][number]\""), "the form posts to the server function");
 }
+
+#[tokio::test]
+async fn a_form_post_without_javascript_lands_on_a_sealed_result_that_cannot_be_altered() {
+    let stack = Stack::start().await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // A form with an item and nothing else: refused for the missing name.
+    let response = browser
+        .post(stack.url("/api/checkout"))
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("request%5Bitems%5D%5B0%5D%5Bid%5D=4&request%5Bitems%5D%5B0%5D%5Bquantity%5D=1")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/checkout/result?step=verify_user_data&"), "{location}");
+    assert!(location.contains("&field=user.name&") && location.contains("&seal="), "{location}");
+
+    let page = |link: String| {
+        let http = &stack.http;
+        let url = stack.url(&link);
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let html = page(location.clone()).await;
+    assert!(html.contains(r#"id="outcome-refused""#), "{html}");
+    assert!(html.contains(r#"id="outcome-field""#), "the refusal names the field: {html}");
+
+    let message = location.split("&message=").nth(1).and_then(|rest| rest.split('&').next()).unwrap().to_owned();
+    let forged = location.replace(&message, "Call%20555-0100%20to%20unblock%20your%20card");
+    let html = page(forged).await;
+    assert!(html.contains(r#"id="outcome-unknown""#), "{html}");
+    assert!(!html.contains("555-0100"), "{html}");
+}
