@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use domain::{ClusterStatus, QueueDepth, ReplicaStatus};
+use domain::{ClusterStatus, QueueDepth, ReplicaStatus, Role};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -159,9 +159,9 @@ fn ReplicaTable(id: &'static str, title: &'static str, replicas: Vec<ReplicaStat
 fn ReplicaRow(replica: ReplicaStatus) -> impl IntoView {
     let class = row_class(&replica);
     let last_applied = replica.last_applied.map_or_else(|| "—".to_owned(), |index| index.to_string());
-    let role = if replica.role.is_empty() { "unknown".to_owned() } else { replica.role.clone() };
+    let role = replica.role.as_str();
     view! {
-        <tr class=class data-id=replica.id data-role=replica.role>
+        <tr class=class data-id=replica.id data-role=role>
             <th scope="row">{replica.id}</th>
             <td class="address">{replica.address}</td>
             <td class="role">{role}</td>
@@ -175,10 +175,10 @@ fn ReplicaRow(replica: ReplicaStatus) -> impl IntoView {
 /// `replica`, plus `leader` for the leader and `unreachable` for a silent replica.
 fn row_class(replica: &ReplicaStatus) -> String {
     let mut class = String::from("replica");
-    if replica.role == "leader" {
+    if replica.role == Role::Leader {
         class.push_str(" leader");
     }
-    if !replica.answers || replica.role == "unreachable" {
+    if !replica.answers || replica.role == Role::Unreachable {
         class.push_str(" unreachable");
     }
     class
@@ -253,24 +253,17 @@ fn now_seconds() -> f64 {
 mod tests {
     use super::*;
 
-    fn replica(role: &str, answers: bool) -> ReplicaStatus {
-        ReplicaStatus {
-            id: 1,
-            address: "127.0.0.1:50071".into(),
-            role: role.into(),
-            term: 3,
-            last_applied: Some(7),
-            answers,
-        }
+    fn replica(role: Role, answers: bool) -> ReplicaStatus {
+        ReplicaStatus { id: 1, address: "127.0.0.1:50071".into(), role, term: 3, last_applied: Some(7), answers }
     }
 
     #[test]
     fn the_leader_is_marked_and_silent_replicas_dimmed() {
-        assert_eq!(row_class(&replica("leader", true)), "replica leader");
-        assert_eq!(row_class(&replica("follower", true)), "replica");
-        assert_eq!(row_class(&replica("unreachable", false)), "replica unreachable");
-        assert_eq!(row_class(&replica("follower", false)), "replica unreachable");
-        assert_eq!(row_class(&replica("unreachable", true)), "replica unreachable");
+        assert_eq!(row_class(&replica(Role::Leader, true)), "replica leader");
+        assert_eq!(row_class(&replica(Role::Follower, true)), "replica");
+        assert_eq!(row_class(&replica(Role::Unreachable, false)), "replica unreachable");
+        assert_eq!(row_class(&replica(Role::Follower, false)), "replica unreachable");
+        assert_eq!(row_class(&replica(Role::Unreachable, true)), "replica unreachable");
     }
 
     #[test]

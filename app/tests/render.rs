@@ -9,7 +9,7 @@ use domain::checkout::ApprovedOrder;
 use domain::field::path;
 use domain::{
     CheckoutOutcome, CheckoutRequest, ClusterStatus, OrderState, OrderStatus, QueueDepth, Refusal, RefusalClass,
-    ReplicaStatus, Step, SuggestedBook,
+    ReplicaStatus, Role, Step, SuggestedBook,
 };
 use futures::StreamExt;
 use hydration_context::{SharedContext, SsrSharedContext};
@@ -120,11 +120,11 @@ fn sealed_href(outcome: &CheckoutOutcome) -> String {
     app::result_href(outcome, &fake().seal(&app::result_link::result_query(outcome)))
 }
 
-fn replica(id: u64, role: &str, answers: bool) -> ReplicaStatus {
+fn replica(id: u64, role: Role, answers: bool) -> ReplicaStatus {
     ReplicaStatus {
         id,
         address: format!("127.0.0.1:5007{id}"),
-        role: role.into(),
+        role,
         term: if answers { 4 } else { 0 },
         last_applied: answers.then_some(17),
         answers,
@@ -133,8 +133,16 @@ fn replica(id: u64, role: &str, answers: bool) -> ReplicaStatus {
 
 fn a_cluster_with_a_leader_and_an_unreachable_replica() -> ClusterStatus {
     ClusterStatus {
-        executors: vec![replica(1, "follower", true), replica(2, "leader", true), replica(3, "unreachable", false)],
-        books_db: vec![replica(1, "leader", true), replica(2, "follower", true), replica(3, "follower", true)],
+        executors: vec![
+            replica(1, Role::Follower, true),
+            replica(2, Role::Leader, true),
+            replica(3, Role::Unreachable, false),
+        ],
+        books_db: vec![
+            replica(1, Role::Leader, true),
+            replica(2, Role::Follower, true),
+            replica(3, Role::Follower, true),
+        ],
         queue: Some(QueueDepth { premium: 3, basic: 1, none: 0, leased: 2 }),
     }
 }

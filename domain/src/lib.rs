@@ -28,5 +28,5 @@ pub use field::FieldError;
 pub use money::Money;
 pub use order::{ClientCard, OrderLine, Quantity, ShippingMethod};
 pub use refusal::{Refusal, RefusalClass, Step};
-pub use status::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus};
+pub use status::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus, Role};
 pub use vector_clock::{Participant, VectorClock};

@@ -63,14 +63,56 @@ pub struct OrderStatus {
     pub reason: Option<String>,
 }
 
+/// What a replica is in its Raft group, as last seen. Serialized in lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+    /// The replica is stopping.
+    Shutdown,
+    /// The replica did not answer.
+    Unreachable,
+    /// The replica answered with a state this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Candidate => "candidate",
+            Self::Learner => "learner",
+            Self::Shutdown => "shutdown",
+            Self::Unreachable => "unreachable",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// From openraft's `ServerState` as its metrics name it (`"Leader"`, ...).
+    pub fn from_server_state(state: &str) -> Self {
+        match state {
+            "Leader" => Self::Leader,
+            "Follower" => Self::Follower,
+            "Candidate" => Self::Candidate,
+            "Learner" => Self::Learner,
+            "Shutdown" => Self::Shutdown,
+            _ => Self::Unknown,
+        }
+    }
+}
+
 /// One replica of a Raft group, as last seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaStatus {
     pub id: u64,
     pub address: String,
-    /// "leader", "follower", "candidate", "learner", or "unreachable".
-    pub role: String,
+    pub role: Role,
     pub term: u64,
     pub last_applied: Option<u64>,
     /// Whether the replica answered.
@@ -94,4 +136,29 @@ pub struct ClusterStatus {
     pub books_db: Vec<ReplicaStatus>,
     /// `None` when the queue did not answer.
     pub queue: Option<QueueDepth>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_travel_in_lowercase_and_an_unknown_one_is_unknown() {
+        for role in [
+            Role::Leader,
+            Role::Follower,
+            Role::Candidate,
+            Role::Learner,
+            Role::Shutdown,
+            Role::Unreachable,
+            Role::Unknown,
+        ] {
+            let json = serde_json::to_string(&role).unwrap();
+            assert_eq!(json, format!("\"{}\"", role.as_str()));
+            assert_eq!(serde_json::from_str::<Role>(&json).unwrap(), role);
+        }
+        assert_eq!(serde_json::from_str::<Role>("\"observer\"").unwrap(), Role::Unknown);
+        assert_eq!(Role::from_server_state("Leader"), Role::Leader);
+        assert_eq!(Role::from_server_state("leader"), Role::Unknown, "openraft's names are capitalised");
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use domain::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus};
+use domain::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus, Role};
 use futures::future::join_all;
 use proto::v1 as pb;
 use proto::v1::order_executor_client::OrderExecutorClient;
@@ -110,7 +110,7 @@ impl StatusReader {
                 .unwrap_or_else(|| ReplicaStatus {
                     id: index as u64 + 1,
                     address: replica.url.clone(),
-                    role: "unreachable".to_owned(),
+                    role: Role::Unreachable,
                     term: 0,
                     last_applied: None,
                     answers: false,
@@ -128,11 +128,10 @@ impl StatusReader {
 
 /// openraft's `RaftMetrics` (as JSON) → what the page shows.
 fn replica_status(url: &str, metrics: &serde_json::Value) -> ReplicaStatus {
-    let role = metrics["state"].as_str().unwrap_or("unknown").to_lowercase();
     ReplicaStatus {
         id: metrics["id"].as_u64().unwrap_or_default(),
         address: url.to_owned(),
-        role,
+        role: Role::from_server_state(metrics["state"].as_str().unwrap_or_default()),
         term: metrics["current_term"].as_u64().unwrap_or_default(),
         last_applied: metrics["last_applied"]["index"].as_u64(),
         answers: true,
@@ -150,6 +149,8 @@ mod tests {
             "last_applied": {"leader_id": {"term": 7, "node_id": 2}, "index": 41}
         });
         let status = replica_status("http://127.0.0.1:50062", &metrics);
-        assert_eq!((status.id, status.role.as_str(), status.term, status.last_applied), (2, "leader", 7, Some(41)));
+        assert_eq!((status.id, status.role, status.term, status.last_applied), (2, Role::Leader, 7, Some(41)));
+        let odd = replica_status("http://127.0.0.1:50062", &serde_json::json!({"id": 2, "state": "Elsewhere"}));
+        assert_eq!(odd.role, Role::Unknown);
     }
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -25,12 +26,25 @@ struct Browser {
     _profile: tempfile::TempDir,
 }
 
+impl Drop for Browser {
+    /// Kills chromedriver's process group: chromedriver and every Chromium process
+    /// it started, also when a test panics before `close`.
+    fn drop(&mut self) {
+        let group = self.driver.id();
+        let _ = Command::new("sh").arg("-c").arg(format!("kill -KILL -{group} 2>/dev/null")).status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
 impl Browser {
     /// Starts chromedriver on a free port and opens a headless Chromium session.
     async fn start(javascript: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // Its own process group, which the Chromium it starts joins: see `Drop`.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -70,10 +84,9 @@ impl Browser {
         Self { client, driver, _profile: profile }
     }
 
-    async fn close(mut self) {
+    /// Ends the WebDriver session; dropping the browser then ends the processes.
+    async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 
     async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {

@@ -125,12 +125,7 @@ impl QueueClient {
     pub async fn release(&self, order_id: &str, lease_id: &str) -> Result<(), Unreachable> {
         let mut client = self.client.clone();
         let message = pb::ReleaseRequest { order_id: order_id.to_owned(), lease_id: lease_id.to_owned() };
-        match client.release(request(message, self.deadline)).await {
-            Ok(_) => Ok(()),
-            // Acknowledged, or its lease already ended: nothing to give back.
-            Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
-            Err(status) => Err(unreachable("order_queue", &status)),
-        }
+        settle_lease(self.deadline, client.release(request(message, self.deadline))).await
     }
 
     /// Ends the leases of every consumer but `consumer` (this leader, this term);
@@ -149,13 +144,22 @@ impl QueueAck for QueueClient {
         Box::pin(async move {
             let mut client = self.client.clone();
             let message = pb::AckRequest { order_id: order_id.to_owned(), lease_id: lease_id.to_owned() };
-            match client.ack(request(message, self.deadline)).await {
-                Ok(_) => Ok(()),
-                // Acknowledged before, or redelivered to someone else: nothing to do.
-                Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
-                Err(status) => Err(unreachable("order_queue", &status)),
-            }
+            settle_lease(self.deadline, client.ack(request(message, self.deadline))).await
         })
+    }
+}
+
+/// Awaits an acknowledgement or release of a lease. An order acknowledged before,
+/// or whose lease ended and went to someone else, needs nothing more: done.
+async fn settle_lease<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<(), Unreachable> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
+        Ok(Err(status)) => Err(unreachable("order_queue", &status)),
+        Err(_) => Err(Unreachable { participant: "order_queue", detail: "no answer in time".to_owned() }),
     }
 }
 
