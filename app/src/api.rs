@@ -25,9 +25,10 @@ pub async fn checkout(request: CheckoutRequest) -> Result<CheckoutOutcome, Serve
 }
 
 /// Whether a result link's `outcome` is one this server wrote: `seal` is its seal
-/// of the outcome's query. Served at `/api/result_link`. It only ever says yes or
-/// no, so it cannot help anyone forge a seal.
-#[server(name = CheckResultLink, endpoint = "result_link")]
+/// of the outcome's query. Served at `/api/result_link`, JSON in (an outcome is a
+/// tagged enum with lists, which the form encoding does not round-trip). It only
+/// ever says yes or no, so it cannot help anyone forge a seal.
+#[server(name = CheckResultLink, endpoint = "result_link", input = leptos::server_fn::codec::Json)]
 pub async fn result_link_is_sealed(outcome: CheckoutOutcome, seal: String) -> Result<bool, ServerFnError> {
     let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
         .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;

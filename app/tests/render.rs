@@ -101,9 +101,12 @@ impl CheckoutBackend for Fake {
         Box::pin(std::future::ready(self.cluster.clone()))
     }
 
-    /// Not a real seal: enough to tell a link written by `sealed_href` from others.
+    /// Not a real seal (no secret), but any change to the text changes it.
     fn seal(&self, text: &str) -> String {
-        format!("{:x}", text.len())
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        text.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
     }
 
     fn is_sealed(&self, text: &str, seal: &str) -> bool {

@@ -10,10 +10,11 @@
 //! Elections: openraft 0.9 makes a follower that has heard a leader wait the leader's
 //! lease, which it sets to `election_timeout_max`, *plus* its own randomized election
 //! timeout before it stands (`RaftCore::handle_tick_election`), and a replica refuses
-//! votes while that lease runs. The silence before a candidate stands is therefore
-//! `election_timeout_max + [election_timeout_min, election_timeout_max)`. The seed's
-//! Raft stood after a random 300–800 ms; openraft's 300–800 would mean 1.1–1.6 s. The
-//! defaults, 150–400 ms, put it at 550–800 ms: inside the seed's range, and over five
+//! votes while that lease runs. It looks on the same 1.5 × heartbeat tick, so the
+//! silence before a candidate stands is `election_timeout_max +
+//! [election_timeout_min, election_timeout_max)`, plus up to one tick. The seed's
+//! Raft stood after a random 300–800 ms; openraft's 300–800 would mean 1.1–1.7 s. The
+//! defaults, 150–360 ms, put it at 510–795 ms: inside the seed's range, and over six
 //! heartbeats, so a slow heartbeat on a busy machine does not depose a healthy leader.
 
 use std::time::Duration;
@@ -63,7 +64,7 @@ impl Default for Config {
             cluster_name: "raft".to_owned(),
             heartbeat_interval: Duration::from_millis(50),
             election_timeout_min: Duration::from_millis(150),
-            election_timeout_max: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(360),
             connect_timeout: Duration::from_millis(100),
             install_snapshot_timeout: Duration::from_secs(2),
             snapshot_every_entries: Some(5_000),
@@ -75,9 +76,11 @@ impl Default for Config {
 
 impl Config {
     /// How long a follower that heard a leader waits in silence before it stands:
-    /// the shortest and longest it may draw.
+    /// the shortest and longest it may draw, the longest with the tick on which
+    /// openraft notices.
     pub fn silence_before_election(&self) -> (Duration, Duration) {
-        (self.election_timeout_max + self.election_timeout_min, self.election_timeout_max * 2)
+        let tick = self.heartbeat_interval * 3 / 2;
+        (self.election_timeout_max + self.election_timeout_min, self.election_timeout_max * 2 + tick)
     }
 
     /// openraft's config, validated (e.g. elections slower than heartbeats).
@@ -113,7 +116,7 @@ mod tests {
     fn defaults_are_valid_and_in_milliseconds() {
         let config = Config::default().to_openraft().expect("valid defaults");
         assert_eq!(config.heartbeat_interval, 50);
-        assert_eq!((config.election_timeout_min, config.election_timeout_max), (150, 400));
+        assert_eq!((config.election_timeout_min, config.election_timeout_max), (150, 360));
         assert_eq!(config.snapshot_policy, SnapshotPolicy::LogsSinceLast(5_000));
     }
 

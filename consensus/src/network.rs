@@ -220,7 +220,7 @@ impl<M: StateMachine> RaftNetwork<Group<M>> for Peer {
 
     /// The pause between calls to a peer reported `Unreachable`. openraft's default
     /// is 500 ms; a restarted replica then waits that long to hear the leader, and
-    /// if its own election timer (550–800 ms from its start) runs out first it
+    /// if its own election timer (510–795 ms from its start) runs out first it
     /// stands, and its higher term deposes a healthy leader (openraft 0.9 has no
     /// pre-vote). A failed call to a loopback or LAN peer costs little, so retry
     /// every 100 ms.

@@ -73,7 +73,9 @@ pub fn parse_lines(catalog: &Catalog, items: &[RawItem<'_>]) -> Result<Vec<Order
                 return Err(FieldError::new(
                     path::item_id(index),
                     "unknown_book",
-                    format!("We have no book with id {id:?}; remove it from the order."),
+                    // Never the id itself: a refusal's message must not repeat what the
+                    // shopper typed (it may end up on the shop's own result page).
+                    format!("Book {} of the order is not in our catalog; remove it from the order.", index + 1),
                 ));
             }
             if !seen.insert(id) {
@@ -243,6 +245,10 @@ mod tests {
         let catalog = Catalog::embedded();
         let err = parse_lines(&catalog, &[raw("4", 1), raw("404", 1)]).unwrap_err();
         assert_eq!((err.field.as_str(), err.code.as_str()), ("items[1].id", "unknown_book"));
+        assert_eq!(err.message, "Book 2 of the order is not in our catalog; remove it from the order.");
+        let crafted = "Your card is blocked: call 555-0100";
+        let err = parse_lines(&catalog, &[raw(crafted, 1)]).unwrap_err();
+        assert!(!err.message.contains("555-0100"), "a message never repeats what the shopper typed: {err:?}");
         let err = parse_lines(&catalog, &[raw("4", 101)]).unwrap_err();
         assert_eq!((err.field.as_str(), err.code.as_str()), ("items[0].quantity", "quantity_out_of_range"));
         let err = parse_lines(&catalog, &[raw("4", 1), raw("4", 2)]).unwrap_err();

@@ -72,12 +72,16 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
-        let secret = config.card_fingerprint_key.as_deref().unwrap_or_else(|| {
-            tracing::warn!("CARD_FINGERPRINT_KEY is not set; using the development key");
-            DEVELOPMENT_KEY
-        });
-        let key = FingerprintKey::new(secret);
-        let link_seal = LinkSeal::new(secret);
+        let (key, link_seal) = match &config.card_fingerprint_key {
+            Some(secret) => (FingerprintKey::new(secret), LinkSeal::new(secret)),
+            // The development key is in the repository: sealing with it would let
+            // anyone forge result links, so seal with a key of this process instead
+            // (links then last until a restart).
+            None => {
+                tracing::warn!("CARD_FINGERPRINT_KEY is not set; using the development key for card fingerprints");
+                (FingerprintKey::new(DEVELOPMENT_KEY), LinkSeal::new(uuid::Uuid::new_v4().as_bytes()))
+            }
+        };
         let clients = Clients::new(&config.services, config.call_timeout())?;
         let orchestrator = Arc::new(Orchestrator::new(clients, Arc::new(Catalog::embedded()), key));
         let status = Arc::new(StatusReader::new(&config.services, config.call_timeout())?);

@@ -22,18 +22,21 @@ fn site_root() -> String {
 
 struct Browser {
     client: Client,
-    driver: Child,
+    _driver: Driver,
     _profile: tempfile::TempDir,
 }
 
-impl Drop for Browser {
-    /// Kills chromedriver's process group: chromedriver and every Chromium process
-    /// it started, also when a test panics before `close`.
+/// chromedriver, in a process group of its own that the Chromium it starts joins.
+struct Driver(Child);
+
+impl Drop for Driver {
+    /// Kills the process group: chromedriver and every Chromium process it
+    /// started, also when a test panics (even while the session is being opened).
     fn drop(&mut self) {
-        let group = self.driver.id();
+        let group = self.0.id();
         let _ = Command::new("sh").arg("-c").arg(format!("kill -KILL -{group} 2>/dev/null")).status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -43,12 +46,12 @@ impl Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
-            // Its own process group, which the Chromium it starts joins: see `Drop`.
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver on PATH (scripts/setup.sh browser installs it)");
+        let driver = Driver(driver);
         let profile = tempfile::tempdir().unwrap();
         let mut options = json!({
             "args": [
@@ -81,7 +84,7 @@ impl Browser {
                 Err(error) => panic!("cannot open a browser session: {error}"),
             }
         };
-        Self { client, driver, _profile: profile }
+        Self { client, _driver: driver, _profile: profile }
     }
 
     /// Ends the WebDriver session; dropping the browser then ends the processes.

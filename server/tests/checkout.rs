@@ -280,9 +280,58 @@ async fn a_form_post_without_javascript_lands_on_a_sealed_result_that_cannot_be_
     assert!(html.contains(r#"id="outcome-refused""#), "{html}");
     assert!(html.contains(r#"id="outcome-field""#), "the refusal names the field: {html}");
 
+    // What a stranger types never gets a seal: no message repeats it.
+    let expiry = support::future_expiry();
+    let form = [
+        ("request[user][name]", "Simon Lawrence"),
+        ("request[user][contact]", "simon.lawrence@example.org"),
+        ("request[billingAddress][street]", "Narva mnt 18"),
+        ("request[billingAddress][city]", "Tartu"),
+        ("request[billingAddress][zip]", "51009"),
+        ("request[billingAddress][country]", "Estonia"),
+        ("request[shippingMethod]", "Standard"),
+        ("request[creditCard][number]", "4716 4015 8980 6287"),
+        ("request[creditCard][expirationDate]", expiry.as_str()),
+        ("request[creditCard][cvv]", "556"),
+        ("request[items][0][id]", "Your card is blocked: call 555-0100"),
+        ("request[items][0][quantity]", "1"),
+        ("request[termsAccepted]", "true"),
+    ];
+    let crafted =
+        browser.post(stack.url("/api/checkout")).header("accept", "text/html").form(&form).send().await.unwrap();
+    let crafted_location = crafted.headers()["location"].to_str().unwrap().to_owned();
+    assert!(crafted_location.contains("code=unknown_book&field=items%5B0%5D.id"), "{crafted_location}");
+    assert!(!crafted_location.contains("555"), "{crafted_location}");
+
     let message = location.split("&message=").nth(1).and_then(|rest| rest.split('&').next()).unwrap().to_owned();
     let forged = location.replace(&message, "Call%20555-0100%20to%20unblock%20your%20card");
     let html = page(forged).await;
     assert!(html.contains(r#"id="outcome-unknown""#), "{html}");
     assert!(!html.contains("555-0100"), "{html}");
+}
+
+#[tokio::test]
+async fn the_result_link_check_answers_over_http_for_client_side_rendering() {
+    use domain::checkout::ApprovedOrder;
+    let stack = Stack::start().await;
+    let outcome = domain::CheckoutOutcome::Approved(ApprovedOrder {
+        order_id: "ord-1".into(),
+        status: "queued".into(),
+        suggested_books: Vec::new(),
+    });
+    let seal = server::link_seal::LinkSeal::new(services::card_token::DEVELOPMENT_KEY)
+        .seal(&app::result_link::result_query(&outcome));
+    let check = |outcome: &domain::CheckoutOutcome, seal: &str| {
+        let request = stack.http.post(stack.url("/api/result_link")).json(&json!({"outcome": outcome, "seal": seal}));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<bool>().await.unwrap()
+        }
+    };
+    assert!(check(&outcome, &seal).await, "the server's own seal");
+    let domain::CheckoutOutcome::Approved(mut changed) = outcome.clone() else { unreachable!() };
+    changed.status = "shipped".into();
+    assert!(!check(&domain::CheckoutOutcome::Approved(changed), &seal).await, "a changed outcome");
+    assert!(!check(&outcome, "00").await, "a made-up seal");
 }

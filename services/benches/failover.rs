@@ -40,6 +40,9 @@ impl Figures {
 }
 
 fn summary(name: &str, times: &[Duration]) {
+    if times.is_empty() {
+        return println!("{name}: no kills");
+    }
     let mut times = times.to_vec();
     times.sort();
     let median = times[times.len() / 2];

@@ -4,7 +4,7 @@
 //! may refuse, so after each full round without an answer the client pauses (25 ms,
 //! doubling up to 100 ms: a round is a few loopback calls, and a shorter pause finds
 //! the new leader sooner) and tries again, for at most `retry_window` (3 s by
-//! default: a follower stands after 550–800 ms of silence).
+//! default: a follower stands after 510–795 ms of silence).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

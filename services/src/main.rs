@@ -155,7 +155,8 @@ struct RaftArgs {
     #[arg(long, env = "RAFT_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
     /// Raft election timeouts are drawn from min..max milliseconds (default
-    /// 150..400). A follower stands after max plus that much silence: 550–800 ms.
+    /// 150..360). A follower stands after max plus that much silence, seen on the
+    /// next tick: 510–795 ms.
     #[arg(long, env = "RAFT_ELECTION_MIN_MS")]
     election_min_ms: Option<u64>,
     #[arg(long, env = "RAFT_ELECTION_MAX_MS")]

@@ -196,7 +196,12 @@ async fn a_new_leader_takes_back_an_order_leased_to_a_leader_that_is_gone() {
     // A leader of an earlier term took it for ten minutes, then died.
     let mut queue = pb::order_queue_client::OrderQueueClient::connect(shop.queue.clone()).await.unwrap();
     let taken = queue
-        .dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 600_000, consumer: "order_executor_9/term_1".into() })
+        .dequeue(pb::DequeueRequest {
+            wait_ms: 0,
+            lease_ms: 600_000,
+            consumer: "order_executor_9/term_1".into(),
+            leader_term: 1,
+        })
         .await
         .unwrap()
         .into_inner();

@@ -213,7 +213,7 @@ async fn a_long_polling_dequeue_wakes_when_an_order_arrives() {
     let mut consumer = pb::order_queue_client::OrderQueueClient::connect(url.clone()).await.unwrap();
     let waiting = tokio::spawn(async move {
         consumer
-            .dequeue(pb::DequeueRequest { wait_ms: 20_000, lease_ms: 5_000, consumer: "test".into() })
+            .dequeue(pb::DequeueRequest { wait_ms: 20_000, lease_ms: 5_000, consumer: "test".into(), leader_term: 0 })
             .await
             .unwrap()
             .into_inner()
@@ -243,17 +243,46 @@ async fn the_queue_refuses_unknown_priorities_and_repeats_nothing() {
     let stats = queue.stats(pb::StatsRequest {}).await.unwrap().into_inner();
     assert_eq!(stats.premium, 1);
     let empty = queue
-        .dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() })
+        .dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new(), leader_term: 0 })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(empty.order.unwrap().order_id, "o1");
     let none = queue
-        .dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new() })
+        .dequeue(pb::DequeueRequest { wait_ms: 0, lease_ms: 0, consumer: String::new(), leader_term: 0 })
         .await
         .unwrap()
         .into_inner();
     assert!(none.order.is_none());
+}
+
+#[tokio::test]
+async fn a_take_over_fences_out_a_deposed_leader_and_a_release_gives_an_order_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut queue = pb::order_queue_client::OrderQueueClient::connect(order_queue(&dir).await).await.unwrap();
+    queue.enqueue(queued("o1", "Basic")).await.unwrap();
+    let dequeue = |consumer: &str, leader_term| pb::DequeueRequest {
+        wait_ms: 0,
+        lease_ms: 60_000,
+        consumer: consumer.into(),
+        leader_term,
+    };
+    let taken = queue.dequeue(dequeue("leader-1", 1)).await.unwrap().into_inner();
+    let take_over = |consumer: &str, leader_term| pb::TakeOverRequest { consumer: consumer.into(), leader_term };
+    assert_eq!(queue.take_over(take_over("leader-2", 2)).await.unwrap().into_inner().released, 1);
+    let refused = queue.dequeue(dequeue("leader-1", 1)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(queue.take_over(take_over("leader-1", 1)).await.unwrap_err().code(), Code::FailedPrecondition);
+    let stale = pb::ReleaseRequest { order_id: "o1".into(), lease_id: taken.lease_id };
+    assert_eq!(queue.release(stale).await.unwrap_err().code(), Code::FailedPrecondition, "that lease ended");
+
+    let again = queue.dequeue(dequeue("leader-2", 2)).await.unwrap().into_inner();
+    assert_eq!(again.delivery_count, 2);
+    queue.release(pb::ReleaseRequest { order_id: "o1".into(), lease_id: again.lease_id }).await.unwrap();
+    let lookup = queue.lookup(pb::LookupRequest { order_id: "o1".into() }).await.unwrap().into_inner();
+    assert_eq!(lookup.state, "queued", "released: ready again at once");
+    let empty_name = queue.take_over(take_over("", 3)).await.unwrap_err();
+    assert_eq!(empty_name.code(), Code::InvalidArgument);
 }
 
 async fn payment(dir: &tempfile::TempDir, key: &services::card_token::FingerprintKey) -> String {

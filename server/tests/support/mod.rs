@@ -199,6 +199,8 @@ impl Stack {
             books_db: execution.as_ref().map(|e| e.books_db.urls()).unwrap_or_default(),
         };
         let mut config = Config::new("127.0.0.1:0".parse().expect("address"), urls);
+        // The key payment uses too; tests may seal result links with it.
+        config.card_fingerprint_key = Some(services::card_token::DEVELOPMENT_KEY.to_owned());
         if let Some(site_root) = options.site_root {
             config.site_root = site_root;
         }
@@ -263,7 +265,7 @@ impl Stack {
         let response = self
             .queue()
             .await
-            .dequeue(pb::DequeueRequest { wait_ms: 1000, lease_ms: 60_000, consumer: "test".into() })
+            .dequeue(pb::DequeueRequest { wait_ms: 1000, lease_ms: 60_000, consumer: "test".into(), leader_term: 0 })
             .await
             .expect("dequeue")
             .into_inner();

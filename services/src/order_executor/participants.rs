@@ -99,23 +99,52 @@ impl QueueClient {
         Self { client: OrderQueueClient::new(channel), deadline }
     }
 
-    /// Long-polls for the next order, leased for `lease`.
+    /// Long-polls for the next order, leased for `lease` to `consumer`, the leader
+    /// of `leader_term`.
     pub async fn next(
         &self,
         wait: Duration,
         lease: Duration,
         consumer: &str,
-    ) -> Result<Option<(pb::QueuedOrder, String)>, Unreachable> {
+        leader_term: u64,
+    ) -> Result<Option<(pb::QueuedOrder, String)>, QueueError> {
         let message = pb::DequeueRequest {
             wait_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
             lease_ms: lease.as_millis().min(u128::from(u32::MAX)) as u32,
             consumer: consumer.to_owned(),
+            leader_term,
         };
         let mut client = self.client.clone();
         // The long poll may take `wait`; the deadline comes on top.
         let deadline = wait + self.deadline;
-        let delivery = within("order_queue", deadline, client.dequeue(request(message, deadline))).await?;
+        let delivery = fenced(deadline, client.dequeue(request(message, deadline))).await?;
         Ok(delivery.order.map(|order| (order, delivery.lease_id)))
+    }
+}
+
+/// Why the queue gave this leader nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
+    /// A newer leader took the queue over: this replica is deposed, whether or not
+    /// its Raft node has noticed yet.
+    #[error("{0}")]
+    Superseded(String),
+}
+
+/// Awaits a call the queue fences by leader term.
+async fn fenced<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, QueueError> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) if status.code() == Code::FailedPrecondition => {
+            Err(QueueError::Superseded(status.message().to_owned()))
+        }
+        Ok(Err(status)) => Err(unreachable("order_queue", &status).into()),
+        Err(_) => Err(Unreachable { participant: "order_queue", detail: "no answer in time".to_owned() }.into()),
     }
 }
 
@@ -128,14 +157,12 @@ impl QueueClient {
         settle_lease(self.deadline, client.release(request(message, self.deadline))).await
     }
 
-    /// Ends the leases of every consumer but `consumer` (this leader, this term);
-    /// answers how many ended.
-    pub async fn take_over(&self, consumer: &str) -> Result<u32, Unreachable> {
+    /// Ends the leases of every consumer but `consumer` (this leader, this term)
+    /// and fences out older terms; answers how many leases ended.
+    pub async fn take_over(&self, consumer: &str, leader_term: u64) -> Result<u32, QueueError> {
         let mut client = self.client.clone();
-        let message = pb::TakeOverRequest { consumer: consumer.to_owned() };
-        within("order_queue", self.deadline, client.take_over(request(message, self.deadline)))
-            .await
-            .map(|answer| answer.released)
+        let message = pb::TakeOverRequest { consumer: consumer.to_owned(), leader_term };
+        fenced(self.deadline, client.take_over(request(message, self.deadline))).await.map(|answer| answer.released)
     }
 }
 

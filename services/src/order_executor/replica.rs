@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::backoff::{Backoff, BackoffPolicy};
 use super::coordinator::{Coordinator, DecisionLog, LogError, RetryPolicy};
-use super::participants::{BooksParticipant, PaymentParticipant, QueueClient};
+use super::participants::{BooksParticipant, PaymentParticipant, QueueClient, QueueError};
 use super::state::{Command, Execution, ExecutorState, Outcome, Record};
 use crate::books_db::state::Line;
 use crate::grpc;
@@ -163,31 +163,42 @@ async fn lead(node: Node<ExecutorState>, coordinator: LiveCoordinator, config: E
                 continue;
             }
         }
+        // Recovery may have taken a while: lead on only if still leading. The queue
+        // fences by term as well, so a replica deposed after this check takes nothing.
+        if node.read_linearizable(|_| ()).await.is_err() {
+            continue;
+        }
         // The consumer name carries the term, so a take-over also ends leases this
         // replica held in an earlier term.
         let consumer = format!("order_executor_{id}/term_{term}");
-        match coordinator.queue.take_over(&consumer).await {
+        match coordinator.queue.take_over(&consumer, term).await {
             Ok(0) => {}
             Ok(released) => tracing::info!(released, "orders leased to a previous leader are ready again"),
+            Err(QueueError::Superseded(reason)) => {
+                tracing::info!(%reason, "a newer leader took over the queue");
+                continue;
+            }
             // Their leases run out instead.
-            Err(error) => tracing::warn!(%error, "could not take over the queue's leases"),
+            Err(QueueError::Unreachable(error)) => tracing::warn!(%error, "could not take over the queue's leases"),
         }
         tracing::info!(term, "leading: taking orders from the queue");
-        take_orders(&node, &coordinator, &config, &consumer).await;
+        take_orders(&node, &coordinator, &config, &consumer, term).await;
     }
 }
 
-/// Takes orders from the queue and runs them, for as long as this replica leads.
+/// Takes orders from the queue and runs them, for as long as this replica leads
+/// (by its Raft node, and by the queue's fence).
 async fn take_orders(
     node: &Node<ExecutorState>,
     coordinator: &LiveCoordinator,
     config: &ExecutorConfig,
     consumer: &str,
+    term: u64,
 ) {
     let mut backoff = Backoff::new(config.backoff);
     let mut wait = config.backoff.first;
     while node.leader() == Some(node.id()) {
-        match coordinator.queue.next(wait, config.lease, consumer).await {
+        match coordinator.queue.next(wait, config.lease, consumer, term).await {
             Ok(Some((order, lease_id))) => {
                 backoff.on_order();
                 wait = config.backoff.first;
@@ -211,7 +222,11 @@ async fn take_orders(
             // The long poll found nothing: wait longer next time (it still answers
             // the moment an order arrives).
             Ok(None) => wait = backoff.on_idle(),
-            Err(error) => {
+            Err(QueueError::Superseded(reason)) => {
+                tracing::info!(%reason, "a newer leader took over the queue; no longer taking orders");
+                return;
+            }
+            Err(QueueError::Unreachable(error)) => {
                 let pause = backoff.on_idle();
                 tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "the queue is unreachable; backing off");
                 tokio::time::sleep(pause).await;

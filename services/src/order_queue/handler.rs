@@ -27,6 +27,10 @@ fn now_ms() -> u64 {
 
 impl From<StoreError> for Status {
     fn from(error: StoreError) -> Self {
+        if let StoreError::Superseded { .. } = error {
+            tracing::info!(%error, "refused a superseded executor leader");
+            return Status::failed_precondition(error.to_string());
+        }
         tracing::error!(%error, "queue storage failed");
         Status::unavailable(error.to_string())
     }
@@ -84,8 +88,10 @@ impl OrderQueue for OrderQueueService {
             let arrival = self.arrivals.notified();
             tokio::pin!(arrival);
             arrival.as_mut().enable();
-            let consumer = request.consumer.clone();
-            if let Some(delivery) = self.blocking(move |store| store.dequeue(now_ms(), lease_ms, &consumer)).await? {
+            let (consumer, term) = (request.consumer.clone(), request.leader_term);
+            if let Some(delivery) =
+                self.blocking(move |store| store.dequeue(now_ms(), lease_ms, &consumer, term)).await?
+            {
                 tracing::info!(order_id = %delivery.order.order_id, consumer = %request.consumer, delivery = delivery.delivery_count, "delivered");
                 return Ok(Response::new(pb::DequeueResponse {
                     order: Some(delivery.order),
@@ -148,14 +154,14 @@ impl OrderQueue for OrderQueueService {
     }
 
     async fn take_over(&self, request: Request<pb::TakeOverRequest>) -> Result<Response<pb::TakeOverResponse>, Status> {
-        let consumer = request.into_inner().consumer;
+        let pb::TakeOverRequest { consumer, leader_term } = request.into_inner();
         if consumer.is_empty() {
             return Err(Status::invalid_argument("consumer must name the new leader"));
         }
         let keeper = consumer.clone();
-        let released = self.blocking(move |store| store.take_over(&keeper)).await?;
+        let released = self.blocking(move |store| store.take_over(&keeper, leader_term)).await?;
+        tracing::info!(%consumer, leader_term, released, "an executor leader took over");
         if released > 0 {
-            tracing::info!(%consumer, released, "took over: other consumers' leases ended");
             self.arrivals.notify_waiters();
         }
         Ok(Response::new(pb::TakeOverResponse { released }))

@@ -9,7 +9,8 @@
 //! - `leases`: order id → (expiry, lease id), the orders delivered and not acked;
 //! - `holders`: order id → the consumer a leased order was delivered to;
 //! - `done`: order id → ack time, so that enqueueing an order twice stays a no-op;
-//! - `meta`: the next sequence number.
+//! - `meta`: the next sequence number, and the fence: the newest executor leader's
+//!   term named by a take-over.
 //!
 //! An expired lease puts the order back under its original (rank, sequence), so a
 //! redelivered order keeps its place in line. Time is passed in.
@@ -27,6 +28,7 @@ const HOLDERS: TableDefinition<&str, &str> = TableDefinition::new("holders");
 const DONE: TableDefinition<&str, u64> = TableDefinition::new("done");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQUENCE: &str = "next_sequence";
+const LEADER_TERM: &str = "leader_term";
 
 #[derive(Clone, PartialEq, Message)]
 struct StoredOrder {
@@ -46,6 +48,9 @@ pub enum StoreError {
     Storage(String),
     #[error("stored order {0} is unreadable: {1}")]
     Corrupt(String, prost::DecodeError),
+    /// A take-over named a newer executor leader than the one asking.
+    #[error("the executor leader of term {term} was superseded: a leader of term {current} took over")]
+    Superseded { term: u64, current: u64 },
 }
 
 macro_rules! storage_errors {
@@ -166,9 +171,19 @@ impl QueueStore {
     }
 
     /// Leases the first ready order to `consumer` until `now_ms + lease_ms`, after
-    /// putting back every order whose lease expired by `now_ms`.
-    pub fn dequeue(&self, now_ms: u64, lease_ms: u64, consumer: &str) -> Result<Option<Delivery>, StoreError> {
+    /// putting back every order whose lease expired by `now_ms`. A consumer naming
+    /// a leader term (not 0) older than the fence is refused.
+    pub fn dequeue(
+        &self,
+        now_ms: u64,
+        lease_ms: u64,
+        consumer: &str,
+        leader_term: u64,
+    ) -> Result<Option<Delivery>, StoreError> {
         let txn = self.db.begin_write()?;
+        if leader_term != 0 {
+            check_fence(&txn, leader_term)?;
+        }
         let delivery = {
             let expired: Vec<String> = txn
                 .open_table(LEASES)?
@@ -255,9 +270,12 @@ impl QueueStore {
     }
 
     /// Ends every lease not held by `consumer` (a lease from before holders were
-    /// recorded counts as another's); answers how many ended.
-    pub fn take_over(&self, consumer: &str) -> Result<u32, StoreError> {
+    /// recorded counts as another's) and fences out older leader terms; answers
+    /// how many leases ended. Refused if a newer term took over already.
+    pub fn take_over(&self, consumer: &str, leader_term: u64) -> Result<u32, StoreError> {
         let txn = self.db.begin_write()?;
+        check_fence(&txn, leader_term)?;
+        txn.open_table(META)?.insert(LEADER_TERM, leader_term)?;
         let others: Vec<String> = {
             let holders = txn.open_table(HOLDERS)?;
             let leased: Vec<String> =
@@ -310,6 +328,15 @@ impl QueueStore {
     }
 }
 
+/// Refuses a leader term older than the newest one that took over.
+fn check_fence(txn: &redb::WriteTransaction, leader_term: u64) -> Result<(), StoreError> {
+    let current = txn.open_table(META)?.get(LEADER_TERM)?.map_or(0, |term| term.value());
+    if leader_term < current {
+        return Err(StoreError::Superseded { term: leader_term, current });
+    }
+    Ok(())
+}
+
 /// Ends `id`'s lease and puts it back under its original (rank, sequence).
 fn make_ready(txn: &redb::WriteTransaction, id: &str) -> Result<(), StoreError> {
     txn.open_table(LEASES)?.remove(id)?;
@@ -338,7 +365,7 @@ mod tests {
     }
 
     fn next_id(store: &QueueStore, now_ms: u64) -> Option<String> {
-        store.dequeue(now_ms, 1_000, "test").unwrap().map(|d| d.order.order_id)
+        store.dequeue(now_ms, 1_000, "test", 0).unwrap().map(|d| d.order.order_id)
     }
 
     #[test]
@@ -360,10 +387,10 @@ mod tests {
         let store = store(&dir);
         store.enqueue(order("o1"), 2).unwrap();
         assert_eq!(store.enqueue(order("o1"), 0).unwrap(), Enqueued::Duplicate);
-        let delivery = store.dequeue(0, 1_000, "test").unwrap().unwrap();
+        let delivery = store.dequeue(0, 1_000, "test", 0).unwrap().unwrap();
         assert_eq!(store.ack("o1", &delivery.lease_id, 10).unwrap(), Acked::Removed);
         assert_eq!(store.enqueue(order("o1"), 2).unwrap(), Enqueued::Duplicate);
-        assert_eq!(store.dequeue(20, 1_000, "test").unwrap(), None);
+        assert_eq!(store.dequeue(20, 1_000, "test", 0).unwrap(), None);
         assert_eq!(store.ack("o1", &delivery.lease_id, 30).unwrap(), Acked::AlreadyDone);
     }
 
@@ -373,13 +400,13 @@ mod tests {
         let store = store(&dir);
         store.enqueue(order("o1"), 1).unwrap();
         store.enqueue(order("o2"), 1).unwrap();
-        let first = store.dequeue(0, 100, "test").unwrap().unwrap();
+        let first = store.dequeue(0, 100, "test", 0).unwrap().unwrap();
         assert_eq!((first.order.order_id.as_str(), first.delivery_count), ("o1", 1));
         assert_eq!(store.next_lease_expiry().unwrap(), Some(100));
         // Before expiry o1 stays leased and o2 comes next.
         assert_eq!(next_id(&store, 99).as_deref(), Some("o2"));
         // After expiry o1 is back, in its old place.
-        let again = store.dequeue(100, 100, "test").unwrap().unwrap();
+        let again = store.dequeue(100, 100, "test", 0).unwrap().unwrap();
         assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("o1", 2));
         assert_eq!(store.ack("o1", &first.lease_id, 150).unwrap(), Acked::LeaseLost, "the stale lease may not ack");
         assert_eq!(store.ack("o1", &again.lease_id, 150).unwrap(), Acked::Removed);
@@ -396,7 +423,7 @@ mod tests {
             let store = store(&dir);
             store.enqueue(order("leased"), 0).unwrap();
             store.enqueue(order("ready"), 2).unwrap();
-            store.dequeue(0, 500, "test").unwrap().unwrap();
+            store.dequeue(0, 500, "test", 0).unwrap().unwrap();
         }
         let store = store(&dir);
         assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 1], leased: 1 });
@@ -414,11 +441,11 @@ mod tests {
         let store = store(&dir);
         store.enqueue(order("o1"), 1).unwrap();
         store.enqueue(order("o2"), 1).unwrap();
-        let first = store.dequeue(0, 10_000, "leader-a").unwrap().unwrap();
+        let first = store.dequeue(0, 10_000, "leader-a", 0).unwrap().unwrap();
         assert_eq!(store.release("o1", "not-the-lease").unwrap(), Released::LeaseLost);
         assert_eq!(store.release("o1", &first.lease_id).unwrap(), Released::Ready);
         assert_eq!(store.lookup("o1").unwrap(), Location::Ready);
-        let again = store.dequeue(1, 10_000, "leader-a").unwrap().unwrap();
+        let again = store.dequeue(1, 10_000, "leader-a", 0).unwrap().unwrap();
         assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("o1", 2), "before o2, long before expiry");
         assert_eq!(store.ack("o1", &first.lease_id, 2).unwrap(), Acked::LeaseLost, "the released lease may not ack");
         assert_eq!(store.ack("o1", &again.lease_id, 2).unwrap(), Acked::Removed);
@@ -433,14 +460,35 @@ mod tests {
         for id in ["old-1", "old-2", "mine", "waiting"] {
             store.enqueue(order(id), 2).unwrap();
         }
-        store.dequeue(0, 10_000, "leader-1/term-3").unwrap().unwrap();
-        store.dequeue(0, 10_000, "leader-2/term-4").unwrap().unwrap();
-        let mine = store.dequeue(0, 10_000, "leader-3/term-5").unwrap().unwrap();
-        assert_eq!(store.take_over("leader-3/term-5").unwrap(), 2);
+        store.dequeue(0, 10_000, "leader-1/term-3", 0).unwrap().unwrap();
+        store.dequeue(0, 10_000, "leader-2/term-4", 0).unwrap().unwrap();
+        let mine = store.dequeue(0, 10_000, "leader-3/term-5", 0).unwrap().unwrap();
+        assert_eq!(store.take_over("leader-3/term-5", 5).unwrap(), 2);
         assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 3], leased: 1 });
         assert_eq!(next_id(&store, 1).as_deref(), Some("old-1"), "taken-back orders keep their place");
         assert_eq!(store.ack("mine", &mine.lease_id, 2).unwrap(), Acked::Removed, "the new leader's lease stands");
-        assert_eq!(store.take_over("leader-3/term-5").unwrap(), 1, "old-1, just leased to \"test\"");
-        assert_eq!(store.take_over("leader-3/term-5").unwrap(), 0);
+        assert_eq!(store.take_over("leader-3/term-5", 5).unwrap(), 1, "old-1, just leased to \"test\"");
+        assert_eq!(store.take_over("leader-3/term-5", 5).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_take_over_fences_out_older_leaders() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        for id in ["o1", "o2"] {
+            store.enqueue(order(id), 2).unwrap();
+        }
+        assert!(store.dequeue(0, 10_000, "old", 3).unwrap().is_some(), "no fence yet");
+        assert_eq!(store.take_over("new", 4).unwrap(), 1);
+        let superseded =
+            |result: Result<_, StoreError>| matches!(result, Err(StoreError::Superseded { term: 3, current: 4 }));
+        assert!(superseded(store.dequeue(1, 10_000, "old", 3).map(drop)), "a deposed leader takes nothing more");
+        assert!(superseded(store.take_over("old", 3).map(drop)), "nor ends the new leader's leases");
+        assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 2], leased: 0 });
+        assert!(store.dequeue(1, 10_000, "new", 4).unwrap().is_some());
+        assert!(store.dequeue(1, 10_000, "unfenced", 0).unwrap().is_some(), "term 0 is not fenced");
+        drop(store);
+        let store = QueueStore::open(&dir.path().join("queue.redb")).unwrap();
+        assert!(store.take_over("old", 3).is_err(), "the fence is durable");
     }
 }
