@@ -143,6 +143,12 @@ impl<M: StateMachine> Node<M> {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// Whether this replica believes it leads (it may have been deposed without
+    /// knowing yet: [`Node::read_linearizable`] confirms).
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.id)
+    }
+
     /// Replicates `command` and answers what applying it gave, once a majority holds
     /// it. Only the leader accepts writes ([`NodeError::NotLeader`] names it). If the
     /// leader fails before answering, the command may or may not be applied: commands

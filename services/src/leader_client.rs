@@ -65,7 +65,8 @@ impl LeaderClient {
         self
     }
 
-    /// The address of the replica believed to lead (the last one that answered).
+    /// The address of the replica believed to lead: the last one that answered, or
+    /// after a failed call the next one to try.
     pub fn current(&self) -> &str {
         &self.replicas[self.leader.load(Ordering::Relaxed) % self.replicas.len()].0
     }

@@ -13,10 +13,9 @@ use clap::{Parser, Subcommand};
 use domain::{Catalog, Money};
 use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use services::fraud_detection::FraudConfig;
-use services::leader_client::LeaderClient;
 use services::order_executor::replica::{self, ExecutorConfig};
 use services::order_queue::QueueConfig;
-use services::transaction_verification::stock::{BooksDbStock, CatalogStock, StockSource};
+use services::transaction_verification::stock;
 use services::{
     books_db, fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification,
 };
@@ -129,7 +128,8 @@ enum Service {
         books_db: Vec<String>,
         #[command(flatten)]
         raft: RaftArgs,
-        /// The ceiling of the pause between polls of an idle or unreachable queue.
+        /// The ceiling of the long-poll wait on an idle queue, and of the sleep
+        /// before asking an unreachable one again.
         #[arg(long, env = "ORDER_EXECUTOR_BACKOFF_CEILING_MS", default_value_t = 5000)]
         backoff_ceiling_ms: u64,
     },
@@ -213,13 +213,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.service {
         Service::TransactionVerification { listen, catalog, books_db } => {
             let catalog = catalog.load()?;
-            let stock: Arc<dyn StockSource> = if books_db.is_empty() {
+            if books_db.is_empty() {
                 tracing::warn!("BOOKS_DB_URLS is not set: stock comes from the catalog, not the books database");
-                Arc::new(CatalogStock(Arc::clone(&catalog)))
-            } else {
-                let client = LeaderClient::new(&books_db, Duration::from_millis(500))?;
-                Arc::new(BooksDbStock::new(client, Duration::from_millis(500)))
-            };
+            }
+            let stock = stock::source(&catalog, &books_db)?;
             transaction_verification::serve(bind(listen, "transaction_verification").await?, catalog, stock, shutdown)
                 .await?;
         }

@@ -5,8 +5,9 @@ use tracing_subscriber::EnvFilter;
 
 /// `info`, with openraft's chatty internals at `warn`. openraft logs three or four
 /// lines at every failed replication attempt, ten attempts a second while a replica
-/// is down; those two modules are silenced, and the Raft network logs a peer lost
-/// and regained once each instead (`consensus/src/network.rs`).
+/// is down: its replication module is silenced and its replication handler keeps
+/// only errors; the Raft network logs a peer lost and regained once each instead
+/// (`consensus/src/network.rs`).
 pub const DEFAULT_FILTER: &str =
     "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=error";
 

@@ -16,9 +16,8 @@ use serde_json::{json, Value};
 use server::config::{Config, ServiceUrls};
 use server::startup::Application;
 use services::fraud_detection::FraudConfig;
-use services::leader_client::LeaderClient;
 use services::order_queue::QueueConfig;
-use services::transaction_verification::stock::{BooksDbStock, CatalogStock, StockSource};
+use services::transaction_verification::stock;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -69,12 +68,7 @@ pub async fn start_transaction_verification(books_db: Vec<String>) -> Running {
     let (listener, addr) = listener().await;
     let catalog = Arc::new(Catalog::embedded());
     spawn(listener, addr, move |listener, shutdown| async move {
-        let stock: Arc<dyn StockSource> = if books_db.is_empty() {
-            Arc::new(CatalogStock(Arc::clone(&catalog)))
-        } else {
-            let client = LeaderClient::new(&books_db, Duration::from_millis(500)).expect("books_db urls");
-            Arc::new(BooksDbStock::new(client, Duration::from_millis(500)))
-        };
+        let stock = stock::source(&catalog, &books_db).expect("books_db urls");
         services::transaction_verification::serve(listener, catalog, stock, shutdown)
             .await
             .expect("transaction_verification runs");

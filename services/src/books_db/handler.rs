@@ -22,9 +22,10 @@ impl BooksDbService {
         Self { node, catalog }
     }
 
-    /// The first request a new group's leader serves loads the catalog's stock
-    /// through the log (the state machine ignores any later load), so no prepare
-    /// or read ever sees an empty database.
+    /// The first prepare or leader stock read a new group's leader serves loads
+    /// the catalog's stock through the log first (the state machine ignores any
+    /// later load), so neither ever sees an empty database. A replica's local read
+    /// may still be empty until it has applied the load.
     async fn ensure_loaded(&self) -> Result<(), Status> {
         if !self.node.read(BooksState::is_loaded) {
             self.write(Command::load(&self.catalog)).await?;

@@ -118,14 +118,6 @@ impl BooksState {
         self.stock.iter()
     }
 
-    pub fn decision(&self, order_id: &str) -> Option<Decision> {
-        self.decisions.get(order_id).copied()
-    }
-
-    pub fn is_reserved(&self, order_id: &str) -> bool {
-        self.reservations.contains_key(order_id)
-    }
-
     fn load(&mut self, books: &[(String, String, u32)]) -> Outcome {
         if self.stock.is_empty() {
             for (id, title, stock) in books {

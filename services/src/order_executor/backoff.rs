@@ -1,9 +1,11 @@
-//! How often the leader asks the queue for work. Asking is a long poll, so while
-//! orders flow the leader asks again at once. When a poll comes back empty, or the
-//! queue cannot be reached, the pause before the next one grows additively — by
-//! default the seed's 1 s, 3 s, 5 s steps, 5 s being the ceiling — and it drops
-//! straight back to zero the moment an order arrives (the decrease is
-//! multiplicative, by a factor of zero).
+//! How patiently the leader asks the queue for work. Asking is a long poll, so
+//! while orders flow the leader asks again at once. Each step grows additively —
+//! by default the seed's 1 s, 3 s, 5 s, 5 s being the ceiling — and falls back to
+//! the first step the moment an order arrives (a multiplicative decrease):
+//! - a poll that comes back empty makes the next long poll wait longer (it still
+//!   answers as soon as an order is enqueued);
+//! - a queue that cannot be reached makes the leader sleep that long before it
+//!   asks again.
 
 use std::time::Duration;
 
@@ -33,19 +35,21 @@ impl Backoff {
         Self { policy, pause: Duration::ZERO }
     }
 
-    /// An order arrived: poll again at once.
+    /// An order arrived: the next step is the first again.
     pub fn on_order(&mut self) {
         self.pause = Duration::ZERO;
     }
 
-    /// The poll found nothing or failed: the pause before the next one.
+    /// The poll found nothing or failed: how long the next long poll waits, or
+    /// the leader sleeps before asking an unreachable queue again.
     pub fn on_idle(&mut self) -> Duration {
         self.pause = if self.pause.is_zero() { self.policy.first } else { self.pause + self.policy.step };
         self.pause = self.pause.min(self.policy.ceiling);
         self.pause
     }
 
-    pub fn current(&self) -> Duration {
+    #[cfg(test)]
+    fn current(&self) -> Duration {
         self.pause
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! 1. record `Start` in the group's log;
 //! 2. prepare books_db (reserve stock) and payment (authorize) in parallel;
-//! 3. record the decision — commit if both voted yes, else abort with the first
-//!    reason given — in the log *before* telling anyone;
+//! 3. record the decision — commit if both voted yes, else abort with the no
+//!    voter's reason (books_db's if both said no) — in the log *before* telling
+//!    anyone;
 //! 4. send the decision until both participants acknowledge;
 //! 5. record `Complete`, then acknowledge the queue.
 //!
@@ -151,20 +152,16 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
     /// Phase two: send the recorded decision until both acknowledge, then record
     /// completion.
     async fn finish(&self, order_id: &str, decided: &Phase) -> Result<Finished, LogError> {
-        let commit = match decided {
-            Phase::Committing | Phase::Committed => true,
-            Phase::Aborting { .. } | Phase::Aborted { .. } => false,
+        let finished = match decided {
+            Phase::Committing | Phase::Committed => Finished::Committed,
+            Phase::Aborting { reason } | Phase::Aborted { reason } => Finished::Aborted { reason: reason.clone() },
             Phase::Executing => return Err(LogError::Failed(format!("order {order_id} has no decision"))),
         };
         if !decided.is_final() {
-            self.deliver(order_id, commit).await?;
+            self.deliver(order_id, finished == Finished::Committed).await?;
             self.record(Command::Complete { order_id: order_id.to_owned() }).await?;
         }
-        Ok(match decided.reason() {
-            Some(reason) if !commit => Finished::Aborted { reason: reason.to_owned() },
-            _ if !commit => Finished::Aborted { reason: String::new() },
-            _ => Finished::Committed,
-        })
+        Ok(finished)
     }
 
     /// Sends the decision to each participant until it acknowledges, for as long

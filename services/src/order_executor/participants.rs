@@ -24,17 +24,26 @@ fn unreachable(participant: &'static str, status: &tonic::Status) -> Unreachable
     Unreachable { participant, detail: format!("{:?}: {}", status.code(), status.message()) }
 }
 
-/// Awaits a call with a deadline.
+/// Awaits a call with a deadline: the answer or the status it failed with, or
+/// `Unreachable` if it gave neither in time.
+async fn answered<T>(
+    participant: &'static str,
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<Result<T, tonic::Status>, Unreachable> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(answer) => Ok(answer.map(tonic::Response::into_inner)),
+        Err(_) => Err(Unreachable { participant, detail: "no answer in time".to_owned() }),
+    }
+}
+
+/// Awaits a call with a deadline; any failure is `Unreachable`.
 async fn within<T>(
     participant: &'static str,
     deadline: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, Unreachable> {
-    match tokio::time::timeout(deadline, call).await {
-        Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(status)) => Err(unreachable(participant, &status)),
-        Err(_) => Err(Unreachable { participant, detail: "no answer in time".to_owned() }),
-    }
+    answered(participant, deadline, call).await?.map_err(|status| unreachable(participant, &status))
 }
 
 pub struct PaymentParticipant {
@@ -138,13 +147,12 @@ async fn fenced<T>(
     deadline: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, QueueError> {
-    match tokio::time::timeout(deadline, call).await {
-        Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(status)) if status.code() == Code::FailedPrecondition => {
+    match answered("order_queue", deadline, call).await? {
+        Ok(response) => Ok(response),
+        Err(status) if status.code() == Code::FailedPrecondition => {
             Err(QueueError::Superseded(status.message().to_owned()))
         }
-        Ok(Err(status)) => Err(unreachable("order_queue", &status).into()),
-        Err(_) => Err(Unreachable { participant: "order_queue", detail: "no answer in time".to_owned() }.into()),
+        Err(status) => Err(unreachable("order_queue", &status).into()),
     }
 }
 
@@ -182,11 +190,10 @@ async fn settle_lease<T>(
     deadline: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<(), Unreachable> {
-    match tokio::time::timeout(deadline, call).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(status)) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
-        Ok(Err(status)) => Err(unreachable("order_queue", &status)),
-        Err(_) => Err(Unreachable { participant: "order_queue", detail: "no answer in time".to_owned() }),
+    match answered("order_queue", deadline, call).await? {
+        Ok(_) => Ok(()),
+        Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
+        Err(status) => Err(unreachable("order_queue", &status)),
     }
 }
 

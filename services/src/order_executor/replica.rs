@@ -79,7 +79,7 @@ impl DecisionLog for RaftLog {
     }
 
     fn is_leader(&self) -> bool {
-        self.0.leader() == Some(self.0.id())
+        self.0.is_leader()
     }
 }
 
@@ -197,7 +197,7 @@ async fn take_orders(
 ) {
     let mut backoff = Backoff::new(config.backoff);
     let mut wait = config.backoff.first;
-    while node.leader() == Some(node.id()) {
+    while node.is_leader() {
         match coordinator.queue.next(wait, config.lease, consumer, term).await {
             Ok(Some((order, lease_id))) => {
                 backoff.on_order();

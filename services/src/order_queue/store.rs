@@ -199,8 +199,9 @@ impl QueueStore {
             let mut ready = txn.open_table(READY)?;
             let mut leases = txn.open_table(LEASES)?;
             let Some((_, id)) = ready.pop_first()?.map(|(k, v)| (k.value(), v.value().to_owned())) else {
+                // Nothing was ready, so nothing expired either: no write to make durable.
                 drop((orders, ready, leases));
-                txn.commit()?;
+                txn.abort()?;
                 return Ok(None);
             };
             let mut stored = match orders.get(id.as_str())? {

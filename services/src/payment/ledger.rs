@@ -126,26 +126,31 @@ impl Ledger {
     }
 
     /// Reads the record, lets `change` decide the new one, writes it if it
-    /// changed: one transaction.
+    /// changed: one transaction, committed (an fsync) only when it wrote.
     fn update(
         &self,
         order_id: &str,
         change: impl FnOnce(Option<Payment>) -> Result<Payment, LedgerError>,
     ) -> Result<Payment, LedgerError> {
         let txn = self.db.begin_write()?;
-        let payment = {
+        let (payment, changed) = {
             let mut table = txn.open_table(PAYMENTS)?;
             let current: Option<Payment> = match table.get(order_id)? {
                 Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
                 None => None,
             };
             let next = change(current.clone())?;
-            if current.as_ref() != Some(&next) {
+            let changed = current.as_ref() != Some(&next);
+            if changed {
                 table.insert(order_id, serde_json::to_vec(&next)?.as_slice())?;
             }
-            next
+            (next, changed)
         };
-        txn.commit()?;
+        if changed {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
         Ok(payment)
     }
 

@@ -31,16 +31,14 @@ impl TransactionVerificationService {
         }
     }
 
-    /// Event a: the rules, then the stock of every line.
+    /// Event a: the rules, then the stock of every line (one read).
     async fn check_items(&self, order: &pb::Order) -> Result<(), Rejection> {
         let lines = rules::verify_items(order, &self.catalog)?;
-        let mut available = Vec::with_capacity(lines.len());
-        for line in &lines {
-            let left = self.stock.available(&line.book_id).await.map_err(|error| {
+        let book_ids: Vec<String> = lines.iter().map(|line| line.book_id.clone()).collect();
+        let available =
+            self.stock.available(&book_ids).await.map_err(|error| {
                 Rejection::new(RefusalClass::Unavailable, "stock_unavailable", error.to_string(), None)
             })?;
-            available.push(left);
-        }
         rules::check_stock(&lines, &self.catalog, &available)
     }
 }
