@@ -7,6 +7,7 @@ use proto::v1 as pb;
 use services::card_token::FingerprintKey;
 use services::order_queue::QueueConfig;
 use services::testing as support;
+use services::testing::probe::{self, eventually};
 
 struct Shop {
     queue: String,
@@ -47,18 +48,8 @@ async fn shop_without_executors() -> Shop {
 
 /// The replica of `group` that leads, by its Raft metrics (waits, bounded).
 async fn leader_of(group: &support::Group) -> u64 {
-    for _ in 0..300 {
-        for (id, addr) in &group.addrs {
-            let Ok(mut client) = pb::raft_client::RaftClient::connect(support::url(addr)).await else { continue };
-            let Ok(answer) = client.metrics(pb::RaftMetricsRequest {}).await else { continue };
-            let metrics: serde_json::Value = serde_json::from_slice(&answer.into_inner().payload).unwrap();
-            if metrics["state"] == "Leader" {
-                return *id;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the group has no leader");
+    let replicas = || group.addrs.iter().map(|(id, addr)| (*id, support::url(addr)));
+    eventually("a leader", Duration::from_millis(50), || probe::leader(replicas())).await
 }
 
 impl Shop {
@@ -74,70 +65,26 @@ impl Shop {
     }
 
     async fn enqueue(&self, order_id: &str, card: &str, lines: &[(&str, u32)], client_card: &str) {
-        let number = domain::CardNumber::parse(card).unwrap();
-        let expiry = domain::Expiry::parse(
-            &domain::YearMonth::now_utc().plus_months(12).to_string(),
-            domain::YearMonth::now_utc(),
-        )
-        .unwrap();
-        let order = pb::QueuedOrder {
-            order_id: order_id.into(),
-            client_card: client_card.into(),
-            lines: lines
-                .iter()
-                .map(|(id, quantity)| pb::OrderLine { book_id: (*id).into(), quantity: *quantity })
-                .collect(),
-            total_cents: 2998,
-            card: Some(self.key.token(&number, expiry)),
-            ..Default::default()
-        };
-        let mut queue = pb::order_queue_client::OrderQueueClient::connect(self.queue.clone()).await.unwrap();
-        queue.enqueue(pb::EnqueueRequest { order: Some(order) }).await.unwrap();
+        let order = probe::queued_order(&self.key, order_id, card, lines, client_card);
+        probe::enqueue(&self.queue, &order).await.expect("the queue takes the order");
     }
 
     /// Waits (bounded) until some executor replica reports `order_id` final.
     async fn final_status(&self, order_id: &str) -> pb::OrderStatusResponse {
-        for _ in 0..1200 {
-            for url in self.executors().urls() {
-                let Ok(mut client) = pb::order_executor_client::OrderExecutorClient::connect(url).await else {
-                    continue;
-                };
-                if let Ok(status) = client.order_status(pb::OrderStatusRequest { order_id: order_id.into() }).await {
-                    let status = status.into_inner();
-                    if matches!(status.status.as_str(), "committed" | "aborted") {
-                        return status;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("order {order_id} never finished");
+        let executors = self.executors().urls();
+        let what = format!("order {order_id} final");
+        eventually(what, Duration::from_millis(100), || probe::final_status(&executors, order_id)).await
     }
 
     async fn payment(&self, order_id: &str) -> pb::PaymentRecord {
-        let mut client = pb::payment_client::PaymentClient::connect(self.payment.clone()).await.unwrap();
-        client.get(pb::PaymentDecision { order_id: order_id.into() }).await.unwrap().into_inner()
+        probe::payment(&self.payment, order_id).await.expect("a payment record")
     }
 
     /// Stock of `book_id` on every running books_db replica, once they agree.
     async fn stock_everywhere(&self, book_id: &str) -> u32 {
-        for _ in 0..300 {
-            let mut seen = Vec::new();
-            for id in self.books_db.running().collect::<Vec<_>>() {
-                let url = support::url(&self.books_db.addrs[&id]);
-                let Ok(mut client) = pb::books_db_client::BooksDbClient::connect(url).await else {
-                    seen.push(None);
-                    continue;
-                };
-                let stock = client.stock(pb::StockRequest { book_ids: vec![book_id.into()], local: true }).await;
-                seen.push(stock.ok().and_then(|s| s.into_inner().books.first().map(|b| b.available)));
-            }
-            if seen.windows(2).all(|w| w[0] == w[1]) && seen[0].is_some() {
-                return seen[0].unwrap_or_default();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the books_db replicas never agreed on {book_id}");
+        let running: Vec<String> = self.books_db.running().map(|id| support::url(&self.books_db.addrs[&id])).collect();
+        let what = format!("the books_db replicas agreeing on book {book_id}");
+        eventually(what, Duration::from_millis(100), || probe::agreed_stock(&running, book_id)).await
     }
 }
 

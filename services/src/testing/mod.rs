@@ -4,6 +4,7 @@
 //! restarted on the same port and data; and single services on loopback.
 //! [`processes`] runs the execution side as real processes instead, to kill them.
 
+pub mod probe;
 pub mod processes;
 
 use std::collections::BTreeMap;

@@ -5,8 +5,8 @@
 //! fail-over benchmark use it; the binary's path comes from the caller
 //! (`env!("CARGO_BIN_EXE_services")`, which Cargo sets for tests and benches only).
 //!
-//! Every wait is bounded by [`PATIENCE`] and panics naming the folder with the
-//! processes' logs.
+//! Every wait is [`probe::eventually`], bounded, and panics naming the folder with
+//! the processes' logs.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,12 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use proto::v1 as pb;
-use tokio::time::Instant;
 
+use super::probe::{self, eventually};
 use crate::card_token::{FingerprintKey, DEVELOPMENT_KEY};
-
-/// How long any wait here may take before it panics.
-pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// One service process, which can be killed and started again with the same
 /// arguments, so on the same port and data. Killed when dropped.
@@ -50,9 +47,11 @@ impl Process {
         let log = File::options().create(true).append(true).open(&self.log).expect("log file");
         let child = Command::new(&self.binary)
             .args(&self.args)
-            // Only what is set here: no .env, no RAFT_* from the caller's shell. The log
-            // filter is the binary's default unless FAILOVER_LOG (e.g.
-            // `info,openraft=info`) names another.
+            // Only what is set here: no RAFT_* from the caller's shell, and no .env
+            // (the binary looks in its working directory and the parents: the log
+            // folder's). The log filter is the binary's default unless FAILOVER_LOG
+            // (e.g. `info,openraft=info`) names another.
+            .current_dir(self.log.parent().expect("the log folder"))
             .env_clear()
             .env(
                 "RUST_LOG",
@@ -136,41 +135,27 @@ impl ReplicaGroup {
         self.replicas.get_mut(&id).expect("a replica of the group").restart();
     }
 
-    /// openraft's metrics of replica `id`, if it answers.
-    pub async fn metrics(&self, id: u64) -> Option<serde_json::Value> {
-        let mut client = pb::raft_client::RaftClient::connect(url(self.ports[&id])).await.ok()?;
-        let answer = client.metrics(pb::RaftMetricsRequest {}).await.ok()?;
-        serde_json::from_slice(&answer.into_inner().payload).ok()
+    fn running_urls(&self) -> Vec<(u64, String)> {
+        self.running().into_iter().map(|id| (id, url(self.ports[&id]))).collect()
     }
 
     /// The running replica that reports itself leader, once one does.
     pub async fn leader(&self) -> u64 {
-        let give_up = Instant::now() + PATIENCE;
-        loop {
-            for id in self.running() {
-                if self.metrics(id).await.is_some_and(|metrics| metrics["state"] == "Leader") {
-                    return id;
-                }
-            }
-            assert!(Instant::now() < give_up, "no leader within {PATIENCE:?} (logs in {})", self.logs.display());
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let what = format!("a leader (logs in {})", self.logs.display());
+        eventually(what, Duration::from_millis(5), || probe::leader(self.running_urls())).await
     }
 
     /// Waits until all three replicas answer and have applied the same log.
     pub async fn caught_up(&self) {
-        let give_up = Instant::now() + PATIENCE;
-        loop {
+        let what = format!("the replicas catching up (logs in {})", self.logs.display());
+        eventually(what, Duration::from_millis(10), || async {
             let mut applied = Vec::new();
-            for id in self.running() {
-                applied.extend(self.metrics(id).await.map(|metrics| metrics["last_applied"]["index"].clone()));
+            for (_, url) in self.running_urls() {
+                applied.push(probe::raft_metrics(&url).await?["last_applied"]["index"].clone());
             }
-            if applied.len() == 3 && applied.iter().all(|index| *index == applied[0]) {
-                return;
-            }
-            assert!(Instant::now() < give_up, "replicas not caught up: {applied:?} (logs in {})", self.logs.display());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            (applied.len() == 3 && applied.iter().all(|index| *index == applied[0])).then_some(())
+        })
+        .await
     }
 }
 
@@ -221,93 +206,38 @@ impl ExecutionSide {
         }
     }
 
-    fn give_up(&self, what: &str) -> ! {
-        panic!("{what} within {PATIENCE:?} (logs in {})", self.logs.display())
+    fn waiting_for(&self, what: &str) -> String {
+        format!("{what} (logs in {})", self.logs.display())
     }
 
     /// Enqueues an order for `lines` (book id, copies) paid with `card`, at a
     /// nominal 10.99 a copy, retrying while the queue is down.
     pub async fn enqueue(&self, order_id: &str, card: &str, lines: &[(&str, u32)]) {
-        let number = domain::CardNumber::parse(card).expect("a valid card number");
-        let now = domain::YearMonth::now_utc();
-        let expiry = domain::Expiry::parse(&now.plus_months(12).to_string(), now).expect("a valid expiry");
-        let order = pb::QueuedOrder {
-            order_id: order_id.to_owned(),
-            client_card: "None".into(),
-            lines: lines
-                .iter()
-                .map(|(id, quantity)| pb::OrderLine { book_id: (*id).into(), quantity: *quantity })
-                .collect(),
-            total_cents: lines.iter().map(|(_, quantity)| u64::from(*quantity) * 1099).sum(),
-            card: Some(self.key.token(&number, expiry)),
-            ..Default::default()
-        };
-        let give_up = Instant::now() + PATIENCE;
-        while Instant::now() < give_up {
-            if let Ok(mut queue) = pb::order_queue_client::OrderQueueClient::connect(url(self.queue_port)).await {
-                if queue.enqueue(pb::EnqueueRequest { order: Some(order.clone()) }).await.is_ok() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.give_up(&format!("order {order_id} not enqueued"))
+        let order = probe::queued_order(&self.key, order_id, card, lines, "None");
+        let queue = url(self.queue_port);
+        let what = self.waiting_for(&format!("order {order_id} enqueued"));
+        eventually(what, Duration::from_millis(20), || probe::enqueue(&queue, &order)).await
     }
 
     /// Waits until a running executor reports `order_id` committed or aborted.
     pub async fn final_status(&self, order_id: &str) -> pb::OrderStatusResponse {
-        let give_up = Instant::now() + PATIENCE;
-        while Instant::now() < give_up {
-            for id in self.executors.running() {
-                let Ok(mut client) =
-                    pb::order_executor_client::OrderExecutorClient::connect(url(self.executors.ports[&id])).await
-                else {
-                    continue;
-                };
-                let request = pb::OrderStatusRequest { order_id: order_id.into() };
-                if let Ok(answer) = client.order_status(request).await {
-                    let answer = answer.into_inner();
-                    if matches!(answer.status.as_str(), "committed" | "aborted") {
-                        return answer;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        self.give_up(&format!("order {order_id} not final"))
+        let executors: Vec<String> = self.executors.running_urls().into_iter().map(|(_, url)| url).collect();
+        let what = self.waiting_for(&format!("order {order_id} final"));
+        eventually(what, Duration::from_millis(5), || probe::final_status(&executors, order_id)).await
     }
 
     /// The payment ledger's record of `order_id`.
     pub async fn payment(&self, order_id: &str) -> pb::PaymentRecord {
-        let give_up = Instant::now() + PATIENCE;
-        while Instant::now() < give_up {
-            if let Ok(mut client) = pb::payment_client::PaymentClient::connect(url(self.payment_port)).await {
-                if let Ok(record) = client.get(pb::PaymentDecision { order_id: order_id.into() }).await {
-                    return record.into_inner();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.give_up(&format!("no payment record of {order_id}"))
+        let payment = url(self.payment_port);
+        let what = self.waiting_for(&format!("the payment record of {order_id}"));
+        eventually(what, Duration::from_millis(20), || probe::payment(&payment, order_id)).await
     }
 
     /// Copies of `book_id` available as the books_db replicas have applied it,
     /// once all three answer and agree.
     pub async fn stock_everywhere(&self, book_id: &str) -> u32 {
-        let give_up = Instant::now() + PATIENCE;
-        while Instant::now() < give_up {
-            let mut seen = Vec::new();
-            for port in self.books_db.ports.values() {
-                let Ok(mut client) = pb::books_db_client::BooksDbClient::connect(url(*port)).await else { break };
-                let request = pb::StockRequest { book_ids: vec![book_id.into()], local: true };
-                let Ok(answer) = client.stock(request).await else { break };
-                seen.extend(answer.into_inner().books.first().map(|book| book.available));
-            }
-            if seen.len() == 3 && seen.iter().all(|copies| *copies == seen[0]) {
-                return seen[0];
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.give_up(&format!("the books_db replicas did not agree on book {book_id}"))
+        let replicas = self.books_db.urls();
+        let what = self.waiting_for(&format!("the books_db replicas agreeing on book {book_id}"));
+        eventually(what, Duration::from_millis(20), || probe::agreed_stock(&replicas, book_id)).await
     }
 }
