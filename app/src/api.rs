@@ -14,12 +14,10 @@ use leptos::prelude::*;
 /// redirected to [`crate::result_href`] of the outcome, sealed by the backend.
 #[server(endpoint = "checkout")]
 pub async fn checkout(request: CheckoutRequest) -> Result<CheckoutOutcome, ServerFnError> {
-    let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
-        .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;
+    let backend = backend()?;
     let outcome = backend.checkout(request).await;
     if use_context::<http::request::Parts>().is_some_and(|parts| accepts_html(&parts.headers)) {
-        let seal = backend.seal(&crate::result_link::result_query(&outcome));
-        leptos_axum::redirect(&crate::result_href(&outcome, &seal));
+        leptos_axum::redirect(&crate::result_href(&outcome, |query| backend.seal(query)));
     }
     Ok(outcome)
 }
@@ -30,31 +28,34 @@ pub async fn checkout(request: CheckoutRequest) -> Result<CheckoutOutcome, Serve
 /// ever says yes or no, so it cannot help anyone forge a seal.
 #[server(name = CheckResultLink, endpoint = "result_link", input = leptos::server_fn::codec::Json)]
 pub async fn result_link_is_sealed(outcome: CheckoutOutcome, seal: String) -> Result<bool, ServerFnError> {
-    let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
-        .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;
-    Ok(backend.is_sealed(&crate::result_link::result_query(&outcome), &seal))
+    Ok(backend()?.is_sealed(&crate::result_link::result_query(&outcome), &seal))
 }
 
 /// Where an order is now (`None`: no such order). Served at `/api/order_status`.
 #[server(name = LoadOrderStatus, endpoint = "order_status")]
 pub async fn order_status(order_id: String) -> Result<Option<OrderStatus>, ServerFnError> {
-    let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
-        .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;
-    backend.order_status(order_id).await.map_err(ServerFnError::new)
+    backend()?.order_status(order_id).await.map_err(ServerFnError::new)
 }
 
 /// The replicated groups and the queue, as seen now. Served at `/api/cluster_status`.
 #[server(name = LoadClusterStatus, endpoint = "cluster_status")]
 pub async fn cluster_status() -> Result<ClusterStatus, ServerFnError> {
-    let crate::backend::Backend(backend) = use_context::<crate::backend::Backend>()
-        .ok_or_else(|| ServerFnError::new("checkout backend not configured"))?;
-    Ok(backend.cluster_status().await)
+    Ok(backend()?.cluster_status().await)
 }
 
-/// True for a browser's own form post, whose `Accept` lists `text/html`; the server
-/// function client asks for its encoding (JSON) instead.
+/// The server's [`crate::backend::Backend`], provided as context.
 #[cfg(feature = "ssr")]
-fn accepts_html(headers: &http::HeaderMap) -> bool {
+fn backend() -> Result<std::sync::Arc<dyn crate::backend::CheckoutBackend>, ServerFnError> {
+    use_context::<crate::backend::Backend>()
+        .map(|crate::backend::Backend(backend)| backend)
+        .ok_or_else(|| ServerFnError::new("checkout backend not configured"))
+}
+
+/// True for a browser's own form post or navigation, whose `Accept` lists
+/// `text/html`; the server function client and API clients ask for JSON (or
+/// anything) instead.
+#[cfg(feature = "ssr")]
+pub fn accepts_html(headers: &http::HeaderMap) -> bool {
     headers
         .get_all(http::header::ACCEPT)
         .iter()

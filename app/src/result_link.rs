@@ -22,9 +22,11 @@ pub const RESULT_PATH: &str = "/checkout/result";
 /// The query parameter holding the seal.
 pub const SEAL_PARAM: &str = "seal";
 
-/// `{RESULT_PATH}?{result_query}&seal={seal}`.
-pub fn result_href(outcome: &CheckoutOutcome, seal: &str) -> String {
-    format!("{RESULT_PATH}?{}&{SEAL_PARAM}={}", result_query(outcome), encode(seal))
+/// `{RESULT_PATH}?{result_query}&seal={seal of the query}`.
+pub fn result_href(outcome: &CheckoutOutcome, seal: impl FnOnce(&str) -> String) -> String {
+    let query = result_query(outcome);
+    let seal = seal(&query);
+    format!("{RESULT_PATH}?{query}&{SEAL_PARAM}={}", encode(&seal))
 }
 
 /// `order=…&status=…&suggested=2,3` for an approved order,
@@ -128,7 +130,7 @@ mod tests {
     /// Writes the link, reads it back, and checks that writing out what was read
     /// gives the very query that was sealed.
     fn round_trip(outcome: &CheckoutOutcome) -> String {
-        let href = result_href(outcome, "5ea1");
+        let href = result_href(outcome, |_| "5ea1".to_owned());
         assert!(href.ends_with("&seal=5ea1"), "{href}");
         let read = read_back(&href).expect("an outcome");
         assert_eq!(&read, outcome);

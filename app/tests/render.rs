@@ -120,7 +120,7 @@ fn fake() -> Fake {
 
 /// The result link the server writes for `outcome`.
 fn sealed_href(outcome: &CheckoutOutcome) -> String {
-    app::result_href(outcome, &fake().seal(&app::result_link::result_query(outcome)))
+    app::result_href(outcome, |query| fake().seal(query))
 }
 
 fn replica(id: u64, role: Role, answers: bool) -> ReplicaStatus {

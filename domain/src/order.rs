@@ -9,6 +9,15 @@ use crate::catalog::{BookId, Catalog};
 use crate::field::{path, FieldError};
 use crate::money::Money;
 
+/// The longest order id anyone accepts (ids are UUIDs, 36 characters).
+pub const ORDER_ID_MAX_LEN: usize = 64;
+
+/// Whether `id` can be an order id: 1 to [`ORDER_ID_MAX_LEN`] bytes. Every service
+/// checks ids it is sent with this before storing or forwarding them.
+pub fn is_order_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= ORDER_ID_MAX_LEN
+}
+
 /// Copies of one book in one order: 1 to 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Quantity(u32);

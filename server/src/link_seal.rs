@@ -10,7 +10,9 @@
 //!
 //! The secret is the card fingerprint key (`CARD_FINGERPRINT_KEY`), kept apart by a
 //! label that begins every sealed message: a card number's digits never begin
-//! with it, so a seal is never a card fingerprint and the reverse.
+//! with it, so a seal is never a card fingerprint and the reverse. Without that
+//! key the server seals with a random key of its own process (`startup.rs`): the
+//! development key is public, and links then last until a restart.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

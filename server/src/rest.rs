@@ -1,6 +1,8 @@
-//! The REST API: `POST /checkout` (the seed's JSON contract), the OpenAPI
-//! document, and a health check. Refusals map once to HTTP: invalid 400, fraud
-//! 403, out of stock 409, unavailable 503, with `{"error":{code,message,step,field}}`.
+//! The REST API: `POST /checkout` (the seed's JSON contract), `GET /orders/{id}`
+//! (as JSON), `GET /api/cluster`, the OpenAPI document and a health check.
+//! Refusals map once to HTTP: invalid 400, fraud 403, out of stock 409,
+//! unavailable 503. Every error is `{"error":{code,message,step,service,field}}`
+//! ([`error_response`]).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -28,15 +30,20 @@ pub async fn checkout(State(shop): State<Shop>, payload: Result<Json<CheckoutReq
 
 pub fn refused(refusal: &Refusal) -> Response {
     let status = StatusCode::from_u16(refusal.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({
-        "error": {
-            "code": refusal.code,
-            "message": refusal.message,
-            "step": refusal.step,
-            "service": refusal.service,
-            "field": refusal.field,
-        }
-    });
+    let step = refusal.step.as_str();
+    error_response(status, &refusal.code, &refusal.message, step, &refusal.service, refusal.field.as_deref())
+}
+
+/// The one shape of every error this API answers.
+fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    step: &str,
+    service: &str,
+    field: Option<&str>,
+) -> Response {
+    let body = json!({"error": {"code": code, "message": message, "step": step, "service": service, "field": field}});
     (status, Json(body)).into_response()
 }
 
@@ -68,12 +75,13 @@ fn malformed(rejection: &JsonRejection) -> Response {
             format!("The body is not valid JSON{}.", position(&text).map(|p| format!(" ({p})")).unwrap_or_default()),
         ),
         _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None, "The request body is larger than 1 MB.".to_owned())
+            let limit = crate::startup::BODY_LIMIT_BYTES / (1024 * 1024);
+            let message = format!("The request body is larger than {limit} MB.");
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None, message)
         }
         _ => (StatusCode::BAD_REQUEST, "unreadable_body", None, "The request body could not be read.".to_owned()),
     };
-    let body = json!({"error": {"code": code, "message": message, "step": "input", "service": "web", "field": field}});
-    (status, Json(body)).into_response()
+    error_response(status, code, &message, "input", "web", field.as_deref())
 }
 
 /// `items[0].quantity` from axum's "Failed to deserialize the JSON body into the
@@ -97,11 +105,8 @@ fn position(text: &str) -> Option<String> {
 /// unknown id, 503 when the status cannot be read now. (Asked for HTML, the same
 /// path is the order page: see `startup`.)
 pub async fn order_status(shop: &Shop, order_id: &str) -> Response {
-    let error = |status: StatusCode, code: &str, message: String| {
-        let body = json!({"error": {"code": code, "message": message, "step": "order_status", "field": null}});
-        (status, Json(body)).into_response()
-    };
-    if order_id.is_empty() || order_id.len() > 64 {
+    let error = |status, code, message: String| error_response(status, code, &message, "order_status", "web", None);
+    if !domain::order::is_order_id(order_id) {
         return error(StatusCode::BAD_REQUEST, "bad_order_id", "An order id has 1 to 64 characters.".to_owned());
     }
     match shop.status.order_status(order_id).await {

@@ -114,15 +114,6 @@ fn leptos_options(config: &Config, address: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-/// A browser's navigation asks for HTML; an API client for JSON (or anything).
-fn accepts_html(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get_all(axum::http::header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .any(|value| value.contains("text/html"))
-}
-
 pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Result<Router> {
     let backend = Backend(Arc::new(shop.clone()) as Arc<dyn CheckoutBackend>);
     let context = move || provide_context(backend.clone());
@@ -141,7 +132,7 @@ pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Re
             let shop = shop.clone();
             let order_page = order_page.clone();
             async move {
-                if accepts_html(request.headers()) {
+                if app::api::accepts_html(request.headers()) {
                     order_page(State(options), request).await
                 } else {
                     rest::order_status(&shop, &order_id).await

@@ -11,6 +11,16 @@ use tokio_stream::StreamExt;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint, Server};
 
+/// `id` if it can be an order id (`domain::order::is_order_id`), else the
+/// INVALID_ARGUMENT a service answers.
+pub fn order_id(id: &str) -> Result<&str, tonic::Status> {
+    if domain::order::is_order_id(id) {
+        Ok(id)
+    } else {
+        Err(tonic::Status::invalid_argument("order_id must be 1 to 64 characters"))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("building the reflection service failed: {0}")]

@@ -87,7 +87,7 @@ impl<T> VerificationCache<T> {
 
     /// Caches `order` under `order_id` with the clock `[0,0,0]`.
     pub fn init(&self, order_id: &str, order: T) -> Result<VectorClock, CacheError> {
-        if order_id.is_empty() || order_id.len() > 64 {
+        if !domain::order::is_order_id(order_id) {
             return Err(CacheError::BadOrderId);
         }
         let mut entries = self.lock();

@@ -40,10 +40,7 @@ impl BooksDbService {
 }
 
 fn order_id(id: &str) -> Result<String, Status> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(Status::invalid_argument("order_id must be 1 to 64 characters"));
-    }
-    Ok(id.to_owned())
+    crate::grpc::order_id(id).map(str::to_owned)
 }
 
 fn acknowledged(outcome: Outcome) -> Result<Response<pb::BooksAck>, Status> {

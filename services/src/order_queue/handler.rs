@@ -58,9 +58,7 @@ impl OrderQueueService {
 impl OrderQueue for OrderQueueService {
     async fn enqueue(&self, request: Request<pb::EnqueueRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
         let order = request.into_inner().order.ok_or_else(|| Status::invalid_argument("enqueue needs the order"))?;
-        if order.order_id.is_empty() || order.order_id.len() > 64 {
-            return Err(Status::invalid_argument("order_id must be 1 to 64 characters"));
-        }
+        crate::grpc::order_id(&order.order_id)?;
         let priority = ClientCard::parse(&order.client_card).map_err(|_| {
             Status::invalid_argument(format!("client_card {:?} is not None, Basic or Premium", order.client_card))
         })?;

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::issuer::Issuer;
 use super::ledger::{Hold, Ledger, LedgerError, Payment, PaymentState};
+use crate::grpc::order_id;
 
 pub struct PaymentService {
     ledger: Arc<Ledger>,
@@ -38,13 +39,6 @@ fn record(payment: Payment) -> pb::PaymentRecord {
         captures: payment.captures,
         reason: payment.reason,
     }
-}
-
-fn order_id(id: &str) -> Result<&str, Status> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(Status::invalid_argument("order_id must be 1 to 64 characters"));
-    }
-    Ok(id)
 }
 
 impl PaymentService {
