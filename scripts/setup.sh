@@ -11,8 +11,8 @@
 #
 # Why the detours: the lock files that cargo-leptos 0.3.11 and wasm-bindgen-cli 0.2.130
 # ship pin crates this toolchain cannot build or the registry no longer has, so each is
-# built from its published source with one dependency moved back (see
-# ../shared/notes/TOOLCHAIN.md). Tools are built without LTO: they run for seconds, and
+# built from its published source with one dependency moved back (the pins are
+# below, next to each tool). Tools are built without LTO: they run for seconds, and
 # LTO would triple their install time on two cores.
 set -euo pipefail
 

@@ -3,9 +3,10 @@
 //!
 //! Heartbeats: openraft checks for work on a tick of 1.5 × `heartbeat_interval` and
 //! sends a heartbeat on the first tick after the interval, so the default 50 ms sends
-//! one every 75 ms (the spec asks for at most 100 ms). openraft also uses the interval
-//! as the deadline of one AppendEntries round trip (fsync on the follower included),
-//! which is why it is not shorter.
+//! one every 75 ms (the spec asks for at most 100 ms). openraft also drops an
+//! AppendEntries round trip after the interval, and the gRPC call gives up at ¾ of
+//! it (37.5 ms; `network.rs`), the follower's fsync included: which is why it is not
+//! shorter.
 //!
 //! Elections: openraft 0.9 makes a follower that has heard a leader wait the leader's
 //! lease, which it sets to `election_timeout_max`, *plus* its own randomized election
@@ -37,7 +38,7 @@ pub struct Config {
     /// Names the group in openraft's logs and traces ("order_executor", "books_db").
     pub cluster_name: String,
     /// The leader sends a heartbeat on the first tick (1.5 × this) after this much
-    /// time; also the deadline of one AppendEntries.
+    /// time; also the limit of one AppendEntries (its gRPC call gets ¾ of it).
     pub heartbeat_interval: Duration,
     /// openraft's election timeout is drawn from [`election_timeout_min`,
     /// `election_timeout_max`); a follower stands after `election_timeout_max` plus

@@ -1,9 +1,11 @@
 //! The one redb file a replica keeps (`raft.redb` in its data directory): the Raft log
 //! and its metadata (`log_store.rs`) and the latest snapshot (`state_store.rs`).
 //!
-//! Every write is one transaction committed with `Durability::Immediate` (fsync'd
-//! before it returns), run on tokio's blocking pool: an fsync must not hold up the
-//! async workers that run Raft's timers and RPCs. Reads are short and stay inline.
+//! Every write is one transaction, run on tokio's blocking pool: an fsync must not
+//! hold up the async workers that run Raft's timers and RPCs. It is committed with
+//! `Durability::Immediate` (fsync'd before it returns), except what may be lost in a
+//! crash ([`Db::write_lazily`]): redb makes that durable with the next immediate
+//! commit. Reads stay inline.
 //!
 //! redb refuses to open a file that is already open in the process, so [`Db`]
 //! reports when its last handle is gone (the receiver from [`Db::open`]): a replica
@@ -83,10 +85,28 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
     {
+        self.commit(Durability::Immediate, change).await
+    }
+
+    /// Like [`Db::write`], without its own fsync: a crash may lose the change, and
+    /// the next durable write keeps it.
+    pub(crate) async fn write_lazily<T, F>(self: &Arc<Self>, change: F) -> Result<T, StorageFailure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
+    {
+        self.commit(Durability::None, change).await
+    }
+
+    async fn commit<T, F>(self: &Arc<Self>, durability: Durability, change: F) -> Result<T, StorageFailure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
+    {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut txn = this.db.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
+            txn.set_durability(durability)?;
             let out = change(&txn)?;
             txn.commit()?;
             Ok(out)

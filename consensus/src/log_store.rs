@@ -79,18 +79,25 @@ impl<M: StateMachine> LogStore<M> {
 
     /// Saves `value` under `key`, or removes the key for `None`.
     async fn write_meta<T: Serialize>(&self, key: &'static str, value: Option<&T>) -> Result<(), StorageFailure> {
-        let value = value.map(serde_json::to_vec).transpose()?;
-        self.db
-            .write(move |txn| {
-                let mut table = txn.open_table(LOG_META)?;
-                match value {
-                    Some(value) => table.insert(key, value.as_slice())?,
-                    None => table.remove(key)?,
-                };
-                Ok(())
-            })
-            .await
+        let change = meta_change(key, value)?;
+        self.db.write(change).await
     }
+}
+
+/// Sets `key` of the log's metadata to `value` (removes it for `None`).
+fn meta_change<T: Serialize>(
+    key: &'static str,
+    value: Option<&T>,
+) -> Result<impl FnOnce(&WriteTransaction) -> Result<(), StorageFailure> + Send + 'static, StorageFailure> {
+    let value = value.map(serde_json::to_vec).transpose()?;
+    Ok(move |txn: &WriteTransaction| {
+        let mut table = txn.open_table(LOG_META)?;
+        match value {
+            Some(value) => table.insert(key, value.as_slice())?,
+            None => table.remove(key)?,
+        };
+        Ok(())
+    })
 }
 
 /// Deletes the entries with an index in `range`.
@@ -142,8 +149,13 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
         self.read_meta(VOTE).map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
+    /// Without an fsync of its own: openraft does not need the committed index to
+    /// survive a crash (a stale one only means applying fewer entries at restart,
+    /// and the leader's next message says how far it has come), and the next log
+    /// append or vote makes it durable anyway.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.write_meta(COMMITTED, committed.as_ref()).await.map_err(|e| StorageIOError::write(&e).into())
+        let write = async { self.db.write_lazily(meta_change(COMMITTED, committed.as_ref())?).await };
+        write.await.map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

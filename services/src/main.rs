@@ -1,7 +1,8 @@
 //! `services`: one binary for every gRPC service of the bookstore, chosen by
 //! subcommand, so the services build and link once. Each flag also reads an
 //! environment variable (listed by `services <name> --help` and in `.env.example`);
-//! a `.env` file in the working directory is loaded first.
+//! a `.env` file in the working directory (or the nearest parent with one) is
+//! loaded first, without overriding variables already set.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
