@@ -2,8 +2,6 @@
 //! clock discipline of events a–f and clear_order, and the queue's long poll,
 //! acknowledgement and validation.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,23 +9,10 @@ use domain::Catalog;
 use proto::v1 as pb;
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
+use services::testing::serve;
 use services::transaction_verification::stock::CatalogStock;
-use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tonic::Code;
-
-async fn serve<F, Fut, E>(start: F) -> String
-where
-    F: FnOnce(TcpListener) -> Fut,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: std::fmt::Debug + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let server = start(listener);
-    tokio::spawn(async move { server.await.expect("service runs") });
-    format!("http://{addr}")
-}
 
 async fn transaction_verification() -> String {
     let catalog = Arc::new(Catalog::embedded());
