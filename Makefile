@@ -4,7 +4,13 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run services build test test-rust build-site trunk-build setup-run setup-test clean
+.PHONY: run services build test test-rust build-site trunk-build setup-run setup-test clean \
+	containers image-context test-containers container-engine
+
+# Container tools (docker compose, helm, kubernetes-validate) live here, outside the
+# clone, so every clone and CI run on a machine shares them.
+BOOKSTORE_TOOLS ?= $(HOME)/.cache/bookstore
+export BOOKSTORE_TOOLS
 
 ## make run: build everything in release mode and run the whole shop on this machine.
 run: build
@@ -15,13 +21,19 @@ services: setup-run
 	cargo build --release -p services
 	SERVICES_ONLY=1 scripts/run-local.sh
 
+## make containers: the whole shop in Docker containers from binaries built here (for
+## machines that reach no image registry; elsewhere `docker compose up --build`).
+containers: build container-engine
+	$(MAKE) image-context PROFILE=release
+	BOOKSTORE_BUILD_TARGET=prebuilt docker compose up --build
+
 build: setup-run
 	cargo leptos build --release
 	cargo build --release -p services
 
 ## make test: every test: unit, integration (real services on loopback), browser
 ## (headless Chromium against the real page), and the Trunk build.
-test: setup-test build-site test-rust trunk-build
+test: setup-test build-site test-rust trunk-build test-containers
 
 test-rust:
 	cargo test --workspace --no-fail-fast
@@ -32,6 +44,29 @@ build-site:
 
 trunk-build:
 	trunk build
+
+# The image's build context for the prebuilt target: the binaries of PROFILE
+# (release from `make build`; debug is what `make test` built) and the page.
+PROFILE ?= release
+image-context:
+	@test -x target/$(PROFILE)/services -a -x target/$(PROFILE)/server -a -d target/site/pkg || \
+		{ echo "target/$(PROFILE) has no services and server binaries (or target/site no page): build first" >&2; exit 1; }
+	rm -rf target/image && mkdir -p target/image/bin
+	strip -o target/image/bin/services target/$(PROFILE)/services
+	strip -o target/image/bin/server target/$(PROFILE)/server
+	cp -r target/site target/image/site
+
+container-engine:
+	scripts/container-tools.sh install engine base-image
+
+## The Compose stack for real on the Docker engine, and the Helm chart rendered
+## and validated (no cluster runs here), with the binaries `make test` built.
+test-containers: container-engine
+	$(MAKE) image-context PROFILE=debug
+	cd deploy/tests && BOOKSTORE_BIN=$(CURDIR)/target/debug HELM=$(BOOKSTORE_TOOLS)/bin/helm \
+		KUBERNETES_VALIDATE=$(BOOKSTORE_TOOLS)/venv/bin/kubernetes-validate \
+		$(BOOKSTORE_TOOLS)/venv/bin/python chart_test.py
+	cd deploy/tests && BOOKSTORE_BIN=$(CURDIR)/target/debug $(BOOKSTORE_TOOLS)/venv/bin/python compose_test.py
 
 setup-run:
 	scripts/setup.sh build release

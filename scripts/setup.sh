@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing the shop needs, idempotently:
 # the wasm32 target, cargo-leptos, wasm-bindgen-cli, and (on request) wasm-opt,
-# trunk, Chromium and ChromeDriver. A tool already at the right version is left alone.
+# trunk, Chromium and ChromeDriver. A tool already at the right version is left
+# alone. (The container tools have a script of their own: scripts/container-tools.sh.)
 #
 # Usage: scripts/setup.sh [build] [release] [browser] [trunk]
 #   build    wasm32 target, cargo-leptos, wasm-bindgen-cli (always implied)
@@ -21,7 +22,8 @@ WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen version in Cargo.lo
 WASM_OPT_VERSION=0.116.1       # binaryen 116; Debian's 108 breaks hydration
 TRUNK_VERSION=0.21.14
 
-export PATH="$HOME/.cargo/bin:$PATH"
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$CARGO_BIN:$PATH"
 export CARGO_PROFILE_RELEASE_LTO=false
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=2
@@ -43,7 +45,7 @@ install_from_source() {
   (
     cd "$dir/$name-$version"
     cargo update -q -p "$pin_pkg" --precise "$pin_version"
-    cargo install -q --locked --path . --root "$HOME/.cargo"
+    cargo install -q --locked --path . --root "${CARGO_HOME:-$HOME/.cargo}"
   )
   rm -rf "$dir"
 }
@@ -72,7 +74,7 @@ if ! has_version wasm-bindgen "$WASM_BINDGEN_VERSION"; then
   install_from_source wasm-bindgen-cli "$WASM_BINDGEN_VERSION" webpki-roots 1.0.10
 fi
 
-if $want_release && ! has_version "$HOME/.cargo/bin/wasm-opt" "version 116"; then
+if $want_release && ! has_version "$CARGO_BIN/wasm-opt" "version 116"; then
   log "building wasm-opt (binaryen 116)"
   cargo install -q --locked wasm-opt --version "$WASM_OPT_VERSION"
 fi

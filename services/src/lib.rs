@@ -10,6 +10,7 @@ pub mod books_db;
 pub mod card_token;
 pub mod fraud_detection;
 pub mod grpc;
+pub mod health_check;
 pub mod leader_client;
 pub mod order_executor;
 pub mod order_queue;

@@ -18,7 +18,8 @@ use services::order_executor::replica::{self, ExecutorConfig};
 use services::order_queue::QueueConfig;
 use services::transaction_verification::stock;
 use services::{
-    books_db, fraud_detection, grpc, order_queue, payment, suggestions, telemetry, transaction_verification,
+    books_db, fraud_detection, grpc, health_check, order_queue, payment, suggestions, telemetry,
+    transaction_verification,
 };
 use tokio::net::TcpListener;
 
@@ -26,7 +27,16 @@ use tokio::net::TcpListener;
 #[command(name = "services", about = "The bookstore's gRPC services", version)]
 struct Cli {
     #[command(subcommand)]
-    service: Service,
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Serve(Service),
+    /// Asks one running service whether it is healthy: exit status 0 if it is (the
+    /// containers' healthcheck; no tool but this binary needed).
+    Health(HealthProbe),
 }
 
 #[derive(Subcommand)]
@@ -148,6 +158,33 @@ enum Service {
     },
 }
 
+#[derive(clap::Args)]
+struct HealthProbe {
+    /// A gRPC service's host:port, asked through the standard health service.
+    #[arg(long, required_unless_present = "http", conflicts_with = "http")]
+    addr: Option<String>,
+    /// The gRPC service to ask about (default: the whole server).
+    #[arg(long, default_value = "", requires = "addr")]
+    service: String,
+    /// The web server's host:port instead, asked for GET /healthz.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+impl HealthProbe {
+    async fn run(&self) -> anyhow::Result<()> {
+        let timeout = Duration::from_millis(self.timeout_ms);
+        match (&self.addr, &self.http) {
+            (Some(addr), _) => Ok(health_check::grpc(addr, &self.service, timeout).await?),
+            (None, Some(http)) => Ok(health_check::http(http, "/healthz", timeout).await?),
+            (None, None) => anyhow::bail!("give --addr (a gRPC service) or --http (the web server)"),
+        }
+    }
+}
+
 /// Raft timing, the same flags for both replicated groups.
 #[derive(clap::Args)]
 struct RaftArgs {
@@ -210,8 +247,12 @@ async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
     telemetry::init();
     let cli = Cli::parse();
+    let service = match cli.command {
+        Command::Health(probe) => return probe.run().await,
+        Command::Serve(service) => service,
+    };
     let shutdown = grpc::shutdown_signal();
-    match cli.service {
+    match service {
         Service::TransactionVerification { listen, catalog, books_db } => {
             let catalog = catalog.load()?;
             if books_db.is_empty() {

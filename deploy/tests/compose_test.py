@@ -1,0 +1,310 @@
+"""The Compose stack, for real: builds the image from binaries built on this host
+(target/image/, staged by `make image-context`), brings every service of
+compose.yaml up on the Docker engine, and checks through the published port what a
+shopper and an operator rely on: the seed's order commits, a blocklisted card is
+refused at the fraud step, killing either Raft group's leader container leaves the
+shop working and the restarted container catches up, and `down` then `up` keeps
+the orders. Everything is torn down afterwards, on failure too.
+
+Run by `make test-containers` (part of `make test`). It never skips: without a
+working engine it fails and says why. Figures (build, up-to-healthy, image size)
+are printed, not asserted.
+
+Environment: BOOKSTORE_BIN (where the host-built `services` binary is, for the
+static check of the environment names), COMPOSE_PROJECT (default bookstore-test).
+"""
+
+import json
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+from harness import Checks, CheckFailed, eventually, require, run
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = os.environ.get("COMPOSE_PROJECT", "bookstore-test")
+IMAGE = f"bookstore:{PROJECT}"
+BIN = Path(os.environ.get("BOOKSTORE_BIN", ROOT / "target" / "debug"))
+SERVICES = [
+    "web", "fraud-detection", "transaction-verification", "suggestions", "order-queue", "payment",
+    "books-db-1", "books-db-2", "books-db-3", "order-executor-1", "order-executor-2", "order-executor-3",
+]
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+WEB_PORT = free_port()
+ENV = {
+    **os.environ,
+    "COMPOSE_PROJECT_NAME": PROJECT,
+    "BOOKSTORE_BUILD_TARGET": "prebuilt",
+    "BOOKSTORE_IMAGE": IMAGE,
+    "WEB_PORT": str(WEB_PORT),
+    "CARD_FINGERPRINT_KEY": secrets.token_hex(32),
+}
+# A developer's settings must not change what is tested.
+for name in ("RUST_LOG", "FRAUD_VELOCITY_LIMIT", "FRAUD_VELOCITY_WINDOW_SECS", "ORDER_QUEUE_LEASE_MS"):
+    ENV.pop(name, None)
+
+
+def compose(*args, timeout=600, check=True):
+    return run(["docker", "compose", "--project-directory", str(ROOT), "--env-file", os.devnull, *args],
+               timeout=timeout, check=check, env=ENV)
+
+
+# --- the shop's API -----------------------------------------------------------------
+
+def http(method, path, body=None, timeout=10):
+    """(status, JSON body) of a request to the published web port."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{WEB_PORT}{path}", data=data, method=method,
+                                     headers={"content-type": "application/json", "accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"null")
+
+
+def luhn_complete(digits):
+    """`digits` plus the check digit that makes the number pass Luhn's check."""
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        value = int(digit)
+        if position % 2 == 0:
+            value *= 2
+            value -= 9 if value > 9 else 0
+        total += value
+    return digits + str((10 - total % 10) % 10)
+
+
+SHOPPERS = iter(range(1, 10_000))
+
+
+def order(card=None):
+    """The seed's happy-path order from a shopper and card of its own, so fraud's
+    velocity windows (per buyer, per card) never see two orders of one shopper."""
+    shopper = next(SHOPPERS)
+    expiry = date.today().replace(year=date.today().year + 2)
+    return {
+        "user": {"name": f"Simon Lawrence {chr(65 + shopper % 26)}{shopper}",
+                 "contact": f"simon.lawrence.{shopper}@example.org"},
+        "creditCard": {"number": card or luhn_complete(f"471640{random.randrange(10**9):09d}"),
+                       "expirationDate": expiry.strftime("%m/%y"), "cvv": "556"},
+        "items": [{"id": "4", "name": "The Hunger Games", "quantity": 1},
+                  {"id": "1", "name": "Fourth Wing", "quantity": 1}],
+        "shippingMethod": "Standard",
+        "clientCard": "Premium",
+        "termsAccepted": True,
+        "billingAddress": {"street": "Narva mnt 18", "city": "Tartu", "state": "Tartumaa", "zip": "51009",
+                           "country": "Estonia"},
+    }
+
+
+def place(body=None):
+    status, answer = http("POST", "/checkout", body or order())
+    require(status == 200 and answer.get("status") == "queued", f"checkout answered {status}: {answer}")
+    return answer["orderId"]
+
+
+def final_status(order_id, timeout_s=60):
+    def final():
+        status, answer = http("GET", f"/orders/{order_id}")
+        return answer if status == 200 and answer.get("status") in ("committed", "aborted") else None
+    return eventually(f"order {order_id} final", final, timeout_s=timeout_s)
+
+
+def require_committed(order_ids):
+    for order_id in order_ids:
+        answer = final_status(order_id)
+        require(answer["status"] == "committed", f"order {order_id} ended {answer}")
+
+
+def cluster():
+    status, answer = http("GET", "/api/cluster")
+    require(status == 200, f"/api/cluster answered {status}: {answer}")
+    return answer
+
+
+def leader(group, other_than=None):
+    """The id of the replica of `group` ("executors" or "books_db") that leads."""
+    def find():
+        leaders = [replica["id"] for replica in cluster()[group]
+                   if replica["answers"] and replica["role"] == "leader" and replica["id"] != other_than]
+        return leaders[0] if len(leaders) == 1 else None
+    return eventually(f"one {group} leader", find, timeout_s=30)
+
+
+def caught_up(group, replica_id):
+    """Waits until `replica_id` answers and has applied as much of the log as its
+    group's leader (no order is in flight, so the leader's index stays put)."""
+    def same_index():
+        replicas = {replica["id"]: replica for replica in cluster()[group]}
+        lead = [replica for replica in replicas.values() if replica["role"] == "leader"]
+        mine = replicas[replica_id]
+        return (mine["answers"] and len(lead) == 1 and mine["last_applied"] is not None
+                and mine["last_applied"] == lead[0]["last_applied"])
+    eventually(f"{group} replica {replica_id} caught up", same_index, timeout_s=60)
+
+
+# --- the stack ----------------------------------------------------------------------
+
+def help_env_names(*command):
+    """The environment variables a subcommand reads, from its --help."""
+    return set(re.findall(r"\[env: ([A-Z0-9_]+)", run([*command, "--help"])))
+
+
+def environment_names_are_read():
+    """Every variable compose.yaml gives a container is one its program reads (a
+    misspelt name would otherwise be ignored in silence)."""
+    config = json.loads(compose("config", "--format", "json"))
+    for name, service in config["services"].items():
+        command = service["command"]
+        program = BIN / command[0]
+        require(program.exists(), f"{program} is missing: build first (make test builds it)")
+        read = help_env_names(str(program), *command[1:2]) if command[0] == "services" else help_env_names(str(program))
+        read |= {"RUST_LOG"}
+        unread = set(service.get("environment") or {}) - read
+        require(not unread, f"{name} is given {sorted(unread)}, which `{' '.join(command[:2])}` does not read")
+
+
+def build():
+    require((ROOT / "target/image/bin/services").exists(), "target/image/ is empty: run `make image-context` first")
+    started = time.monotonic()
+    compose("build", "web", timeout=900)
+    size = int(run(["docker", "image", "inspect", IMAGE, "--format", "{{.Size}}"]).strip())
+    print(f"     image {IMAGE}: {size / 1e6:.0f} MB, built in {time.monotonic() - started:.1f} s", flush=True)
+    inside = run(["docker", "run", "--rm", "--entrypoint", "/bin/sh", IMAGE, "-c",
+                  "id -u; ls /usr/local/bin; test ! -e /usr/local/cargo && test ! -e /src && echo clean"])
+    require(inside.split()[0] != "0", f"the image runs as root: {inside}")
+    require("clean" in inside and "services" in inside and "server" in inside, f"unexpected image content: {inside}")
+
+
+def up():
+    started = time.monotonic()
+    compose("up", "--detach", "--wait", "--wait-timeout", "180", timeout=300)
+    print(f"     up to every healthcheck healthy: {time.monotonic() - started:.1f} s", flush=True)
+
+
+def every_service_healthy():
+    states = {}
+    for line in compose("ps", "--all", "--format", "json").splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            states[entry["Service"]] = (entry["State"], entry.get("Health", ""))
+    missing = set(SERVICES) - set(states)
+    require(not missing, f"services missing: {sorted(missing)}")
+    sick = {name: state for name, state in states.items() if state != ("running", "healthy")}
+    require(not sick, f"not running and healthy: {sick}")
+
+
+def groups_formed():
+    started = time.monotonic()
+    leader("executors")
+    leader("books_db")
+    print(f"     both Raft groups have a leader {time.monotonic() - started:.1f} s after healthy", flush=True)
+
+
+state = {}
+
+
+def happy_path():
+    order_id = place()
+    answer = final_status(order_id)
+    require(answer["status"] == "committed", f"the seed's order ended {answer}")
+    state["kept"] = order_id
+
+
+def blocklisted_card():
+    status, answer = http("POST", "/checkout", order(card="4111111111111111"))
+    error = (answer or {}).get("error", {})
+    require(status == 403, f"a blocklisted card answered {status}: {answer}")
+    require(error.get("code") == "card_blocklisted" and error.get("step") == "check_card"
+            and error.get("service") == "fraud_detection", f"refused by the wrong step: {answer}")
+
+
+def kill_leader(group, service_prefix):
+    def body():
+        killed = leader(group)
+        compose("kill", f"{service_prefix}-{killed}")
+        placed = [place() for _ in range(5)]
+        require_committed(placed)
+        successor = leader(group, other_than=killed)
+        require(successor != killed, f"{group}: replica {killed} still leads")
+        state[group] = killed
+    return body
+
+
+def restart(group, service_prefix):
+    def body():
+        killed = state[group]
+        compose("start", f"{service_prefix}-{killed}")
+        caught_up(group, killed)
+    return body
+
+
+def down_then_up():
+    compose("down", timeout=120)
+    up()
+    answer = final_status(state["kept"])
+    require(answer["status"] == "committed", f"after down and up the first order is {answer}")
+    require_committed([place()])
+
+
+def teardown():
+    compose("down", "--volumes", "--remove-orphans", "--timeout", "5", timeout=180, check=False)
+
+
+def logs():
+    print(compose("logs", "--no-color", "--tail", "40", timeout=60, check=False)[-12000:], flush=True)
+
+
+def main():
+    checks = Checks("containers")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        run(["docker", "info"], timeout=60)
+    except (CheckFailed, OSError) as no_engine:
+        print(f"FAIL the Docker engine: {no_engine}", flush=True)
+        checks.failed += 1
+        checks.finish()
+    teardown()
+    try:
+        checks.check("every variable compose.yaml sets is one its program reads", environment_names_are_read)
+        checks.check("the image builds from host binaries, without toolchain or source, as non-root",
+                     build, essential=True)
+        checks.check("docker compose up: every healthcheck passes", up, essential=True)
+        checks.check("all twelve services run and are healthy", every_service_healthy)
+        checks.check("both Raft groups elect a leader", groups_formed, essential=True)
+        checks.check("the seed's order is approved and committed", happy_path)
+        checks.check("a blocklisted card is refused at the fraud step (403)", blocklisted_card)
+        checks.check("kill the executor leader's container: orders still commit",
+                     kill_leader("executors", "order-executor"))
+        checks.check("start it again: it catches up", restart("executors", "order-executor"))
+        checks.check("kill the books_db leader's container: orders still commit",
+                     kill_leader("books_db", "books-db"))
+        checks.check("start it again: it catches up", restart("books_db", "books-db"))
+        checks.check("down then up keeps the orders", down_then_up)
+        if checks.failed:
+            logs()
+    finally:
+        teardown()
+        run(["docker", "image", "rm", "--force", IMAGE], check=False)
+    checks.finish()
+
+
+if __name__ == "__main__":
+    main()
