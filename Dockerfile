@@ -42,6 +42,7 @@ RUN --mount=type=cache,id=bookstore-cargo-registry,target=/usr/local/cargo/regis
 FROM ${BASE_IMAGE} AS base
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tini \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 bookstore \
     && useradd --no-create-home --uid 10001 --gid bookstore --home-dir /nonexistent --shell /usr/sbin/nologin bookstore \
