@@ -14,6 +14,8 @@ use leptos::prelude::*;
 /// redirected to [`crate::result_href`] of the outcome, sealed by the backend.
 #[server(endpoint = "checkout")]
 pub async fn checkout(request: CheckoutRequest) -> Result<CheckoutOutcome, ServerFnError> {
+    // An unticked box posts nothing: on the page, no answer is no consent.
+    let request = CheckoutRequest { terms_accepted: Some(request.terms_accepted.unwrap_or(false)), ..request };
     let backend = backend()?;
     let outcome = backend.checkout(request).await;
     if use_context::<http::request::Parts>().is_some_and(|parts| accepts_html(&parts.headers)) {
@@ -230,8 +232,8 @@ mod tests {
                 ItemInput { id: "4".into(), name: "The Hunger Games".into(), quantity: 2 },
                 ItemInput { id: "1".into(), name: "Fourth Wing".into(), quantity: 1 },
             ],
-            shipping_method: "Next-Day".into(),
-            client_card: "Premium".into(),
+            shipping_method: Some("Next-Day".into()),
+            client_card: Some("Premium".into()),
             gift_message: "Happy birthday & [many] more!".into(),
             billing_address: AddressInput {
                 street: "Narva mnt 18".into(),
@@ -241,7 +243,7 @@ mod tests {
                 country: "Estonia".into(),
             },
             gift_wrapping: true,
-            terms_accepted: true,
+            terms_accepted: Some(true),
             ..CheckoutRequest::default()
         };
         assert_eq!(request, expected);
@@ -252,7 +254,7 @@ mod tests {
         let body =
             form_body(&[(field_input_name(&path::item_id(0)), "4"), (field_input_name(&path::item_quantity(0)), "1")]);
         let request = read_form(&body).expect("the form deserializes").request;
-        assert!(!request.gift_wrapping && !request.terms_accepted);
+        assert!(!request.gift_wrapping && request.terms_accepted.is_none());
         assert_eq!(request.items.len(), 1);
     }
 

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::card::CardNumber;
+use crate::order::{ClientCard, ShippingMethod};
 use crate::refusal::Refusal;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,12 +21,18 @@ pub struct CheckoutRequest {
     pub user_comment: String,
     pub items: Vec<ItemInput>,
     pub discount_code: String,
-    pub shipping_method: String,
-    pub client_card: String,
+    /// Absent: [`ShippingMethod::DEFAULT`]. Present, it must name a method: a
+    /// blank value is refused, not guessed.
+    pub shipping_method: Option<String>,
+    /// Absent: [`ClientCard::DEFAULT`]. Present, it must name a card.
+    pub client_card: Option<String>,
     pub gift_message: String,
     pub billing_address: AddressInput,
     pub gift_wrapping: bool,
-    pub terms_accepted: bool,
+    /// Absent, each entry point decides: the REST API takes it as accepted (an API
+    /// client collected the consent; the seed's contract has no such field), the
+    /// page's server function as not accepted (its box must be ticked).
+    pub terms_accepted: Option<bool>,
     pub notification_preferences: Vec<String>,
     pub device: Option<DeviceInput>,
     pub browser: Option<BrowserInput>,
@@ -33,6 +40,18 @@ pub struct CheckoutRequest {
     pub screen_resolution: String,
     pub referrer: String,
     pub device_language: String,
+}
+
+impl CheckoutRequest {
+    /// The shipping method as sent, or the default's name when it was left out.
+    pub fn shipping_method_or_default(&self) -> &str {
+        self.shipping_method.as_deref().unwrap_or(ShippingMethod::DEFAULT.as_str())
+    }
+
+    /// The client card as sent, or the default's name when it was left out.
+    pub fn client_card_or_default(&self) -> &str {
+        self.client_card.as_deref().unwrap_or(ClientCard::DEFAULT.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,8 +172,9 @@ mod tests {
         let request: CheckoutRequest = serde_json::from_str(json).unwrap();
         assert_eq!(request.credit_card.expiration_date, "12/30");
         assert_eq!(request.items[0].quantity, 1);
-        assert_eq!(request.device.unwrap().kind, "Smartphone");
-        assert_eq!(request.client_card, "", "optional fields may be missing");
+        assert_eq!(request.device.as_ref().unwrap().kind, "Smartphone");
+        assert_eq!(request.client_card, None, "optional fields may be missing");
+        assert_eq!(request.client_card_or_default(), "None");
     }
 
     #[test]

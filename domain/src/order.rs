@@ -110,12 +110,20 @@ pub enum ShippingMethod {
 
 impl ShippingMethod {
     pub const ALL: [Self; 3] = [Self::Standard, Self::Express, Self::NextDay];
+    /// What an order that names no shipping method gets.
+    pub const DEFAULT: Self = Self::Standard;
 
     /// Accepts the names the page and the seed use (`Standard`, `Express`,
-    /// `Next-Day`), in any case; a blank value means Standard.
+    /// `Next-Day`), in any case. A blank value is refused: a missing field is the
+    /// caller's to default ([`Self::DEFAULT`]), a blank one is a mistake.
     pub fn parse(input: &str) -> Result<Self, FieldError> {
         match input.trim().to_ascii_lowercase().as_str() {
-            "" | "standard" => Ok(Self::Standard),
+            "" => Err(FieldError::new(
+                path::SHIPPING_METHOD,
+                "blank_shipping_method",
+                "Choose Standard, Express or Next-Day shipping (or leave the field out for Standard).",
+            )),
+            "standard" => Ok(Self::Standard),
             "express" => Ok(Self::Express),
             "next-day" | "nextday" | "next_day" | "next day" => Ok(Self::NextDay),
             _ => Err(FieldError::new(
@@ -168,12 +176,20 @@ pub enum ClientCard {
 
 impl ClientCard {
     pub const ALL: [Self; 3] = [Self::None, Self::Basic, Self::Premium];
+    /// What an order that names no client card gets.
+    pub const DEFAULT: Self = Self::None;
 
-    /// Accepts `None`, `Basic`, `Premium` in any case; a blank value means None. Any
-    /// other value is refused rather than guessed.
+    /// Accepts `None`, `Basic`, `Premium` in any case. Anything else, a blank value
+    /// included, is refused rather than guessed ([`Self::DEFAULT`] is for a field
+    /// left out).
     pub fn parse(input: &str) -> Result<Self, FieldError> {
         match input.trim().to_ascii_lowercase().as_str() {
-            "" | "none" => Ok(Self::None),
+            "" => Err(FieldError::new(
+                path::CLIENT_CARD,
+                "blank_client_card",
+                "Choose None, Basic or Premium as the client card (or leave the field out for None).",
+            )),
+            "none" => Ok(Self::None),
             "basic" => Ok(Self::Basic),
             "premium" => Ok(Self::Premium),
             _ => Err(FieldError::new(
@@ -266,12 +282,14 @@ mod tests {
     }
 
     #[test]
-    fn shipping_and_client_card_accept_known_names_only() {
+    fn shipping_and_client_card_accept_known_names_only_and_refuse_blanks() {
         assert_eq!(ShippingMethod::parse("next-day").unwrap(), ShippingMethod::NextDay);
-        assert_eq!(ShippingMethod::parse("").unwrap(), ShippingMethod::Standard);
+        let blank = ShippingMethod::parse("  ").unwrap_err();
+        assert_eq!((blank.field.as_str(), blank.code.as_str()), (path::SHIPPING_METHOD, "blank_shipping_method"));
         assert_eq!(ShippingMethod::parse("Teleport").unwrap_err().field, path::SHIPPING_METHOD);
         assert_eq!(ClientCard::parse("PREMIUM").unwrap(), ClientCard::Premium);
-        assert_eq!(ClientCard::parse("").unwrap(), ClientCard::None);
+        let blank = ClientCard::parse("").unwrap_err();
+        assert_eq!((blank.field.as_str(), blank.code.as_str()), (path::CLIENT_CARD, "blank_client_card"));
         assert_eq!(ClientCard::parse("Gold").unwrap_err().code, "unknown_client_card");
     }
 

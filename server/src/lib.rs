@@ -4,6 +4,7 @@
 //! Read [`orchestrator`] first: it is the checkout flow. [`startup`] wires
 //! everything for `main` and for the tests; [`rest`] is the JSON API.
 
+pub mod api_errors;
 pub mod config;
 pub mod link_seal;
 pub mod orchestrator;

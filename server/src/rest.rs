@@ -18,10 +18,13 @@ use crate::startup::Shop;
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 pub async fn checkout(State(shop): State<Shop>, payload: Result<Json<CheckoutRequest>, JsonRejection>) -> Response {
-    let request = match payload {
+    let mut request = match payload {
         Ok(Json(request)) => request,
         Err(rejection) => return malformed(&rejection),
     };
+    // The seed's contract has no termsAccepted: an API client that leaves it out
+    // collected the shopper's consent itself. An explicit false is refused.
+    request.terms_accepted.get_or_insert(true);
     match shop.orchestrator.checkout(request).await {
         CheckoutOutcome::Approved(order) => (StatusCode::OK, Json(order)).into_response(),
         CheckoutOutcome::Refused(refusal) => refused(&refusal),
@@ -35,7 +38,7 @@ pub fn refused(refusal: &Refusal) -> Response {
 }
 
 /// The one shape of every error this API answers.
-fn error_response(
+pub(crate) fn error_response(
     status: StatusCode,
     code: &str,
     message: &str,
@@ -74,11 +77,7 @@ fn malformed(rejection: &JsonRejection) -> Response {
             None,
             format!("The body is not valid JSON{}.", position(&text).map(|p| format!(" ({p})")).unwrap_or_default()),
         ),
-        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let limit = crate::startup::BODY_LIMIT_BYTES / (1024 * 1024);
-            let message = format!("The request body is larger than {limit} MB.");
-            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None, message)
-        }
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return crate::api_errors::too_large(),
         _ => (StatusCode::BAD_REQUEST, "unreadable_body", None, "The request body could not be read.".to_owned()),
     };
     error_response(status, code, &message, "input", "web", field.as_deref())

@@ -151,7 +151,10 @@ pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Re
         .route("/openapi.json", get(rest::openapi))
         .route("/healthz", get(rest::healthz))
         .with_state(shop);
-    let mut router = api.merge(page).layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES));
+    let mut router = api
+        .merge(page)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn(crate::api_errors::one_shape));
     if !config.cors_allowed_origins.is_empty() {
         let origins = config
             .cors_allowed_origins

@@ -81,6 +81,95 @@ async fn refuses_each_emptied_required_field_naming_it() {
     assert_refused(&stack, &no_terms, 400, "verify_user_data", "terms_not_accepted", Some("termsAccepted")).await;
     let no_items = with(seed_order(), "items", json!([]));
     assert_refused(&stack, &no_items, 400, "verify_items", "empty_order", Some("items")).await;
+    let blank = with(seed_order(), "shippingMethod", json!(""));
+    assert_refused(&stack, &blank, 400, "verify_items", "blank_shipping_method", Some("shippingMethod")).await;
+    let blank = with(seed_order(), "clientCard", json!(" "));
+    assert_refused(&stack, &blank, 400, "verify_items", "blank_client_card", Some("clientCard")).await;
+}
+
+#[tokio::test]
+async fn fields_left_out_take_their_documented_defaults() {
+    let stack = Stack::start().await;
+    let mut order = seed_order();
+    for field in ["shippingMethod", "clientCard", "termsAccepted"] {
+        order.as_object_mut().expect("an object").remove(field);
+    }
+    let (status, body) = stack.checkout(&order).await;
+    assert_eq!(status, 200, "the seed's contract has none of these fields: {body}");
+    let queued = stack.dequeue().await.expect("the order is queued");
+    assert_eq!(queued.order_id, body["orderId"].as_str().expect("an order id"));
+    assert_eq!((queued.shipping_method.as_str(), queued.client_card.as_str()), ("Standard", "None"));
+}
+
+/// The seed order from a buyer and card of its own (`n` picks them).
+fn shopper(n: usize, card: &str) -> Value {
+    let order = with(seed_order(), "user.name", json!(format!("Simon Lawrence {}", "I".repeat(n + 1))));
+    let order = with(order, "user.contact", json!(format!("simon.{n}@example.org")));
+    with(order, "creditCard.number", json!(card))
+}
+
+#[tokio::test]
+async fn input_errors_are_answered_as_such_however_often_one_buyer_tries() {
+    let stack = Stack::start().await;
+    let cases = [
+        ("creditCard.number", json!("4716401589806288"), "checksum", "creditCard.number"),
+        ("creditCard.expirationDate", json!("01/20"), "expired", "creditCard.expirationDate"),
+        ("items", json!([]), "empty_order", "items"),
+        ("shippingMethod", json!(""), "blank_shipping_method", "shippingMethod"),
+        ("termsAccepted", json!(false), "terms_not_accepted", "termsAccepted"),
+    ];
+    // One buyer and one card throughout: far more attempts than the velocity limit.
+    for (path, value, code, field) in cases {
+        for attempt in 0..8 {
+            let (status, body) = stack.checkout(&with(seed_order(), path, value.clone())).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (400, Some(code)),
+                "{path}, attempt {attempt}: {body}"
+            );
+            assert_eq!(body["error"]["field"], field, "{body}");
+        }
+    }
+    let (status, body) = stack.checkout(&seed_order()).await;
+    assert_eq!(status, 200, "40 refused attempts did not count toward the buyer's or the card's window: {body}");
+}
+
+#[tokio::test]
+async fn the_same_request_gets_the_same_answer_whatever_the_timing() {
+    let stack = Stack::start_with(StackOptions { racing_chains: true, ..StackOptions::default() }).await;
+    // The card's expiry is wrong (c, on one chain) and the buyer is blocklisted (d,
+    // on the other): the shopper's own input error wins, every time.
+    let order = with(seed_order(), "creditCard.expirationDate", json!("01/20"));
+    let order = with(order, "user.name", json!("John Doe"));
+    let answers = futures::future::join_all((0..200).map(|_| stack.checkout(&order))).await;
+    for (status, body) in &answers {
+        assert_eq!((*status, body["error"]["code"].as_str()), (400, Some("expired")), "{body}");
+        assert_eq!(body["error"]["step"], "verify_card_format", "{body}");
+    }
+    assert_eq!(stack.cached_orders().await, [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn checkouts_refused_for_fraud_count_toward_the_buyers_window() {
+    let stack = Stack::start().await;
+    // Card testing: one buyer, five cards, each refused for its blocklisted CVV.
+    let cards = ["4716401589806287", "4539578763621486", "4916338506082832", "4024007198964305", "4485983356242217"];
+    for card in cards {
+        let order = with(shopper(0, card), "creditCard.cvv", json!("000"));
+        assert_refused(&stack, &order, 403, "check_card", "cvv_blocklisted", Some("creditCard.cvv")).await;
+    }
+    let body = assert_refused(
+        &stack,
+        &shopper(0, "4532015112830366"),
+        403,
+        "check_user",
+        "user_velocity_exceeded",
+        Some("user.contact"),
+    )
+    .await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("More than 5 checkout attempts from this buyer"), "{message}");
+    assert!(message.contains("try again in"), "{message}");
 }
 
 #[tokio::test]
@@ -151,7 +240,13 @@ async fn refuses_the_sixth_order_from_one_card_within_the_window() {
         assert_eq!(status, 200, "order {} of 5: {body}", i + 1);
     }
     let order = with(seed_order(), "user.contact", json!("buyer6@example.org"));
-    assert_refused(&stack, &order, 403, "check_card", "card_velocity_exceeded", Some("creditCard.number")).await;
+    let body =
+        assert_refused(&stack, &order, 403, "check_card", "card_velocity_exceeded", Some("creditCard.number")).await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("More than 5 orders with this card within 60 seconds; please try again in"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -188,11 +283,64 @@ async fn malformed_json_is_refused_at_the_input_step_without_echoing_values() {
 }
 
 #[tokio::test]
-async fn bodies_over_one_megabyte_get_413() {
+async fn bodies_over_one_megabyte_get_413_in_the_error_shape() {
     let stack = Stack::start().await;
     let order = with(seed_order(), "userComment", json!("x".repeat(1024 * 1024 + 1)));
     let response = stack.http.post(stack.url("/checkout")).json(&order).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.expect("a JSON answer");
+    assert_eq!(body["error"]["code"], "body_too_large", "{body}");
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_whole_body_before_reading_gets_the_413() {
+    let stack = Stack::start().await;
+    // Large enough that the kernel's socket buffers cannot hold what the server
+    // does not read: without the server discarding it, writing it fails (reset).
+    for megabytes in [2, 8] {
+        let answer = send_whole_body_then_read(&stack, megabytes).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{megabytes} MB: {answer}");
+        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+        assert!(answer.contains(r#""code":"body_too_large""#), "{answer}");
+    }
+}
+
+async fn send_whole_body_then_read(stack: &Stack, megabytes: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = vec![b'x'; megabytes * 1024 * 1024];
+    let mut socket = tokio::net::TcpStream::connect(stack.web.addr).await.expect("connect");
+    let head = format!(
+        "POST /checkout HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.expect("the head is sent");
+    socket.write_all(&body).await.expect("the whole body is sent: the server reads it");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes")
+        .expect("the answer is read, not reset");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn wrong_methods_types_and_paths_are_answered_in_the_error_shape() {
+    let stack = Stack::start().await;
+    let response = stack.http.get(stack.url("/checkout")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert!(response.headers().get("allow").is_some_and(|allow| allow.to_str().unwrap().contains("POST")));
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let response =
+        stack.http.post(stack.url("/checkout")).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 415);
+    assert_eq!(response.json::<Value>().await.expect("JSON")["error"]["code"], "unsupported_media_type");
+    let response = stack.http.get(stack.url("/api/no-such-thing")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(response.json::<Value>().await.expect("JSON")["error"]["code"], "not_found");
+    let page = stack.http.get(stack.url("/no-such-page")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 404);
+    assert!(page.text().await.unwrap().contains("<html"), "a browser still gets the page's 404");
 }
 
 #[tokio::test]

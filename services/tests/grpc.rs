@@ -155,7 +155,11 @@ async fn events_a_to_f_carry_and_merge_clocks_up_to_3_2_1() {
     assert_eq!(f.books.len(), 3);
 
     // A final clock that misses FD's events is an anomaly: FD keeps its copy.
-    let clear = |c: [u64; 3]| pb::ClearOrderRequest { order_id: id.clone(), final_clock: clock(c) };
+    let clear = |c: [u64; 3]| pb::ClearOrderRequest {
+        order_id: id.clone(),
+        final_clock: clock(c),
+        result: pb::CheckoutResult::Approved.into(),
+    };
     let anomaly = fd.clear_order(clear([3, 1, 0])).await.unwrap().into_inner();
     assert!(!anomaly.cleared && anomaly.anomaly.contains("[3,2,0]"), "{anomaly:?}");
     assert_eq!(fd.cached_orders(pb::CachedOrdersRequest {}).await.unwrap().into_inner().count, 1);

@@ -6,16 +6,20 @@
 //! 2. Events with vector clocks: a→c (TV: items, then card format) and b→d (TV:
 //!    user data, then FD: user) concurrently; e (FD: card) after c and d; f (SG)
 //!    after e. An approved order ends at `[3,2,1]`, which is checked.
-//! 3. Fail fast: the first refusal is the answer and no later step starts (a call
-//!    already in flight on the other chain is let finish, so its clock is known).
+//! 3. Fail fast, with a fixed precedence (`precedence.rs`): when both chains
+//!    refuse, the shopper's own input wins over stock, and stock over fraud, so the
+//!    answer does not depend on which chain was quicker; a step starts only while
+//!    it could still give a winning refusal (a call already in flight is let
+//!    finish, so its clock is known).
 //! 4. Approved: enqueue (priority by client card).
 //! 5. Always: `clear_order` with the final clock — the merge of every clock seen —
-//!    to every service that cached the order.
+//!    and how the checkout ended to every service that cached the order.
 //!
 //! No sleeps and no polling: a checkout on loopback takes a few milliseconds.
 
 mod clients;
 pub mod order;
+mod precedence;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -41,7 +45,8 @@ pub struct Orchestrator {
 struct Flow {
     /// The merge of every clock received.
     known: Mutex<VectorClock>,
-    /// The first refusal; once set, no further step starts.
+    /// The refusal that wins so far (`precedence`); while set, only the steps that
+    /// could still give a winning one start.
     refusal: Mutex<Option<Refusal>>,
 }
 
@@ -55,15 +60,16 @@ impl Flow {
     }
 
     fn refuse(&self, refusal: Refusal) {
-        self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(refusal);
+        let mut held = self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *held = Some(precedence::winner(held.take(), refusal));
     }
 
     fn refusal(&self) -> Option<Refusal> {
         self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    fn stopped(&self) -> bool {
-        self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    fn may_start(&self, step: Step) -> bool {
+        precedence::may_start(step, self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref())
     }
 }
 
@@ -110,7 +116,7 @@ impl Orchestrator {
                 Err(refusal) => Err(refusal),
             },
         };
-        self.clear_all(order_id, flow.known(), cached).await;
+        self.clear_all(order_id, flow.known(), checkout_result(&result), cached).await;
         match result {
             Ok(suggested_books) => CheckoutOutcome::Approved(ApprovedOrder {
                 order_id: order_id.to_owned(),
@@ -172,10 +178,11 @@ impl Orchestrator {
             .await
         };
         let (c, d) = tokio::join!(items_then_card, user_then_fraud);
+        if let Some(refusal) = flow.refusal() {
+            return Err(refusal);
+        }
         let (Some(c), Some(d)) = (c, d) else {
-            return Err(flow
-                .refusal()
-                .unwrap_or_else(|| internal(Step::VerifyItems, "a chain stopped without a refusal")));
+            return Err(internal(Step::VerifyItems, "a chain stopped without a refusal"));
         };
         let e = self
             .event(flow, order_id, Step::CheckCard, FRAUD_DETECTION, c.merged(&d), |r| {
@@ -208,7 +215,7 @@ impl Orchestrator {
         F: FnOnce(Request<pb::EventRequest>) -> Fut,
         Fut: std::future::Future<Output = Result<Response<pb::EventResponse>, Status>>,
     {
-        if flow.stopped() {
+        if !flow.may_start(step) {
             return None;
         }
         let request = self
@@ -264,12 +271,13 @@ impl Orchestrator {
 
     /// Step 5: every service that cached the order forgets it. Failures are
     /// logged; the services' time-to-live cleans up what a lost call leaves.
-    async fn clear_all(&self, order_id: &str, final_clock: VectorClock, cached: Cached) {
+    async fn clear_all(&self, order_id: &str, final_clock: VectorClock, result: pb::CheckoutResult, cached: Cached) {
         let c = &self.clients;
         let clear = || {
             c.request(pb::ClearOrderRequest {
                 order_id: order_id.to_owned(),
                 final_clock: Some(clock_to_proto(final_clock)),
+                result: result.into(),
             })
         };
         let (tv, fd, sg) = tokio::join!(
@@ -306,6 +314,19 @@ impl Orchestrator {
                 }
             }
         }
+    }
+}
+
+/// How the checkout ended, for clear_order.
+fn checkout_result<T>(result: &Result<T, Refusal>) -> pb::CheckoutResult {
+    match result {
+        Ok(_) => pb::CheckoutResult::Approved,
+        Err(refusal) => match refusal.class {
+            RefusalClass::Invalid => pb::CheckoutResult::Invalid,
+            RefusalClass::OutOfStock => pb::CheckoutResult::OutOfStock,
+            RefusalClass::Fraud => pb::CheckoutResult::Fraud,
+            RefusalClass::Unavailable => pb::CheckoutResult::Unavailable,
+        },
     }
 }
 

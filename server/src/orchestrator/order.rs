@@ -31,10 +31,10 @@ pub fn to_verification_order(request: &CheckoutRequest) -> pb::Order {
             zip: address.zip.clone(),
             country: address.country.clone(),
         }),
-        shipping_method: request.shipping_method.clone(),
-        client_card: request.client_card.clone(),
+        shipping_method: request.shipping_method_or_default().to_owned(),
+        client_card: request.client_card_or_default().to_owned(),
         gift_wrapping: request.gift_wrapping,
-        terms_accepted: request.terms_accepted,
+        terms_accepted: request.terms_accepted.unwrap_or(false),
         comment: request.user_comment.clone(),
         gift_message: request.gift_message.clone(),
         discount_code: request.discount_code.clone(),
@@ -60,8 +60,8 @@ pub fn to_queued_order(
     let expiry = Expiry::parse(&request.credit_card.expiration_date, YearMonth::now_utc())?;
     let raw: Vec<RawItem<'_>> = request.items.iter().map(|i| RawItem { id: &i.id, quantity: i.quantity }).collect();
     let lines = parse_lines(catalog, &raw)?;
-    let shipping = ShippingMethod::parse(&request.shipping_method)?;
-    let client_card = ClientCard::parse(&request.client_card)?;
+    let shipping = ShippingMethod::parse(request.shipping_method_or_default())?;
+    let client_card = ClientCard::parse(request.client_card_or_default())?;
     let address = &request.billing_address;
     Ok(pb::QueuedOrder {
         order_id: order_id.to_owned(),

@@ -63,12 +63,35 @@ where
     Running { addr, stop: Some(stop), task }
 }
 
-/// transaction_verification, reading stock from `books_db` (or, if empty, the catalog).
-pub async fn start_transaction_verification(books_db: Vec<String>) -> Running {
+/// Stock that takes 5 ms to read on every other call: event a (and so c after it)
+/// then ends after d on one checkout in two, and the two chains really race.
+struct RacingStock {
+    inner: Arc<dyn stock::StockSource>,
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl stock::StockSource for RacingStock {
+    fn available<'a>(&'a self, book_ids: &'a [String]) -> stock::StockFuture<'a> {
+        let slow = self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 1;
+        Box::pin(async move {
+            if slow {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.inner.available(book_ids).await
+        })
+    }
+}
+
+/// transaction_verification, reading stock from `books_db` (or, if empty, the
+/// catalog); `racing` slows every other read ([`RacingStock`]).
+pub async fn start_transaction_verification(books_db: Vec<String>, racing: bool) -> Running {
     let (listener, addr) = listener().await;
     let catalog = Arc::new(Catalog::embedded());
     spawn(listener, addr, move |listener, shutdown| async move {
-        let stock = stock::source(&catalog, &books_db).expect("books_db urls");
+        let mut stock = stock::source(&catalog, &books_db).expect("books_db urls");
+        if racing {
+            stock = Arc::new(RacingStock { inner: stock, reads: Default::default() });
+        }
         services::transaction_verification::serve(listener, catalog, stock, shutdown)
             .await
             .expect("transaction_verification runs");
@@ -143,6 +166,9 @@ pub struct StackOptions {
     pub site_root: Option<String>,
     /// Put a hung listener where transaction_verification should be.
     pub hung_transaction_verification: bool,
+    /// Slow every other stock read of transaction_verification by 5 ms, so that
+    /// the chain a→c ends after b→d on half the checkouts.
+    pub racing_chains: bool,
     /// Also run execution: books_db ×3 (transaction_verification then reads its
     /// stock), payment and order_executor ×3.
     pub execution: bool,
@@ -180,7 +206,7 @@ impl Stack {
             start_hung_service().await
         } else {
             let books_db = execution.as_ref().map(|e| e.books_db.urls()).unwrap_or_default();
-            start_transaction_verification(books_db).await
+            start_transaction_verification(books_db, options.racing_chains).await
         };
         let fraud_detection = start_fraud_detection(options.fraud).await;
         let suggestions = start_suggestions().await;

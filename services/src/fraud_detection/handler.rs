@@ -8,7 +8,7 @@ use proto::v1::fraud_detection_server::FraudDetection;
 use tonic::{Request, Response, Status};
 
 use super::rules::{FraudConfig, FraudRules};
-use crate::rejection::Rejection;
+use super::velocity::Settlement;
 use crate::verification_cache::{self as cache, VerificationCache};
 
 pub struct FraudDetectionService {
@@ -30,9 +30,9 @@ impl FraudDetectionService {
         }
     }
 
-    fn with_rules(&self, check: impl FnOnce(&mut FraudRules) -> Result<(), Rejection>) -> Result<(), Rejection> {
+    fn with_rules<R>(&self, work: impl FnOnce(&mut FraudRules) -> R) -> R {
         // The rules' state is counters; a panic elsewhere cannot corrupt them.
-        check(&mut self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        work(&mut self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }
 
@@ -46,16 +46,20 @@ impl FraudDetection for FraudDetectionService {
     }
 
     async fn check_user(&self, request: Request<pb::EventRequest>) -> Result<Response<pb::EventResponse>, Status> {
-        cache::run_event(&self.cache, "check_user", request.into_inner(), |order| async move {
-            self.with_rules(|rules| rules.check_user(&order, now_ms()))
+        let request = request.into_inner();
+        let order_id = request.order_id.clone();
+        cache::run_event(&self.cache, "check_user", request, |order| async move {
+            self.with_rules(|rules| rules.check_user(&order_id, &order, now_ms()))
         })
         .await
         .map(Response::new)
     }
 
     async fn check_card(&self, request: Request<pb::EventRequest>) -> Result<Response<pb::EventResponse>, Status> {
-        cache::run_event(&self.cache, "check_card", request.into_inner(), |order| async move {
-            self.with_rules(|rules| rules.check_card(&order, &self.catalog, now_ms()))
+        let request = request.into_inner();
+        let order_id = request.order_id.clone();
+        cache::run_event(&self.cache, "check_card", request, |order| async move {
+            self.with_rules(|rules| rules.check_card(&order_id, &order, &self.catalog, now_ms()))
         })
         .await
         .map(Response::new)
@@ -65,7 +69,21 @@ impl FraudDetection for FraudDetectionService {
         &self,
         request: Request<pb::ClearOrderRequest>,
     ) -> Result<Response<pb::ClearOrderResponse>, Status> {
-        cache::clear_order(&self.cache, "fraud_detection", request.get_ref()).map(Response::new)
+        let request = request.into_inner();
+        let settlement = match request.result() {
+            pb::CheckoutResult::Approved => Settlement::Order,
+            pb::CheckoutResult::Fraud => Settlement::Attempt,
+            pb::CheckoutResult::Invalid | pb::CheckoutResult::OutOfStock | pb::CheckoutResult::Unavailable => {
+                Settlement::Withdrawn
+            }
+            // Also what prost reads for a value this build does not know.
+            pb::CheckoutResult::Unspecified => {
+                return Err(Status::invalid_argument("clear_order needs the checkout's result"));
+            }
+        };
+        let answer = cache::clear_order(&self.cache, "fraud_detection", &request)?;
+        self.with_rules(|rules| rules.settle(&request.order_id, settlement));
+        Ok(Response::new(answer))
     }
 
     async fn cached_orders(

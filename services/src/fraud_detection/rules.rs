@@ -2,7 +2,7 @@
 //! (the seed's lists are the defaults); every refusal has a stable code and says
 //! what the shopper can do.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use domain::card::{CardNumber, Cvv};
@@ -11,7 +11,7 @@ use domain::order::{order_total, parse_lines, RawItem};
 use domain::{Catalog, Email, Money, PersonName, ShippingMethod};
 use proto::v1 as pb;
 
-use super::velocity::SlidingWindow;
+use super::velocity::{Settlement, SlidingWindow, Verdict};
 use crate::card_token::FingerprintKey;
 use crate::rejection::Rejection;
 
@@ -52,6 +52,30 @@ fn normalize_name(name: &str) -> String {
 const SUPPORT: &str = "If you think this is a mistake, write to support@tartu-books.example.";
 const VELOCITY_KEYS: usize = 100_000;
 
+#[derive(Debug, Clone, Copy)]
+enum Window {
+    Buyer,
+    Card,
+}
+
+struct Counted {
+    at_ms: u64,
+    keys: Vec<(Window, String)>,
+}
+
+/// "More than 5 orders from this buyer within 60 seconds; …": orders when every
+/// checkout counted before was an approved order, checkout attempts otherwise.
+fn velocity_message(only_orders: bool, retry_after: Duration, window: &SlidingWindow, whose: &str) -> String {
+    let what = if only_orders { "orders" } else { "checkout attempts" };
+    let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+    format!(
+        "More than {} {what} {whose} within {} seconds; please try again in {seconds} second{}.",
+        window.limit(),
+        window.window().as_secs(),
+        if seconds == 1 { "" } else { "s" }
+    )
+}
+
 /// The rules with their state (the velocity windows).
 pub struct FraudRules {
     blocked_names: HashSet<String>,
@@ -61,6 +85,9 @@ pub struct FraudRules {
     amount_ceiling: Money,
     per_buyer: SlidingWindow,
     per_card: SlidingWindow,
+    /// The window keys each checkout not yet settled was counted under, so that
+    /// [`FraudRules::settle`] finds them (bounded like the windows).
+    counted: HashMap<String, Counted>,
     /// Velocity keys for cards are fingerprints under a key that lives only in
     /// this process, so the window never holds a card number.
     card_key: FingerprintKey,
@@ -78,11 +105,42 @@ impl FraudRules {
             per_buyer: SlidingWindow::new(config.velocity_window, config.velocity_limit, VELOCITY_KEYS),
             per_card: SlidingWindow::new(config.velocity_window, config.velocity_limit, VELOCITY_KEYS),
             card_key: FingerprintKey::random(),
+            counted: HashMap::new(),
+        }
+    }
+
+    /// Counts checkout `order_id` under `key` of the buyer or the card window.
+    fn count(&mut self, window: Window, key: String, order_id: &str, now_ms: u64) -> Verdict {
+        let verdict = match window {
+            Window::Buyer => self.per_buyer.record(&key, order_id, now_ms),
+            Window::Card => self.per_card.record(&key, order_id, now_ms),
+        };
+        if !self.counted.contains_key(order_id) && self.counted.len() >= VELOCITY_KEYS {
+            // Checkouts whose clear_order never came: they stay counted in the
+            // windows until they leave; only the index forgets them.
+            let horizon = now_ms.saturating_sub(self.per_buyer.window().max(self.per_card.window()).as_millis() as u64);
+            self.counted.retain(|_, counted| counted.at_ms > horizon);
+            if self.counted.len() >= VELOCITY_KEYS {
+                self.counted.clear();
+            }
+        }
+        let counted = self.counted.entry(order_id.to_owned()).or_insert(Counted { at_ms: now_ms, keys: Vec::new() });
+        counted.keys.push((window, key));
+        verdict
+    }
+
+    /// The checkout `order_id` has ended: settle what it counted in the windows.
+    pub fn settle(&mut self, order_id: &str, settlement: Settlement) {
+        for (window, key) in self.counted.remove(order_id).map(|counted| counted.keys).unwrap_or_default() {
+            match window {
+                Window::Buyer => self.per_buyer.settle(&key, order_id, settlement),
+                Window::Card => self.per_card.settle(&key, order_id, settlement),
+            }
         }
     }
 
     /// Event d: the buyer.
-    pub fn check_user(&mut self, order: &pb::Order, now_ms: u64) -> Result<(), Rejection> {
+    pub fn check_user(&mut self, order_id: &str, order: &pb::Order, now_ms: u64) -> Result<(), Rejection> {
         let name = PersonName::parse(&order.name)?;
         let email = Email::parse(&order.email)?;
         if self.blocked_names.contains(&normalize_name(name.as_str())) {
@@ -99,24 +157,28 @@ impl FraudRules {
                 Some(path::CONTACT),
             ));
         }
-        let name_ok = self.per_buyer.record(&format!("name:{}", normalize_name(name.as_str())), now_ms);
-        let email_ok = self.per_buyer.record(&format!("email:{}", email.as_str().to_lowercase()), now_ms);
-        if !(name_ok && email_ok) {
-            return Err(Rejection::fraud(
-                "user_velocity_exceeded",
-                format!(
-                    "More than {} orders from this buyer within {} seconds; please wait a minute and try again.",
-                    self.per_buyer.limit(),
-                    self.per_buyer.window().as_secs()
-                ),
-                Some(path::CONTACT),
-            ));
+        let by_name = self.count(Window::Buyer, format!("name:{}", normalize_name(name.as_str())), order_id, now_ms);
+        let by_email = self.count(Window::Buyer, format!("email:{}", email.as_str().to_lowercase()), order_id, now_ms);
+        for verdict in [by_name, by_email] {
+            if let Verdict::Over { only_orders, retry_after } = verdict {
+                return Err(Rejection::fraud(
+                    "user_velocity_exceeded",
+                    velocity_message(only_orders, retry_after, &self.per_buyer, "from this buyer"),
+                    Some(path::CONTACT),
+                ));
+            }
         }
         Ok(())
     }
 
     /// Event e: the card and the amount.
-    pub fn check_card(&mut self, order: &pb::Order, catalog: &Catalog, now_ms: u64) -> Result<(), Rejection> {
+    pub fn check_card(
+        &mut self,
+        order_id: &str,
+        order: &pb::Order,
+        catalog: &Catalog,
+        now_ms: u64,
+    ) -> Result<(), Rejection> {
         let card = order.card.clone().unwrap_or_default();
         let number = CardNumber::parse(&card.number)?;
         let cvv = Cvv::parse(&card.cvv, Some(number.network()))?;
@@ -149,14 +211,11 @@ impl FraudRules {
                 Some(path::ITEMS),
             ));
         }
-        if !self.per_card.record(&self.card_key.fingerprint(&number), now_ms) {
+        let fingerprint = self.card_key.fingerprint(&number);
+        if let Verdict::Over { only_orders, retry_after } = self.count(Window::Card, fingerprint, order_id, now_ms) {
             return Err(Rejection::fraud(
                 "card_velocity_exceeded",
-                format!(
-                    "More than {} orders with this card within {} seconds; please wait a minute and try again.",
-                    self.per_card.limit(),
-                    self.per_card.window().as_secs()
-                ),
+                velocity_message(only_orders, retry_after, &self.per_card, "with this card"),
                 Some(path::CARD_NUMBER),
             ));
         }
@@ -186,23 +245,25 @@ mod tests {
     #[test]
     fn passes_the_seed_buyer_and_card() {
         let mut rules = FraudRules::new(&FraudConfig::default());
-        rules.check_user(&seed(), 0).unwrap();
-        rules.check_card(&seed(), &Catalog::embedded(), 0).unwrap();
+        rules.check_user("o1", &seed(), 0).unwrap();
+        rules.check_card("o1", &seed(), &Catalog::embedded(), 0).unwrap();
     }
 
     #[test]
     fn refuses_blocklisted_names_in_any_case_and_spacing() {
         let mut rules = FraudRules::new(&FraudConfig::default());
-        let err =
-            rules.check_user(&order("  john   DOE ", "jd@example.org", "4716401589806287", "556"), 0).unwrap_err();
+        let err = rules
+            .check_user("o1", &order("  john   DOE ", "jd@example.org", "4716401589806287", "556"), 0)
+            .unwrap_err();
         assert_eq!((err.code.as_str(), err.field.as_deref()), ("user_blocklisted", Some("user.name")));
     }
 
     #[test]
     fn refuses_blocklisted_emails() {
         let mut rules = FraudRules::new(&FraudConfig::default());
-        let err =
-            rules.check_user(&order("Jay Dee", "Jane.Doe@Example.com", "4716401589806287", "556"), 0).unwrap_err();
+        let err = rules
+            .check_user("o1", &order("Jay Dee", "Jane.Doe@Example.com", "4716401589806287", "556"), 0)
+            .unwrap_err();
         assert_eq!(err.code, "email_blocklisted");
     }
 
@@ -210,11 +271,12 @@ mod tests {
     fn refuses_blocklisted_cards_and_cvvs() {
         let mut rules = FraudRules::new(&FraudConfig::default());
         let catalog = Catalog::embedded();
-        let err = rules.check_card(&order("A B", "a@b.org", "4111 1111 1111 1111", "556"), &catalog, 0).unwrap_err();
+        let err =
+            rules.check_card("o1", &order("A B", "a@b.org", "4111 1111 1111 1111", "556"), &catalog, 0).unwrap_err();
         assert_eq!((err.code.as_str(), err.field.as_deref()), ("card_blocklisted", Some("creditCard.number")));
-        let err = rules.check_card(&order("A B", "a@b.org", "340000000000009", "5566"), &catalog, 0).unwrap_err();
+        let err = rules.check_card("o1", &order("A B", "a@b.org", "340000000000009", "5566"), &catalog, 0).unwrap_err();
         assert_eq!(err.code, "card_blocklisted");
-        let err = rules.check_card(&order("A B", "a@b.org", "4716401589806287", "123"), &catalog, 0).unwrap_err();
+        let err = rules.check_card("o1", &order("A B", "a@b.org", "4716401589806287", "123"), &catalog, 0).unwrap_err();
         assert_eq!((err.code.as_str(), err.field.as_deref()), ("cvv_blocklisted", Some("creditCard.cvv")));
     }
 
@@ -223,20 +285,40 @@ mod tests {
         let mut rules = FraudRules::new(&FraudConfig::default());
         let catalog = Catalog::embedded();
         for i in 0..5 {
-            rules.check_card(&seed(), &catalog, i * 1000).unwrap();
+            rules.check_card(&format!("o{i}"), &seed(), &catalog, i * 1000).unwrap();
+            rules.settle(&format!("o{i}"), Settlement::Order);
         }
-        assert_eq!(rules.check_card(&seed(), &catalog, 6000).unwrap_err().code, "card_velocity_exceeded");
-        rules.check_card(&seed(), &catalog, 6000 + 60_000).unwrap();
+        let err = rules.check_card("o6", &seed(), &catalog, 6000).unwrap_err();
+        assert_eq!(err.code, "card_velocity_exceeded");
+        assert_eq!(err.message, "More than 5 orders with this card within 60 seconds; please try again in 55 seconds.");
+        rules.settle("o6", Settlement::Attempt);
+        rules.check_card("o7", &seed(), &catalog, 6000 + 60_000).unwrap();
     }
 
     #[test]
-    fn refuses_the_sixth_order_from_one_email_within_a_minute() {
+    fn refuses_the_sixth_checkout_from_one_email_within_a_minute() {
         let mut rules = FraudRules::new(&FraudConfig::default());
         for i in 0..5 {
-            rules.check_user(&seed(), i).unwrap();
+            rules.check_user(&format!("o{i}"), &seed(), i).unwrap();
         }
-        let err = rules.check_user(&seed(), 5).unwrap_err();
+        let err = rules.check_user("o6", &seed(), 5).unwrap_err();
         assert_eq!((err.code.as_str(), err.class), ("user_velocity_exceeded", domain::RefusalClass::Fraud));
+        assert!(err.message.starts_with("More than 5 checkout attempts from this buyer"), "{}", err.message);
+    }
+
+    #[test]
+    fn checkouts_refused_for_input_do_not_count_and_fraud_refusals_do() {
+        let mut rules = FraudRules::new(&FraudConfig::default());
+        for i in 0..20 {
+            let _ = rules.check_user(&format!("bad{i}"), &seed(), i);
+            rules.settle(&format!("bad{i}"), Settlement::Withdrawn);
+        }
+        rules.check_user("good", &seed(), 30).expect("withdrawn checkouts leave no trace");
+        for i in 0..5 {
+            let _ = rules.check_user(&format!("fraud{i}"), &seed(), 40 + i);
+            rules.settle(&format!("fraud{i}"), Settlement::Attempt);
+        }
+        assert_eq!(rules.check_user("next", &seed(), 50).unwrap_err().code, "user_velocity_exceeded");
     }
 
     #[test]
@@ -245,7 +327,7 @@ mod tests {
         let mut rules = FraudRules::new(&config);
         let mut big = seed();
         big.items[0].quantity = 5; // 5 × €10.99 + €4.99 shipping = €59.94
-        let err = rules.check_card(&big, &Catalog::embedded(), 0).unwrap_err();
+        let err = rules.check_card("o1", &big, &Catalog::embedded(), 0).unwrap_err();
         assert_eq!(err.code, "amount_over_limit");
         assert!(err.message.contains("€50.00") && err.message.contains("€59.94"), "{}", err.message);
     }

@@ -1,48 +1,135 @@
-//! Order velocity: how many orders one key (an email, a card) placed within a
-//! sliding window. Time is passed in, so the rules are tested without sleeping.
+//! Order velocity: how many checkouts one key (a name, an email, a card) went
+//! through within a sliding window. Time is passed in, so the rules are tested
+//! without sleeping.
+//!
+//! A checkout is counted the moment it is checked (so concurrent checkouts see
+//! each other) and settled when it ends ([`SlidingWindow::settle`]): an approved
+//! order stays as an order, a checkout refused for fraud stays as an attempt
+//! (someone testing cards keeps the key blocked), and one refused for anything
+//! else (the shopper's own input, stock, a service down) is taken out: it could
+//! never have been charged. A checkout never settled (its clear_order was lost)
+//! stays counted until it leaves the window.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
+
+/// How a checkout ended, as far as the windows care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Approved: it stays counted as an order.
+    Order,
+    /// Refused for fraud: it stays counted as an attempt.
+    Attempt,
+    /// Refused for anything else: it is taken out of every window.
+    Withdrawn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hit {
+    /// The checkout has not ended yet.
+    Open,
+    Order,
+    Attempt,
+}
+
+#[derive(Debug)]
+struct Entry {
+    at_ms: u64,
+    order_id: String,
+    hit: Hit,
+}
+
+/// The verdict on one more checkout for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Within,
+    Over {
+        /// Whether everything counted before this checkout was an approved order
+        /// (else some were attempts: refused, or not ended yet).
+        only_orders: bool,
+        /// How long until a new checkout would be within the limit, if none comes
+        /// in between.
+        retry_after: Duration,
+    },
+}
 
 pub struct SlidingWindow {
     window_ms: u64,
     limit: u32,
     max_keys: usize,
-    hits: HashMap<String, VecDeque<u64>>,
+    hits: HashMap<String, VecDeque<Entry>>,
 }
 
 impl SlidingWindow {
-    /// At most `limit` orders per key within `window`; remembers at most `max_keys`
-    /// keys (the quietest are forgotten first when full).
+    /// At most `limit` checkouts per key within `window`; remembers at most
+    /// `max_keys` keys (the quietest are forgotten first when full).
     pub fn new(window: Duration, limit: u32, max_keys: usize) -> Self {
         Self { window_ms: window.as_millis() as u64, limit, max_keys, hits: HashMap::new() }
     }
 
-    /// Records an order for `key` at `now_ms`; false when it is over the limit.
-    /// Refused attempts count too: hammering the checkout keeps the key blocked.
-    pub fn record(&mut self, key: &str, now_ms: u64) -> bool {
+    /// Beyond this many entries a key is over its limit whatever settles, so the
+    /// oldest are forgotten: one key's memory stays bounded however it is hammered.
+    fn max_entries(&self) -> usize {
+        4 * (self.limit as usize + 1)
+    }
+
+    /// Counts checkout `order_id` for `key` at `now_ms` and judges it. Counting the
+    /// same checkout twice for one key changes nothing.
+    pub fn record(&mut self, key: &str, order_id: &str, now_ms: u64) -> Verdict {
         let window_ms = self.window_ms;
         let outside = move |t: u64| now_ms.saturating_sub(t) >= window_ms;
         if !self.hits.contains_key(key) && self.hits.len() >= self.max_keys {
             self.evict(outside);
         }
-        let hits = self.hits.entry(key.to_owned()).or_default();
-        while hits.front().is_some_and(|&t| outside(t)) {
-            hits.pop_front();
+        let max_entries = self.max_entries();
+        let entries = self.hits.entry(key.to_owned()).or_default();
+        while entries.front().is_some_and(|entry| outside(entry.at_ms)) {
+            entries.pop_front();
         }
-        hits.push_back(now_ms);
-        // Bound one key's memory: beyond the limit the exact count no longer matters.
-        while hits.len() > self.limit as usize + 1 {
-            hits.pop_front();
+        if !entries.iter().any(|entry| entry.order_id == order_id) {
+            entries.push_back(Entry { at_ms: now_ms, order_id: order_id.to_owned(), hit: Hit::Open });
         }
-        hits.len() <= self.limit as usize
+        while entries.len() > max_entries {
+            entries.pop_front();
+        }
+        let limit = self.limit as usize;
+        if entries.len() <= limit {
+            return Verdict::Within;
+        }
+        let only_orders =
+            entries.iter().filter(|entry| entry.order_id != order_id).all(|entry| entry.hit == Hit::Order);
+        // A new checkout fits once all but limit - 1 of these have left the window
+        // (with a limit of 0, never: say the whole window).
+        let frees_a_place = entries.get(entries.len() - limit).map_or(now_ms, |entry| entry.at_ms);
+        let retry_after = Duration::from_millis((frees_a_place + window_ms).saturating_sub(now_ms));
+        Verdict::Over { only_orders, retry_after }
+    }
+
+    /// Settles what was counted for `order_id` under `key`.
+    pub fn settle(&mut self, key: &str, order_id: &str, settlement: Settlement) {
+        let Some(entries) = self.hits.get_mut(key) else { return };
+        match settlement {
+            Settlement::Withdrawn => entries.retain(|entry| entry.order_id != order_id),
+            Settlement::Order | Settlement::Attempt => {
+                let hit = if settlement == Settlement::Order { Hit::Order } else { Hit::Attempt };
+                for entry in entries.iter_mut().filter(|entry| entry.order_id == order_id) {
+                    entry.hit = hit;
+                }
+            }
+        }
+        if entries.is_empty() {
+            self.hits.remove(key);
+        }
     }
 
     fn evict(&mut self, outside: impl Fn(u64) -> bool) {
-        self.hits.retain(|_, hits| hits.back().is_some_and(|&t| !outside(t)));
+        self.hits.retain(|_, entries| entries.back().is_some_and(|entry| !outside(entry.at_ms)));
         while self.hits.len() >= self.max_keys {
-            let quietest =
-                self.hits.iter().min_by_key(|(_, hits)| hits.back().copied().unwrap_or(0)).map(|(key, _)| key.clone());
+            let quietest = self
+                .hits
+                .iter()
+                .min_by_key(|(_, entries)| entries.back().map_or(0, |entry| entry.at_ms))
+                .map(|(key, _)| key.clone());
             match quietest {
                 Some(key) => self.hits.remove(&key),
                 None => break,
@@ -63,34 +150,85 @@ impl SlidingWindow {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_sixth_order_within_the_window_is_refused() {
-        let mut window = SlidingWindow::new(Duration::from_secs(60), 5, 100);
-        for i in 0..5 {
-            assert!(window.record("card", 1_000 + i * 1_000), "order {}", i + 1);
-        }
-        assert!(!window.record("card", 10_000));
-        assert!(window.record("other card", 10_000), "keys are counted apart");
+    fn window(limit: u32) -> SlidingWindow {
+        SlidingWindow::new(Duration::from_secs(60), limit, 100)
+    }
+
+    /// Records and settles checkout `id` at `at_ms`; its verdict.
+    fn checkout(window: &mut SlidingWindow, key: &str, id: &str, at_ms: u64, settlement: Settlement) -> Verdict {
+        let verdict = window.record(key, id, at_ms);
+        window.settle(key, id, settlement);
+        verdict
     }
 
     #[test]
-    fn orders_leave_the_window_after_it_passes() {
-        let mut window = SlidingWindow::new(Duration::from_secs(60), 2, 100);
-        assert!(window.record("k", 0));
-        assert!(window.record("k", 30_000));
-        assert!(!window.record("k", 59_000));
-        // At 90 s the orders at 0 s and 30 s have left; the refused one at 59 s is
-        // still inside, so this is the second in the window.
-        assert!(window.record("k", 90_000));
+    fn the_sixth_order_within_the_window_is_refused_and_told_when_to_come_back() {
+        let mut window = window(5);
+        for i in 0..5 {
+            let verdict = checkout(&mut window, "card", &format!("o{i}"), 1_000 + i * 1_000, Settlement::Order);
+            assert_eq!(verdict, Verdict::Within, "order {}", i + 1);
+        }
+        // Orders at 1..5 s; at 10 s a sixth fits once the order of 2 s has left: at 62 s.
+        let verdict = window.record("card", "o6", 10_000);
+        assert_eq!(verdict, Verdict::Over { only_orders: true, retry_after: Duration::from_secs(52) });
+        assert_eq!(window.record("other card", "o7", 10_000), Verdict::Within, "keys are counted apart");
+    }
+
+    #[test]
+    fn checkouts_withdrawn_are_not_counted() {
+        let mut window = window(2);
+        for i in 0..10 {
+            assert_eq!(checkout(&mut window, "k", &format!("bad{i}"), i, Settlement::Withdrawn), Verdict::Within);
+        }
+        assert_eq!(checkout(&mut window, "k", "good1", 20, Settlement::Order), Verdict::Within);
+        assert_eq!(checkout(&mut window, "k", "good2", 21, Settlement::Order), Verdict::Within);
+        assert!(matches!(window.record("k", "good3", 22), Verdict::Over { only_orders: true, .. }));
+    }
+
+    #[test]
+    fn refused_attempts_count_and_are_called_attempts() {
+        let mut window = window(2);
+        checkout(&mut window, "k", "a1", 0, Settlement::Attempt);
+        checkout(&mut window, "k", "a2", 1, Settlement::Attempt);
+        assert!(matches!(window.record("k", "o1", 2), Verdict::Over { only_orders: false, .. }));
+    }
+
+    #[test]
+    fn open_checkouts_count_for_concurrent_ones() {
+        let mut window = window(1);
+        assert_eq!(window.record("k", "first", 0), Verdict::Within);
+        assert!(matches!(window.record("k", "second", 1), Verdict::Over { only_orders: false, .. }));
+        window.record("k", "first", 2);
+        assert_eq!(window.hits["k"].len(), 2, "one checkout counts once per key");
+    }
+
+    #[test]
+    fn checkouts_leave_the_window_after_it_passes() {
+        let mut window = window(2);
+        checkout(&mut window, "k", "o1", 0, Settlement::Order);
+        checkout(&mut window, "k", "o2", 30_000, Settlement::Order);
+        assert!(matches!(checkout(&mut window, "k", "o3", 59_000, Settlement::Attempt), Verdict::Over { .. }));
+        // At 90 s the orders at 0 s and 30 s have left; the refused attempt at 59 s
+        // is still inside, so this is the second in the window.
+        assert_eq!(window.record("k", "o4", 90_000), Verdict::Within);
     }
 
     #[test]
     fn forgets_the_quietest_key_when_full() {
         let mut window = SlidingWindow::new(Duration::from_secs(60), 1, 2);
-        assert!(window.record("a", 0));
-        assert!(window.record("b", 10));
-        assert!(window.record("c", 20));
-        assert!(window.record("a", 30), "a was evicted, so this is its first order again");
-        assert!(!window.record("c", 40));
+        checkout(&mut window, "a", "1", 0, Settlement::Order);
+        checkout(&mut window, "b", "2", 10, Settlement::Order);
+        checkout(&mut window, "c", "3", 20, Settlement::Order);
+        assert_eq!(window.record("a", "4", 30), Verdict::Within, "a was evicted, so this is its first order again");
+        assert!(matches!(window.record("c", "5", 40), Verdict::Over { .. }));
+    }
+
+    #[test]
+    fn one_key_holds_a_bounded_number_of_entries() {
+        let mut window = window(2);
+        for i in 0..1_000 {
+            window.record("k", &format!("o{i}"), i);
+        }
+        assert_eq!(window.hits["k"].len(), window.max_entries());
     }
 }
