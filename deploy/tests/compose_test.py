@@ -3,8 +3,8 @@
 compose.yaml up on the Docker engine, and checks through the published port what a
 shopper and an operator rely on: the seed's order commits, a blocklisted card is
 refused at the fraud step, killing either Raft group's leader container leaves the
-shop working and the restarted container catches up, and `down` then `up` keeps
-the orders. Everything is torn down afterwards, on failure too.
+shop working and the restarted container catches up, `down` then `up` keeps
+the orders, and schemathesis finds the served OpenAPI document true. Everything is torn down afterwards, on failure too.
 
 Run by `make test-containers` (part of `make test`). It never skips: without a
 working engine it fails and says why. Figures (build, up-to-healthy, image size)
@@ -236,6 +236,22 @@ def blocklisted_card():
             and error.get("service") == "fraud_detection", f"refused by the wrong step: {answer}")
 
 
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+
+
+def openapi_tells_the_truth():
+    """schemathesis against the served /openapi.json: every check but one, bounded.
+    The one left out, positive_data_acceptance, expects every schema-valid order to
+    be accepted; a schema cannot say that a card number must pass Luhn's check, an
+    expiry must lie ahead, a book must be in the catalog and in stock, or that the
+    buyer has not ordered too often, so such orders are refused (400, 403, 409), as
+    the document says."""
+    run([str(SCHEMATHESIS), "run", f"http://127.0.0.1:{WEB_PORT}/openapi.json",
+         "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+         "--max-examples", "25", "--seed", "7", "--workers", "1", "--no-color"],
+        timeout=300)
+
+
 def kill_leader(group, service_prefix):
     def body():
         killed = leader(group)
@@ -298,6 +314,8 @@ def main():
         checks.check("both Raft groups elect a leader", groups_formed, essential=True)
         checks.check("the seed's order is approved and committed", happy_path)
         checks.check("a blocklisted card is refused at the fraud step (403)", blocklisted_card)
+        checks.check("the OpenAPI document matches what the server accepts and answers (schemathesis)",
+                     openapi_tells_the_truth)
         checks.check("kill the executor leader's container: orders still commit",
                      kill_leader("executors", "order-executor"))
         checks.check("start it again: it catches up", restart("executors", "order-executor"))

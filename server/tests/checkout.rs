@@ -392,6 +392,36 @@ async fn serves_the_openapi_document_covering_the_request_fields() {
 }
 
 #[tokio::test]
+async fn every_status_the_api_answers_is_in_the_openapi_document() {
+    let stack = Stack::start().await;
+    let document: Value = stack.http.get(stack.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let documented = |path: &str, method: &str, status: u16| {
+        document["paths"][path][method]["responses"].get(status.to_string()).is_some()
+    };
+    let answers = [
+        ("/orders/{id}", "get", stack.http.get(stack.url(&format!("/orders/{}", "x".repeat(65))))),
+        ("/orders/{id}", "get", stack.http.get(stack.url("/orders/no-such-order"))),
+        ("/checkout", "post", stack.http.post(stack.url("/checkout")).json(&seed_order())),
+        ("/checkout", "post", stack.http.post(stack.url("/checkout")).json(&with(seed_order(), "items", json!([])))),
+        ("/checkout", "post", stack.http.post(stack.url("/checkout")).header("content-type", "text/plain").body("{}")),
+        (
+            "/checkout",
+            "post",
+            stack.http.post(stack.url("/checkout")).json(&json!({"userComment": "x".repeat(1 << 21)})),
+        ),
+        ("/api/cluster", "get", stack.http.get(stack.url("/api/cluster"))),
+        ("/healthz", "get", stack.http.get(stack.url("/healthz"))),
+    ];
+    for (path, method, request) in answers {
+        let status = request.send().await.expect("an answer").status().as_u16();
+        assert!(
+            documented(path, method, status),
+            "{method} {path} answered {status}, which the document does not list"
+        );
+    }
+}
+
+#[tokio::test]
 async fn renders_the_checkout_page_on_the_server() {
     let stack = Stack::start().await;
     let response = stack.http.get(stack.url("/")).send().await.unwrap();
