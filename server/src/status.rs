@@ -105,22 +105,31 @@ impl StatusReader {
     }
 
     async fn group(&self, replicas: &[Replica]) -> Vec<ReplicaStatus> {
-        join_all(replicas.iter().enumerate().map(|(index, replica)| async move {
+        let answers = join_all(replicas.iter().map(|replica| async move {
             let mut client = RaftClient::new(replica.channel.clone());
             let metrics = within(self.deadline, client.metrics(pb::RaftMetricsRequest {})).await;
-            metrics
-                .and_then(|answer| serde_json::from_slice::<serde_json::Value>(&answer.payload).ok())
-                .map(|metrics| replica_status(&replica.url, &metrics))
-                .unwrap_or_else(|| ReplicaStatus {
-                    id: index as u64 + 1,
+            metrics.and_then(|answer| serde_json::from_slice::<serde_json::Value>(&answer.payload).ok())
+        }))
+        .await;
+        // A replica that does not answer is named by the group's membership, as a
+        // replica that answers knows it (ids need not follow the list's order).
+        let members: Vec<(u64, String)> = answers.iter().flatten().flat_map(member_addresses).collect();
+        replicas
+            .iter()
+            .zip(&answers)
+            .enumerate()
+            .map(|(index, (replica, metrics))| match metrics {
+                Some(metrics) => replica_status(&replica.url, metrics),
+                None => ReplicaStatus {
+                    id: member_id(&members, &replica.url).unwrap_or(index as u64 + 1),
                     address: replica.url.clone(),
                     role: Role::Unreachable,
                     term: 0,
                     last_applied: None,
                     answers: false,
-                })
-        }))
-        .await
+                },
+            })
+            .collect()
     }
 
     async fn queue_depth(&self) -> Option<QueueDepth> {
@@ -142,9 +151,41 @@ fn replica_status(url: &str, metrics: &serde_json::Value) -> ReplicaStatus {
     }
 }
 
+/// (id, address) of every member in openraft's metrics (`membership_config`).
+fn member_addresses(metrics: &serde_json::Value) -> Vec<(u64, String)> {
+    let nodes = metrics["membership_config"]["membership"]["nodes"].as_object();
+    nodes
+        .into_iter()
+        .flatten()
+        .filter_map(|(id, node)| Some((id.parse().ok()?, node["addr"].as_str()?.to_owned())))
+        .collect()
+}
+
+/// The id of the member at `url`. Members may be written `host:port` or with a
+/// scheme, as the Raft network takes both.
+fn member_id(members: &[(u64, String)], url: &str) -> Option<u64> {
+    let without_scheme = |text: &str| text.split_once("://").map_or(text, |(_, rest)| rest).to_owned();
+    let address = without_scheme(url);
+    members.iter().find(|(_, member)| without_scheme(member) == address).map(|(id, _)| *id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silent_replica_is_named_by_the_membership_others_report() {
+        let metrics = serde_json::json!({"membership_config": {"membership": {
+            "configs": [[0, 1, 2]],
+            "nodes": {"0": {"addr": "shop-books-db-0.shop-books-db:50061"}, "2": {"addr": "shop-books-db-2.shop-books-db:50061"}}
+        }}});
+        let members = member_addresses(&metrics);
+        assert_eq!(member_id(&members, "http://shop-books-db-2.shop-books-db:50061"), Some(2));
+        assert_eq!(member_id(&members, "http://shop-books-db-0.shop-books-db:50061"), Some(0));
+        assert_eq!(member_id(&members, "http://elsewhere:1"), None);
+        let with_scheme = vec![(3, "http://127.0.0.1:50063".to_owned())];
+        assert_eq!(member_id(&with_scheme, "http://127.0.0.1:50063"), Some(3));
+    }
 
     #[test]
     fn reads_openraft_metrics() {

@@ -305,6 +305,24 @@ async fn a_client_that_sends_its_whole_body_before_reading_gets_the_413() {
     }
 }
 
+#[tokio::test]
+async fn a_client_that_waits_for_100_continue_gets_the_413_before_sending() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start().await;
+    let mut socket = tokio::net::TcpStream::connect(stack.web.addr).await.expect("connect");
+    let head = "POST /checkout HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+                Content-Length: 8388608\r\nExpect: 100-continue\r\n\r\n";
+    socket.write_all(head.as_bytes()).await.expect("the head is sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+        .await
+        .expect("answered without the body")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "the body was not invited: {answer}");
+}
+
 async fn send_whole_body_then_read(stack: &Stack, megabytes: usize) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = vec![b'x'; megabytes * 1024 * 1024];

@@ -57,3 +57,18 @@ async fn the_cluster_endpoint_shows_both_groups_with_one_leader_each() {
     }
     assert!(cluster["queue"]["premium"].is_u64(), "{cluster}");
 }
+
+#[tokio::test]
+async fn a_replica_that_does_not_answer_is_shown_by_its_id() {
+    let mut stack = shop().await;
+    let order_id = place(&stack, &seed_order()).await;
+    stack.final_status(&order_id).await;
+    let execution = stack.execution.as_mut().expect("the shop runs execution");
+    let silent_url = execution.books_db.urls()[1].clone();
+    execution.books_db.stop(2).await;
+    let cluster: Value = stack.http.get(stack.url("/api/cluster")).send().await.unwrap().json().await.unwrap();
+    let silent: Vec<&Value> = cluster["booksDb"].as_array().unwrap().iter().filter(|r| r["answers"] == false).collect();
+    assert_eq!(silent.len(), 1, "{cluster}");
+    assert_eq!((silent[0]["id"].as_u64(), silent[0]["address"].as_str()), (Some(2), Some(silent_url.as_str())));
+    assert_eq!(silent[0]["role"], "unreachable", "{cluster}");
+}

@@ -321,6 +321,10 @@ impl Orchestrator {
 fn checkout_result<T>(result: &Result<T, Refusal>) -> pb::CheckoutResult {
     match result {
         Ok(_) => pb::CheckoutResult::Approved,
+        // The queue may have stored the order before the deadline ran out.
+        Err(refusal) if refusal.step == Step::Enqueue && refusal.class == RefusalClass::Unavailable => {
+            pb::CheckoutResult::Undecided
+        }
         Err(refusal) => match refusal.class {
             RefusalClass::Invalid => pb::CheckoutResult::Invalid,
             RefusalClass::OutOfStock => pb::CheckoutResult::OutOfStock,

@@ -70,19 +70,22 @@ impl FraudDetection for FraudDetectionService {
         request: Request<pb::ClearOrderRequest>,
     ) -> Result<Response<pb::ClearOrderResponse>, Status> {
         let request = request.into_inner();
+        let answer = cache::clear_order(&self.cache, "fraud_detection", &request)?;
         let settlement = match request.result() {
-            pb::CheckoutResult::Approved => Settlement::Order,
-            pb::CheckoutResult::Fraud => Settlement::Attempt,
+            pb::CheckoutResult::Approved => Some(Settlement::Order),
+            pb::CheckoutResult::Fraud | pb::CheckoutResult::Undecided => Some(Settlement::Attempt),
             pb::CheckoutResult::Invalid | pb::CheckoutResult::OutOfStock | pb::CheckoutResult::Unavailable => {
-                Settlement::Withdrawn
+                Some(Settlement::Withdrawn)
             }
             // Also what prost reads for a value this build does not know.
             pb::CheckoutResult::Unspecified => {
-                return Err(Status::invalid_argument("clear_order needs the checkout's result"));
+                tracing::warn!(order_id = %request.order_id, "clear_order without a result: the checkout stays counted");
+                None
             }
         };
-        let answer = cache::clear_order(&self.cache, "fraud_detection", &request)?;
-        self.with_rules(|rules| rules.settle(&request.order_id, settlement));
+        if let Some(settlement) = settlement {
+            self.with_rules(|rules| rules.settle(&request.order_id, settlement));
+        }
         Ok(Response::new(answer))
     }
 

@@ -6,9 +6,10 @@
 //! each other) and settled when it ends ([`SlidingWindow::settle`]): an approved
 //! order stays as an order, a checkout refused for fraud stays as an attempt
 //! (someone testing cards keeps the key blocked), and one refused for anything
-//! else (the shopper's own input, stock, a service down) is taken out: it could
-//! never have been charged. A checkout never settled (its clear_order was lost)
-//! stays counted until it leaves the window.
+//! else (the shopper's own input, stock, a service down before the order was
+//! queued) is taken out: it could never have been charged. A checkout never
+//! settled (its clear_order was lost, or said no result) stays counted until it
+//! leaves the window, and so does one whose enqueue timed out (it may be charged).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -67,8 +68,11 @@ impl SlidingWindow {
         Self { window_ms: window.as_millis() as u64, limit, max_keys, hits: HashMap::new() }
     }
 
-    /// Beyond this many entries a key is over its limit whatever settles, so the
-    /// oldest are forgotten: one key's memory stays bounded however it is hammered.
+    /// At most this many entries per key, so one key's memory stays bounded
+    /// however it is hammered. A checkout that finds its key full is judged over
+    /// the limit without being counted: nothing counted is ever dropped early
+    /// (dropping settled orders to make room for open checkouts that are then
+    /// withdrawn would empty the window).
     fn max_entries(&self) -> usize {
         4 * (self.limit as usize + 1)
     }
@@ -86,14 +90,13 @@ impl SlidingWindow {
         while entries.front().is_some_and(|entry| outside(entry.at_ms)) {
             entries.pop_front();
         }
-        if !entries.iter().any(|entry| entry.order_id == order_id) {
+        let known = entries.iter().any(|entry| entry.order_id == order_id);
+        if !known && entries.len() < max_entries {
             entries.push_back(Entry { at_ms: now_ms, order_id: order_id.to_owned(), hit: Hit::Open });
         }
-        while entries.len() > max_entries {
-            entries.pop_front();
-        }
+        let counted = entries.len() + usize::from(!known && entries.len() >= max_entries);
         let limit = self.limit as usize;
-        if entries.len() <= limit {
+        if counted <= limit {
             return Verdict::Within;
         }
         let only_orders =
@@ -230,5 +233,21 @@ mod tests {
             window.record("k", &format!("o{i}"), i);
         }
         assert_eq!(window.hits["k"].len(), window.max_entries());
+    }
+
+    #[test]
+    fn a_flood_of_withdrawn_checkouts_does_not_push_settled_orders_out() {
+        let mut window = window(2);
+        checkout(&mut window, "k", "o1", 0, Settlement::Order);
+        checkout(&mut window, "k", "o2", 1, Settlement::Order);
+        // Many concurrent checkouts that will all be refused for their input.
+        let flood: Vec<String> = (0..100).map(|i| format!("bad{i}")).collect();
+        for id in &flood {
+            assert!(matches!(window.record("k", id, 2), Verdict::Over { .. }));
+        }
+        for id in &flood {
+            window.settle("k", id, Settlement::Withdrawn);
+        }
+        assert!(matches!(window.record("k", "o3", 3), Verdict::Over { only_orders: true, .. }));
     }
 }
