@@ -162,12 +162,14 @@ fn ReplicaRow(replica: ReplicaStatus) -> impl IntoView {
     let role = replica.role.as_str();
     view! {
         <tr class=class data-id=replica.id data-role=role>
-            <th scope="row">{replica.id}</th>
-            <td class="address">{replica.address}</td>
-            <td class="role">{role}</td>
-            <td class="number">{replica.term}</td>
-            <td class="number">{last_applied}</td>
-            <td class="answers">{if replica.answers { "yes" } else { "no" }}</td>
+            // data-label: the column's name, shown beside each value on narrow
+            // screens, where the rows stack (style/main.css).
+            <th scope="row" data-label="Replica">{replica.id}</th>
+            <td class="address" data-label="Address">{replica.address}</td>
+            <td class="role" data-label="Role">{role}</td>
+            <td class="number" data-label="Term">{replica.term}</td>
+            <td class="number" data-label="Last applied">{last_applied}</td>
+            <td class="answers" data-label="Answering">{if replica.answers { "yes" } else { "no" }}</td>
         </tr>
     }
 }

@@ -297,10 +297,13 @@ async fn the_cluster_page_shows_both_groups_and_the_queue() {
     assert_eq!(books_db.iter().filter(|row| row.contains(r#"class="replica leader""#)).count(), 1, "{html}");
     assert!(!books_db.iter().any(|row| row.contains("unreachable")), "{html}");
 
-    assert!(html.contains(r#"<td class="address">127.0.0.1:50073</td>"#), "{html}");
-    assert!(html.contains(r#"<td class="role">leader</td>"#), "{html}");
-    assert!(html.contains(r#"<td class="answers">no</td>"#) && html.contains(r#"<td class="answers">yes</td>"#));
-    assert!(html.contains(r#"<td class="number">—</td>"#), "an unknown index: {html}");
+    assert!(html.contains(r#"<td data-label="Address" class="address">127.0.0.1:50073</td>"#), "{html}");
+    assert!(html.contains(r#"<td data-label="Role" class="role">leader</td>"#), "{html}");
+    assert!(
+        html.contains(r#"<td data-label="Answering" class="answers">no</td>"#)
+            && html.contains(r#"<td data-label="Answering" class="answers">yes</td>"#)
+    );
+    assert!(html.contains(r#"<td data-label="Last applied" class="number">—</td>"#), "an unknown index: {html}");
 
     let (queue, _) = element(&html, "cluster-queue");
     let queue_at = html.find(queue).unwrap_or(0);

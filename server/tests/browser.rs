@@ -259,3 +259,58 @@ async fn the_order_page_and_the_cluster_page_render_live_data() {
     assert_eq!(rows.len(), 3);
     browser.close().await;
 }
+
+/// A sealed result link, as a shopper without JavaScript is sent to it.
+async fn result_link(stack: &Stack) -> String {
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = browser
+        .post(stack.url("/api/checkout"))
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("request%5Bitems%5D%5B0%5D%5Bid%5D=4&request%5Bitems%5D%5B0%5D%5Bquantity%5D=1")
+        .send()
+        .await
+        .unwrap();
+    let location = response.headers().get("location").expect("a redirect to the result page");
+    location.to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_page_fits_every_screen_width() {
+    let stack = shop().await;
+    let (status, body) = stack.checkout(&support::seed_order()).await;
+    assert_eq!(status, 200, "{body}");
+    let order = format!("/orders/{}", body["orderId"].as_str().unwrap());
+    let result = result_link(&stack).await;
+    let pages = [
+        ("checkout", "/".to_owned(), "form#checkout-form[data-hydrated='true']"),
+        ("result", result, "main#main section.outcome"),
+        ("order", order, "#order-live-status[data-status='committed']"),
+        ("cluster", "/cluster".to_owned(), "#cluster-books-db tr.replica.leader"),
+    ];
+    // Screenshots are kept for a person to look at.
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let browser = Browser::start(true).await;
+    let mut overflowing = Vec::new();
+    for width in [375_u32, 768, 1280] {
+        browser.client.set_window_size(width, 900).await.unwrap();
+        for (name, path, ready) in &pages {
+            browser.client.goto(&stack.url(path)).await.unwrap();
+            browser.wait_for(ready).await;
+            let widths = browser
+                .client
+                .execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![])
+                .await
+                .unwrap();
+            let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+            std::fs::write(shots.join(format!("{name}-{width}.png")), browser.client.screenshot().await.unwrap())
+                .unwrap();
+            if scroll > inner {
+                overflowing.push(format!("{name} at {width} px: {scroll} px wide in a {inner} px window"));
+            }
+        }
+    }
+    browser.close().await;
+    assert!(overflowing.is_empty(), "pages overflow sideways: {overflowing:#?}");
+}
