@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import Checks, require, run
+from harness import Checks, env_names_read, require, run
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "bookstore"
@@ -226,7 +226,7 @@ def commands_and_variables_exist():
         args = container(workload)["args"]
         program = BIN / args[0]
         require(program.exists(), f"{program} is missing: build first (make test builds it)")
-        read = set(re.findall(r"\[env: ([A-Z0-9_]+)", run([str(program), *args[1:2], "--help"]))) | {"RUST_LOG"}
+        read = env_names_read(str(program), *args[1:2])
         unread = set(env(workload)) - read
         require(not unread, f"{name} is given {sorted(unread)}, which `{' '.join(args)}` does not read")
 

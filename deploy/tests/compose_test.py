@@ -17,7 +17,6 @@ static check of the environment names), COMPOSE_PROJECT (default bookstore-test)
 import json
 import os
 import random
-import re
 import secrets
 import signal
 import socket
@@ -28,7 +27,7 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
-from harness import Checks, CheckFailed, eventually, require, run
+from harness import Checks, CheckFailed, env_names_read, eventually, require, run
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = os.environ.get("COMPOSE_PROJECT", "bookstore-test")
@@ -162,11 +161,6 @@ def caught_up(group, replica_id):
 
 # --- the stack ----------------------------------------------------------------------
 
-def help_env_names(*command):
-    """The environment variables a subcommand reads, from its --help."""
-    return set(re.findall(r"\[env: ([A-Z0-9_]+)", run([*command, "--help"])))
-
-
 def environment_names_are_read():
     """Every variable compose.yaml gives a container is one its program reads (a
     misspelt name would otherwise be ignored in silence)."""
@@ -175,8 +169,7 @@ def environment_names_are_read():
         command = service["command"]
         program = BIN / command[0]
         require(program.exists(), f"{program} is missing: build first (make test builds it)")
-        read = help_env_names(str(program), *command[1:2]) if command[0] == "services" else help_env_names(str(program))
-        read |= {"RUST_LOG"}
+        read = env_names_read(str(program), *command[1:2])
         unread = set(service.get("environment") or {}) - read
         require(not unread, f"{name} is given {sorted(unread)}, which `{' '.join(command[:2])}` does not read")
 

@@ -2,6 +2,7 @@
 line in the form CI reads ("N passed, N failed"), bounded waits, and commands run
 with their output kept for the failure message."""
 
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +26,12 @@ def run(command, *, timeout=600, check=True, env=None, input_text=None):
             f"{' '.join(command)} exited {done.returncode}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
         )
     return done.stdout
+
+
+def env_names_read(*command):
+    """The environment variables a program (or subcommand) reads, from its --help,
+    plus RUST_LOG, which every process reads through tracing."""
+    return set(re.findall(r"\[env: ([A-Z0-9_]+)", run([*command, "--help"]))) | {"RUST_LOG"}
 
 
 def eventually(what, probe, *, timeout_s, every_s=0.5):

@@ -262,15 +262,7 @@ async fn the_order_page_and_the_cluster_page_render_live_data() {
 
 /// A sealed result link, as a shopper without JavaScript is sent to it.
 async fn result_link(stack: &Stack) -> String {
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let response = browser
-        .post(stack.url("/api/checkout"))
-        .header("accept", "text/html")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("request%5Bitems%5D%5B0%5D%5Bid%5D=4&request%5Bitems%5D%5B0%5D%5Bquantity%5D=1")
-        .send()
-        .await
-        .unwrap();
+    let response = stack.post_checkout_form(support::ITEM_ONLY_FORM).await;
     let location = response.headers().get("location").expect("a redirect to the result page");
     location.to_str().unwrap().to_owned()
 }

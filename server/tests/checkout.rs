@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use services::fraud_detection::FraudConfig;
-use support::{seed_order, with, Stack, StackOptions};
+use support::{seed_order, with, Stack, StackOptions, ITEM_ONLY_FORM};
 
 /// Asserts a refusal's status, step, code and field, and that every service
 /// forgot the order.
@@ -452,16 +452,8 @@ async fn renders_the_checkout_page_on_the_server() {
 #[tokio::test]
 async fn a_form_post_without_javascript_lands_on_a_sealed_result_that_cannot_be_altered() {
     let stack = Stack::start().await;
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     // A form with an item and nothing else: refused for the missing name.
-    let response = browser
-        .post(stack.url("/api/checkout"))
-        .header("accept", "text/html")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("request%5Bitems%5D%5B0%5D%5Bid%5D=4&request%5Bitems%5D%5B0%5D%5Bquantity%5D=1")
-        .send()
-        .await
-        .unwrap();
+    let response = stack.post_checkout_form(ITEM_ONLY_FORM).await;
     assert!(response.status().is_redirection(), "{}", response.status());
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with("/checkout/result?step=verify_user_data&"), "{location}");
@@ -493,8 +485,7 @@ async fn a_form_post_without_javascript_lands_on_a_sealed_result_that_cannot_be_
         ("request[items][0][quantity]", "1"),
         ("request[termsAccepted]", "true"),
     ];
-    let crafted =
-        browser.post(stack.url("/api/checkout")).header("accept", "text/html").form(&form).send().await.unwrap();
+    let crafted = stack.checkout_form().form(&form).send().await.unwrap();
     let crafted_location = crafted.headers()["location"].to_str().unwrap().to_owned();
     assert!(crafted_location.contains("code=unknown_book&field=items%5B0%5D.id"), "{crafted_location}");
     assert!(!crafted_location.contains("555"), "{crafted_location}");

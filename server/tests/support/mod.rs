@@ -250,6 +250,23 @@ impl Stack {
         format!("http://{}{path}", self.web.addr)
     }
 
+    /// A post of the checkout form as a browser without JavaScript sends it (it
+    /// asks for HTML), from a client that does not follow the redirect it gets.
+    pub fn checkout_form(&self) -> reqwest::RequestBuilder {
+        let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        browser.post(self.url("/api/checkout")).header("accept", "text/html")
+    }
+
+    /// [`Stack::checkout_form`] with an urlencoded `form_body`; the answer.
+    pub async fn post_checkout_form(&self, form_body: &'static str) -> reqwest::Response {
+        self.checkout_form()
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body)
+            .send()
+            .await
+            .expect("POST /api/checkout")
+    }
+
     /// `POST /checkout`; the status and the JSON body.
     pub async fn checkout(&self, body: &Value) -> (u16, Value) {
         let response = self.http.post(self.url("/checkout")).json(body).send().await.expect("POST /checkout");
@@ -292,6 +309,9 @@ impl Stack {
         response.order
     }
 }
+
+/// A checkout form with one item and nothing else: refused for the missing name.
+pub const ITEM_ONLY_FORM: &str = "request%5Bitems%5D%5B0%5D%5Bid%5D=4&request%5Bitems%5D%5B0%5D%5Bquantity%5D=1";
 
 /// An expiry a year from now, as MM/YY.
 pub fn future_expiry() -> String {
