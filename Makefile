@@ -2,7 +2,6 @@
 # tools they need first (scripts/setup.sh, idempotent).
 
 SHELL := /bin/bash
-export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: run services build test test-rust build-site trunk-build setup-run setup-test clean \
 	containers image-context test-containers container-engine
@@ -11,6 +10,12 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # clone, so every clone and CI run on a machine shares them.
 BOOKSTORE_TOOLS ?= $(HOME)/.cache/bookstore
 export BOOKSTORE_TOOLS
+# cargo's tools, and npm's (wasm-opt, axe-core) that scripts/setup.sh installs.
+export PATH := $(HOME)/.cargo/bin:$(BOOKSTORE_TOOLS)/node/node_modules/.bin:$(PATH)
+
+# The page: wasm optimised for size, split so each page's first load carries only
+# its own code, files named by content hash, with brotli and gzip copies beside them.
+SITE_FLAGS := --release --split --precompress
 
 ## make run: build everything in release mode and run the whole shop on this machine.
 run: build
@@ -28,7 +33,7 @@ containers: build container-engine
 	BOOKSTORE_BUILD_TARGET=prebuilt docker compose up --build
 
 build: setup-run
-	cargo leptos build --release
+	cargo leptos build $(SITE_FLAGS)
 	cargo build --release -p services
 
 ## make test: every test: unit, integration (real services on loopback), browser
@@ -38,9 +43,10 @@ test: setup-test build-site test-rust trunk-build test-containers
 test-rust:
 	cargo test --workspace --no-fail-fast
 
-# The page's assets (debug build: no wasm-opt) for the browser tests.
+# The page as it ships (release), for the browser tests; the servers the tests
+# run are debug builds (`cargo test`), which serve it the same way.
 build-site:
-	cargo leptos build
+	cargo leptos build $(SITE_FLAGS) --frontend-only
 
 trunk-build:
 	trunk build
@@ -72,7 +78,7 @@ setup-run:
 	scripts/setup.sh build release
 
 setup-test:
-	scripts/setup.sh build browser trunk
+	scripts/setup.sh build release browser trunk
 
 clean:
 	cargo clean

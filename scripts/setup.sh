@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing the shop needs, idempotently:
 # the wasm32 target, cargo-leptos, wasm-bindgen-cli, and (on request) wasm-opt,
-# trunk, Chromium and ChromeDriver. A tool already at the right version is left
+# trunk, Chromium, ChromeDriver and axe-core. A tool already at the right version is left
 # alone. (The container tools have a script of their own: scripts/container-tools.sh.)
 #
 # Usage: scripts/setup.sh [build] [release] [browser] [trunk]
 #   build    wasm32 target, cargo-leptos, wasm-bindgen-cli (always implied)
-#   release  wasm-opt (a release build of the page runs it)
-#   browser  chromium and chromium-driver from Debian (for the browser tests)
+#   release  wasm-opt (a release build of the page runs it), from npm's binaryen
+#   browser  chromium and chromium-driver from Debian, axe-core from npm (the
+#            browser tests and their accessibility audit)
 #   trunk    trunk (the client-side-only build)
 #
 # Why the detours: the lock files that cargo-leptos 0.3.11 and wasm-bindgen-cli 0.2.130
@@ -19,11 +20,14 @@ set -euo pipefail
 
 CARGO_LEPTOS_VERSION=0.3.11
 WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen version in Cargo.lock
-WASM_OPT_VERSION=0.116.1       # binaryen 116; Debian's 108 breaks hydration
+BINARYEN_VERSION=132.0.0           # npm's binaryen (wasm-opt); Debian's 108 breaks hydration
+AXE_CORE_VERSION=4.11.0
 TRUNK_VERSION=0.21.14
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
-export PATH="$CARGO_BIN:$PATH"
+# npm packages (wasm-opt, axe-core) live outside the clone, shared by every clone.
+NODE_TOOLS="${BOOKSTORE_TOOLS:-$HOME/.cache/bookstore}/node"
+export PATH="$CARGO_BIN:$NODE_TOOLS/node_modules/.bin:$PATH"
 export CARGO_PROFILE_RELEASE_LTO=false
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=2
@@ -74,9 +78,28 @@ if ! has_version wasm-bindgen "$WASM_BINDGEN_VERSION"; then
   install_from_source wasm-bindgen-cli "$WASM_BINDGEN_VERSION" webpki-roots 1.0.10
 fi
 
-if $want_release && ! has_version "$CARGO_BIN/wasm-opt" "version 116"; then
-  log "building wasm-opt (binaryen 116)"
-  cargo install -q --locked wasm-opt --version "$WASM_OPT_VERSION"
+apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
+
+# npm_package NAME VERSION: installs NAME@VERSION into $NODE_TOOLS unless it is there.
+npm_package() {
+  local name=$1 version=$2
+  if [ "$(node -p "require('$NODE_TOOLS/node_modules/$name/package.json').version" 2>/dev/null)" = "$version" ]; then
+    return
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    log "installing node and npm from Debian"
+    apt_get update -qq
+    DEBIAN_FRONTEND=noninteractive apt_get install -y -qq nodejs npm >/dev/null
+  fi
+  log "installing $name $version from npm"
+  mkdir -p "$NODE_TOOLS"
+  npm install --prefix "$NODE_TOOLS" --no-audit --no-fund --silent "$name@$version"
+}
+
+# wasm-opt as npm ships it (binaryen compiled to wasm, run by node): seconds to
+# install, where building binaryen's C++ takes a quarter of an hour on two cores.
+if $want_release; then
+  npm_package binaryen "$BINARYEN_VERSION"
 fi
 
 if $want_trunk && ! has_version trunk "$TRUNK_VERSION"; then
@@ -84,9 +107,12 @@ if $want_trunk && ! has_version trunk "$TRUNK_VERSION"; then
   cargo install -q --locked trunk --version "$TRUNK_VERSION"
 fi
 
+if $want_browser; then
+  npm_package axe-core "$AXE_CORE_VERSION"
+fi
+
 if $want_browser && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
   log "installing chromium and chromium-driver from Debian"
-  apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
   apt_get update -qq
   DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium chromium-driver >/dev/null
 fi

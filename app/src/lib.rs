@@ -20,7 +20,7 @@
 
 use domain::Catalog;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -33,11 +33,13 @@ mod layout;
 mod live_status;
 mod not_found;
 mod order_page;
+mod pages;
 mod poll;
 pub mod result_link;
 mod result_page;
 
 pub use checkout::field::field_input_id;
+pub use checkout::INTERACTIVE_MARK;
 pub use result_link::result_href;
 
 /// The whole HTML document the server sends (leptos_axum renders routes into it).
@@ -49,9 +51,10 @@ pub fn shell(options: leptos::config::LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
                 // In the shell rather than in <App/>: the Trunk build links its own copy.
-                <link rel="stylesheet" id="leptos" href="/pkg/bookstore.css" />
+                // The name carries the build's content hash (cargo-leptos `hash-files`).
+                <HashedStylesheet options=options.clone() id="leptos" />
+                <HydrationScripts options />
                 <MetaTags />
             </head>
             <body>
@@ -74,11 +77,11 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=not_found::NotFound>
                 <Route path=path!("/") view=checkout::CheckoutPage />
-                <Route path=path!("/checkout/result") view=result_page::ResultPage ssr=SsrMode::Async />
+                <Route path=path!("/checkout/result") view=pages::result() ssr=SsrMode::Async />
                 // Both wait for their data before sending anything, so the answer is
                 // in the HTML (no script needed to see it) and a 404 can be set.
-                <Route path=path!("/orders/:id") view=order_page::OrderPage ssr=SsrMode::Async />
-                <Route path=path!("/cluster") view=cluster_page::ClusterPage ssr=SsrMode::Async />
+                <Route path=path!("/orders/:id") view=pages::order() ssr=SsrMode::Async />
+                <Route path=path!("/cluster") view=pages::cluster() ssr=SsrMode::Async />
             </Routes>
             <layout::SiteFooter />
         </Router>

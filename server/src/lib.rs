@@ -5,6 +5,7 @@
 //! everything for `main` and for the tests; [`rest`] is the JSON API.
 
 pub mod api_errors;
+pub mod assets;
 pub mod config;
 pub mod link_seal;
 pub mod orchestrator;

@@ -1,6 +1,6 @@
 //! Building the whole web server, the same way for `main` and for tests: the
 //! orchestrator and its clients, the Leptos routes (page and server functions), the
-//! REST API, CORS and the 1 MB body limit.
+//! REST API, CORS, the 1 MB body limit, compression and cache headers.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,9 +19,12 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use tokio::net::TcpListener;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::assets::AssetHashes;
 use crate::config::Config;
 use crate::link_seal::LinkSeal;
 use crate::orchestrator::{Clients, Orchestrator};
@@ -104,13 +107,17 @@ impl Application {
 }
 
 /// Leptos's options, from our configuration (the site root holds cargo-leptos's
-/// output: `pkg/bookstore.js`, `.wasm`, `.css`).
+/// output: `pkg/bookstore.<hash>.js`, `.wasm`, `.css` and the hash list).
 fn leptos_options(config: &Config, address: SocketAddr) -> LeptosOptions {
+    let hash_file = crate::assets::hash_file_path(&config.site_root);
     LeptosOptions::builder()
         .output_name("bookstore")
         .site_root(config.site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(address)
+        // A site built without hashed names (no hash file) is served by plain names.
+        .hash_files(hash_file.exists())
+        .hash_file(hash_file.to_string_lossy().as_ref().into())
         .build()
 }
 
@@ -151,10 +158,16 @@ pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Re
         .route("/openapi.json", get(rest::openapi))
         .route("/healthz", get(rest::healthz))
         .with_state(shop);
+    let hashes = AssetHashes::read(&config.site_root);
     let mut router = api
         .merge(page)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
-        .layer(axum::middleware::from_fn(crate::api_errors::one_shape));
+        .layer(axum::middleware::from_fn(crate::api_errors::one_shape))
+        .layer(axum::middleware::from_fn(move |request, next| crate::assets::cache_headers(hashes.clone(), request, next)))
+        // Pages and API answers; the page's files come compressed at build time
+        // (a `.br`/`.gz` copy beside each), so a build without those copies (a
+        // debug build's 8 MB wasm) is not compressed on every request either.
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/wasm"))));
     if !config.cors_allowed_origins.is_empty() {
         let origins = config
             .cors_allowed_origins

@@ -136,8 +136,8 @@ impl Browser {
 async fn stack() -> Stack {
     let root = site_root();
     assert!(
-        std::path::Path::new(&root).join("pkg/bookstore.wasm").exists(),
-        "{root}/pkg/bookstore.wasm is missing: build the page with `cargo leptos build` (make test does)"
+        std::path::Path::new(&root).join("hash.txt").exists(),
+        "{root}/hash.txt is missing: build the page with `make build-site` (make test does)"
     );
     Stack::start_with(StackOptions { site_root: Some(root), ..StackOptions::default() }).await
 }
