@@ -68,6 +68,11 @@ pub fn shell(options: leptos::config::LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Effects run only in the browser, after hydration: this marks the page as live
+    // (`<body data-hydrated="true">`; the browser tests wait for it).
+    Effect::new(|_| {
+        let _ = document().body().map(|body| body.set_attribute("data-hydrated", "true"));
+    });
     view! {
         <Title text="Checkout · Tartu Bookstore" />
         <Meta name="description" content="Check out your books at the Tartu Bookstore." />
@@ -93,7 +98,9 @@ pub fn App() -> impl IntoView {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // `hydrate_lazy`, not `hydrate_body`: a first load of a lazy route (see
+    // `pages`) waits for that route's module before hydrating it.
+    leptos::mount::hydrate_lazy(App);
 }
 
 /// The catalog compiled into the binary, parsed once.

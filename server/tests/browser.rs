@@ -142,6 +142,10 @@ async fn stack() -> Stack {
     Stack::start_with(StackOptions { site_root: Some(root), ..StackOptions::default() }).await
 }
 
+/// Any page, once the wasm has hydrated it (the order, result and cluster pages
+/// are lazy routes: their code arrives in a module of its own).
+const HYDRATED: &str = "body[data-hydrated='true']";
+
 /// Opens the page and waits until the wasm has hydrated it.
 async fn open_hydrated(browser: &Browser, stack: &Stack) {
     browser.client.goto(&stack.url("/")).await.unwrap();
@@ -251,8 +255,10 @@ async fn the_order_page_and_the_cluster_page_render_live_data() {
     let order_id = body["orderId"].as_str().unwrap().to_owned();
     let browser = Browser::start(true).await;
     browser.client.goto(&stack.url(&format!("/orders/{order_id}"))).await.unwrap();
+    browser.wait_for(HYDRATED).await;
     browser.wait_for("#order-live-status[data-status='committed']").await;
     browser.client.goto(&stack.url("/cluster")).await.unwrap();
+    browser.wait_for(HYDRATED).await;
     browser.wait_for("#cluster-executors tr.replica.leader").await;
     browser.wait_for("#cluster-books-db tr.replica.leader").await;
     let rows = browser.client.find_all(Locator::Css("#cluster-executors tr.replica")).await.unwrap();
@@ -289,6 +295,7 @@ async fn every_page_fits_every_screen_width() {
         browser.client.set_window_size(width, 900).await.unwrap();
         for (name, path, ready) in &pages {
             browser.client.goto(&stack.url(path)).await.unwrap();
+            browser.wait_for(HYDRATED).await;
             browser.wait_for(ready).await;
             let widths = browser
                 .client
@@ -305,4 +312,164 @@ async fn every_page_fits_every_screen_width() {
     }
     browser.close().await;
     assert!(overflowing.is_empty(), "pages overflow sideways: {overflowing:#?}");
+}
+
+/// The page's weight budget: everything the checkout page's first load transfers
+/// (HTML, CSS, JS, wasm), compressed, headers included.
+const FIRST_LOAD_BUDGET_BYTES: u64 = 250_000;
+
+#[tokio::test]
+async fn the_checkout_page_first_load_stays_within_its_weight_budget() {
+    let stack = stack().await;
+    let browser = Browser::start(true).await;
+    open_hydrated(&browser, &stack).await;
+    let entries = browser
+        .client
+        .execute(
+            "return [performance.getEntriesByType('navigation')[0], ...performance.getEntriesByType('resource')]
+                .map(e => [e.name, e.transferSize, e.encodedBodySize, e.decodedBodySize]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let entries: Vec<(String, u64, u64, u64)> = serde_json::from_value(entries).unwrap();
+    let total: u64 = entries.iter().map(|(_, transferred, _, _)| transferred).sum();
+    let listing = entries
+        .iter()
+        .map(|(name, transferred, encoded, decoded)| format!("{transferred:>8} B on the wire ({encoded} B body, {decoded} B decoded) {name}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("first load of the checkout page, {total} B in all:\n{listing}");
+    let kinds = |ext: &str| entries.iter().filter(|(name, ..)| name.ends_with(ext)).count();
+    assert_eq!((kinds(".wasm"), kinds(".js")), (1, 2), "one wasm module and its two scripts:\n{listing}");
+    for (name, _, encoded, decoded) in &entries {
+        assert!(encoded < decoded, "{name} came uncompressed ({encoded} B)");
+    }
+    assert!(total <= FIRST_LOAD_BUDGET_BYTES, "{total} B transferred, over the {FIRST_LOAD_BUDGET_BYTES} B budget:\n{listing}");
+    // Interactive: typing shows the inline error without a round trip.
+    browser.fill("field-creditCard-number", "4716 4015 8980 6288").await;
+    browser.client.find(Locator::Id("field-creditCard-cvv")).await.unwrap().click().await.unwrap();
+    browser.wait_for("#field-creditCard-number-error:not(:empty)").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_page_files_come_compressed_and_hashed_names_are_cached_for_good() {
+    let stack = stack().await;
+    let page = stack.http.get(stack.url("/")).header("accept-encoding", "br, gzip").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-encoding"], "br", "the page is compressed");
+    assert_eq!(page.headers()["cache-control"], "no-cache", "the page is revalidated");
+    let hashes = std::fs::read_to_string(std::path::Path::new(&site_root()).join("hash.txt")).unwrap();
+    let hash = |kind: &str| {
+        hashes.lines().find_map(|line| line.strip_prefix(kind)).map(|hash| hash.trim().to_owned()).unwrap()
+    };
+    for (file, kind) in [(format!("bookstore.{}.wasm", hash("wasm:")), "application/wasm"), (format!("bookstore.{}.js", hash("js:")), "text/javascript")] {
+        let url = stack.url(&format!("/pkg/{file}"));
+        for encoding in ["br", "gzip"] {
+            let response = stack.http.get(&url).header("accept-encoding", encoding).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{file}");
+            assert_eq!(response.headers()["content-encoding"], encoding, "{file}");
+            assert!(response.headers()["content-type"].to_str().unwrap().starts_with(kind), "{file}");
+            assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable", "{file}");
+        }
+        let plain = stack.http.get(&url).send().await.unwrap();
+        assert!(plain.headers().get("content-encoding").is_none(), "{file} is sent as is when nothing else is accepted");
+    }
+    let api = stack.http.get(stack.url("/openapi.json")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(api.headers()["content-encoding"], "gzip", "API answers are compressed too");
+}
+
+/// axe-core's script (npm, `scripts/setup.sh browser`), injected into each page.
+fn axe_script() -> String {
+    let path = std::env::var("AXE_CORE_JS").unwrap_or_else(|_| {
+        let tools = std::env::var("BOOKSTORE_TOOLS")
+            .unwrap_or_else(|_| format!("{}/.cache/bookstore", std::env::var("HOME").unwrap_or_default()));
+        format!("{tools}/node/node_modules/axe-core/axe.min.js")
+    });
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{path}: {error} (scripts/setup.sh browser installs axe-core)"))
+}
+
+/// Runs axe-core on the page as it is now; one line per rule broken, with where.
+async fn accessibility_violations(browser: &Browser, axe: &str) -> Vec<String> {
+    browser.client.execute(axe, vec![]).await.unwrap();
+    let report = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document)
+                .then(r => done({
+                    passed: r.passes.length,
+                    violations: r.violations.map(v =>
+                        `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map(n => n.target.join(' ')).join(', ')}`),
+                }))
+                .catch(e => done({ passed: 0, violations: [`axe failed: ${e}`] }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // The audit ran: a page of this size passes dozens of axe's rules.
+    let passed = report["passed"].as_u64().unwrap();
+    assert!(passed >= 10, "axe checked only {passed} rules: {report}");
+    serde_json::from_value(report["violations"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn every_page_passes_an_accessibility_audit_empty_refused_and_approved() {
+    let axe = axe_script();
+    let stack = shop().await;
+    let (status, body) = stack.checkout(&support::seed_order()).await;
+    assert_eq!(status, 200, "{body}");
+    let order = format!("/orders/{}", body["orderId"].as_str().unwrap());
+    let result = result_link(&stack).await;
+    let browser = Browser::start(true).await;
+    let mut found = Vec::new();
+    let mut audit = |state: &str, violations: Vec<String>| {
+        found.extend(violations.into_iter().map(|violation| format!("{state}: {violation}")));
+    };
+
+    // The checkout page: empty, with an inline error, refused, approved.
+    open_hydrated(&browser, &stack).await;
+    audit("checkout, empty", accessibility_violations(&browser, &axe).await);
+    browser.fill("field-creditCard-number", "4716 4015 8980 6288").await;
+    browser.client.find(Locator::Id("field-creditCard-cvv")).await.unwrap().click().await.unwrap();
+    browser.wait_for("#field-creditCard-number-error:not(:empty)").await;
+    audit("checkout, inline error", accessibility_violations(&browser, &axe).await);
+    browser.fill_seed_order("John Doe").await;
+    browser.submit().await;
+    browser.wait_for("#outcome-refused").await;
+    audit("checkout, refused", accessibility_violations(&browser, &axe).await);
+    open_hydrated(&browser, &stack).await;
+    browser.fill_seed_order("Simon Lawrence").await;
+    browser.submit().await;
+    browser.wait_for("#outcome-approved").await;
+    audit("checkout, approved", accessibility_violations(&browser, &axe).await);
+
+    // The other pages, with data and without.
+    let pages = [
+        ("result, approved", result.clone(), "main#main section.outcome"),
+        ("result, changed link", result.replace("seal=", "seal=0"), "#outcome-unknown"),
+        ("order, committed", order, "#order-live-status[data-status='committed']"),
+        ("order, unknown", "/orders/no-such-order".to_owned(), "#order-unknown"),
+        ("cluster", "/cluster".to_owned(), "#cluster-books-db tr.replica.leader"),
+        ("not found", "/no-such-page".to_owned(), "main#main section.not-found"),
+    ];
+    for (state, path, ready) in &pages {
+        browser.client.goto(&stack.url(path)).await.unwrap();
+        browser.wait_for(HYDRATED).await;
+        browser.wait_for(ready).await;
+        audit(state, accessibility_violations(&browser, &axe).await);
+    }
+    browser.close().await;
+    drop(stack);
+
+    // The cluster page when nothing of the execution side answers.
+    let stack = crate::stack().await;
+    let browser = Browser::start(true).await;
+    browser.client.goto(&stack.url("/cluster")).await.unwrap();
+    browser.wait_for("#cluster-executors").await;
+    audit("cluster, silent", accessibility_violations(&browser, &axe).await);
+    browser.close().await;
+    assert!(found.is_empty(), "accessibility violations:\n{}", found.join("\n"));
 }
