@@ -23,6 +23,9 @@ ARG BASE_IMAGE=debian:bookworm-slim
 # code does not rebuild them.
 FROM ${RUST_IMAGE} AS toolchain
 WORKDIR /src
+# Where setup.sh puts npm's tools (wasm-opt), on PATH for the build below.
+ENV BOOKSTORE_TOOLS=/opt/bookstore-tools
+ENV PATH=/opt/bookstore-tools/node/node_modules/.bin:$PATH
 COPY scripts/setup.sh scripts/setup.sh
 RUN --mount=type=cache,id=bookstore-cargo-registry,target=/usr/local/cargo/registry \
     scripts/setup.sh build release
@@ -31,7 +34,7 @@ FROM toolchain AS builder
 COPY . .
 RUN --mount=type=cache,id=bookstore-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=bookstore-target,target=/src/target \
-    cargo leptos build --release \
+    cargo leptos build --release --split --precompress \
     && cargo build --release -p services \
     && mkdir -p /out/bin \
     && cp target/release/services target/release/server /out/bin/ \
