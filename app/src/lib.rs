@@ -29,6 +29,7 @@ pub mod api;
 pub mod backend;
 mod checkout;
 mod cluster_page;
+mod journey;
 mod layout;
 mod live_status;
 mod not_found;

@@ -15,6 +15,7 @@ use domain::{OrderState, OrderStatus};
 use leptos::prelude::*;
 
 use crate::api::order_status;
+use crate::journey::JourneyView;
 use crate::poll::{poll, Cadence, Next};
 
 /// Every second, for at least ten minutes.
@@ -37,7 +38,12 @@ fn shown_reason(status: &OrderStatus) -> Option<String> {
 /// The status badge (`#order-live-status[data-status]`), the abort reason
 /// (`#order-live-reason`) and, if checking stopped, a note to refresh.
 #[component]
-pub(crate) fn LiveStatus(initial: OrderStatus) -> impl IntoView {
+pub(crate) fn LiveStatus(
+    initial: OrderStatus,
+    /// Also show the order's journey (`crate::journey`), kept as fresh as the status.
+    #[prop(optional)]
+    with_journey: bool,
+) -> impl IntoView {
     let order_id = initial.order_id.clone();
     let status = RwSignal::new(initial);
     // The last question got no answer (the order stays as last shown).
@@ -77,6 +83,10 @@ pub(crate) fn LiveStatus(initial: OrderStatus) -> impl IntoView {
     });
 
     let state = Memo::new(move |_| status.with(|status| status.status));
+    let journey = with_journey.then(|| {
+        let journey = Signal::derive(move || status.with(|status| status.journey.clone()));
+        view! { <JourneyView journey /> }.into_any()
+    });
     let reason = Memo::new(move |_| status.with(shown_reason));
     let stopped_note = format!(
         "We stopped checking after {} minutes: refresh to see the latest status.",
@@ -118,6 +128,7 @@ pub(crate) fn LiveStatus(initial: OrderStatus) -> impl IntoView {
                     })
             }}
         </div>
+        {journey}
     }
     // Erased, so the views that contain it stay within the compiler's type depth.
     .into_any()
@@ -128,7 +139,7 @@ mod tests {
     use super::*;
 
     fn status(state: OrderState, reason: Option<&str>) -> OrderStatus {
-        OrderStatus { order_id: "o1".into(), status: state, reason: reason.map(str::to_owned) }
+        OrderStatus { order_id: "o1".into(), status: state, reason: reason.map(str::to_owned), journey: None }
     }
 
     #[test]

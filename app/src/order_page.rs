@@ -88,13 +88,10 @@ fn OrderFound(status: OrderStatus) -> impl IntoView {
                     <dt>"Order number"</dt>
                     <dd id="order-id">{status.order_id.clone()}</dd>
                 </div>
-                <div>
-                    <dt>"Status"</dt>
-                    <dd>
-                        <LiveStatus initial=status />
-                    </dd>
-                </div>
             </dl>
+            <h2 class="order-status-title">"Status"</h2>
+            // The status, then the order's journey (`crate::journey`), both kept fresh.
+            <LiveStatus initial=status with_journey=true />
             {refresh}
             // A full page load, so the checkout form starts empty.
             <a class="button button-secondary" href="/" rel="external">"Back to the shop"</a>

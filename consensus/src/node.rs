@@ -143,6 +143,11 @@ impl<M: StateMachine> Node<M> {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// This replica's current Raft term.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     /// Whether this replica believes it leads (it may have been deposed without
     /// knowing yet: [`Node::read_linearizable`] confirms).
     pub fn is_leader(&self) -> bool {

@@ -32,6 +32,18 @@ pub enum Step {
 }
 
 impl Step {
+    const ALL: [Self; 9] = [
+        Self::Input,
+        Self::InitOrder,
+        Self::VerifyItems,
+        Self::VerifyUserData,
+        Self::VerifyCardFormat,
+        Self::CheckUser,
+        Self::CheckCard,
+        Self::SuggestBooks,
+        Self::Enqueue,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Input => "input",
@@ -43,6 +55,23 @@ impl Step {
             Self::CheckCard => "check_card",
             Self::SuggestBooks => "suggest_books",
             Self::Enqueue => "enqueue",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|step| step.as_str() == text)
+    }
+
+    /// The checkout events' letter (a–f), as the course names them.
+    pub fn letter(self) -> Option<char> {
+        match self {
+            Self::VerifyItems => Some('a'),
+            Self::VerifyUserData => Some('b'),
+            Self::VerifyCardFormat => Some('c'),
+            Self::CheckUser => Some('d'),
+            Self::CheckCard => Some('e'),
+            Self::SuggestBooks => Some('f'),
+            Self::Input | Self::InitOrder | Self::Enqueue => None,
         }
     }
 

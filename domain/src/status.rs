@@ -61,6 +61,10 @@ pub struct OrderStatus {
     pub status: OrderState,
     /// Why an aborted order was aborted.
     pub reason: Option<String>,
+    /// How the order travelled through the system so far (absent when no service
+    /// recorded it, e.g. for orders placed before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey: Option<crate::Journey>,
 }
 
 /// What a replica is in its Raft group, as last seen. Serialized in lowercase.

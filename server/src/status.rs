@@ -8,12 +8,14 @@
 
 use std::time::Duration;
 
+use domain::journey::{Decision, Execution, Journey, Queued};
 use domain::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus, Role};
 use futures::future::join_all;
 use proto::v1 as pb;
 use proto::v1::order_executor_client::OrderExecutorClient;
 use proto::v1::order_queue_client::OrderQueueClient;
 use proto::v1::raft_client::RaftClient;
+use services::journey;
 use tonic::transport::Channel;
 
 use crate::config::ServiceUrls;
@@ -51,6 +53,48 @@ fn rank(state: OrderState) -> u8 {
     }
 }
 
+/// The journey of an order the executors know, from one replica's record.
+fn executed_journey(answer: &pb::OrderStatusResponse) -> Journey {
+    let started = answer.started.as_ref().map(journey::stamp_from_proto);
+    let decided = answer.decided.as_ref().map(journey::stamp_from_proto);
+    let decision = decided.and_then(|by| {
+        let commit = match OrderState::parse(&answer.status) {
+            Some(OrderState::Committed) => true,
+            Some(OrderState::Aborted) => false,
+            // Decided, not yet complete: the record's reason tells an abort.
+            _ => answer.reason.is_empty(),
+        };
+        Some(Decision { commit, by })
+    });
+    Journey {
+        checkout: journey::checkout_events_from_proto(&answer.checkout_events),
+        queued: (answer.accepted_at_unix_ms > 0).then(|| Queued {
+            priority: answer.client_card.clone(),
+            accepted_at_ms: answer.accepted_at_unix_ms,
+            position: None,
+        }),
+        execution: Some(Execution {
+            started,
+            votes: answer.votes.iter().map(journey::vote_from_proto).collect(),
+            decision,
+            completed_at_ms: Some(answer.completed_at_unix_ms).filter(|at| *at > 0),
+        }),
+    }
+}
+
+/// The journey of an order still on the queue.
+fn queued_journey(answer: &pb::LookupResponse) -> Journey {
+    Journey {
+        checkout: journey::checkout_events_from_proto(&answer.checkout_events),
+        queued: Some(Queued {
+            priority: answer.client_card.clone(),
+            accepted_at_ms: answer.accepted_at_unix_ms,
+            position: Some(answer.position).filter(|position| *position > 0),
+        }),
+        execution: None,
+    }
+}
+
 impl StatusReader {
     pub fn new(urls: &ServiceUrls, deadline: Duration) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
@@ -78,18 +122,22 @@ impl StatusReader {
             .into_iter()
             .flatten()
             .filter(|answer| answer.known)
-            .filter_map(|answer| OrderState::parse(&answer.status).map(|state| (state, answer.reason)))
-            .max_by_key(|(state, _)| rank(*state));
-        if let Some((status, reason)) = best {
-            let reason = Some(reason).filter(|reason| !reason.is_empty());
-            return Ok(Some(OrderStatus { order_id: order_id.to_owned(), status, reason }));
+            .filter_map(|answer| OrderState::parse(&answer.status).map(|state| (state, answer)))
+            .max_by_key(|(state, answer)| (rank(*state), answer.completed_at_unix_ms, answer.votes.len()));
+        if let Some((status, answer)) = best {
+            let reason = Some(answer.reason.clone()).filter(|reason| !reason.is_empty());
+            let journey = Some(executed_journey(&answer));
+            return Ok(Some(OrderStatus { order_id: order_id.to_owned(), status, reason, journey }));
         }
         let mut queue = OrderQueueClient::new(self.queue.clone());
         let lookup = within(self.deadline, queue.lookup(pb::LookupRequest { order_id: order_id.to_owned() })).await;
         match lookup.as_ref().map(|answer| answer.state.as_str()) {
-            Some("queued" | "leased") => {
-                Ok(Some(OrderStatus { order_id: order_id.to_owned(), status: OrderState::Queued, reason: None }))
-            }
+            Some("queued" | "leased") => Ok(Some(OrderStatus {
+                order_id: order_id.to_owned(),
+                status: OrderState::Queued,
+                reason: None,
+                journey: lookup.as_ref().map(queued_journey),
+            })),
             // Acknowledged by the executors, who must then know it: they did not
             // answer in time.
             Some("done") => Err("The order's status cannot be read right now; please try again shortly.".to_owned()),

@@ -142,6 +142,12 @@ async fn the_order_page_and_the_cluster_page_render_live_data() {
     browser.client.goto(&stack.url(&format!("/orders/{order_id}"))).await.unwrap();
     browser.wait_for(HYDRATED).await;
     browser.wait_for("#order-live-status[data-status='committed']").await;
+    // The journey: a-f, queued, started, two votes, the decision, the end.
+    browser.wait_for("#order-journey li[data-step='completed']").await;
+    let steps = browser.client.find_all(Locator::Css("#order-journey li[data-step]")).await.unwrap();
+    assert_eq!(steps.len(), 12);
+    let clock = browser.client.find(Locator::Css("#order-journey li[data-step='suggest_books'] .journey-clock")).await;
+    assert_eq!(clock.unwrap().text().await.unwrap(), "[3,2,1]");
     browser.client.goto(&stack.url("/cluster")).await.unwrap();
     browser.wait_for(HYDRATED).await;
     browser.wait_for("#cluster-executors tr.replica.leader").await;

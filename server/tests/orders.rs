@@ -22,7 +22,72 @@ async fn an_approved_order_ends_committed() {
     let stack = shop().await;
     let order_id = place(&stack, &seed_order()).await;
     let body = stack.final_status(&order_id).await;
-    assert_eq!(body, json!({"orderId": order_id, "status": "committed", "reason": null}));
+    assert_eq!((&body["orderId"], &body["status"], &body["reason"]), (&json!(order_id), &json!("committed"), &Value::Null));
+}
+
+/// The times of a journey, for checking the order things happened in.
+fn at(value: &Value) -> u64 {
+    value.as_u64().unwrap_or_else(|| panic!("a time in ms, not {value}"))
+}
+
+#[tokio::test]
+async fn a_committed_order_shows_its_whole_journey() {
+    let stack = shop().await;
+    let order = with(seed_order(), "clientCard", json!("Premium"));
+    let order_id = place(&stack, &order).await;
+    let body = stack.final_status(&order_id).await;
+    let journey = &body["journey"];
+    // a-f, each by its service, each clock after the event; f ends at [3,2,1].
+    let checkout = journey["checkout"].as_array().unwrap_or_else(|| panic!("{body}"));
+    let mut steps: Vec<&str> = checkout.iter().map(|event| event["step"].as_str().unwrap()).collect();
+    steps.sort_unstable();
+    assert_eq!(
+        steps,
+        ["check_card", "check_user", "suggest_books", "verify_card_format", "verify_items", "verify_user_data"]
+    );
+    let event = |step: &str| checkout.iter().find(|event| event["step"] == step).unwrap();
+    assert_eq!(event("verify_items")["clock"], json!([1, 0, 0]));
+    assert_eq!(event("check_user")["service"], "fraud_detection");
+    assert_eq!(event("suggest_books")["clock"], json!([3, 2, 1]));
+    assert!(checkout.iter().all(|event| event["refusal"].is_null()), "{journey}");
+    // e waits for c and d, f for e: their ends are in that order.
+    assert!(at(&event("check_card")["atMs"]) >= at(&event("verify_card_format")["atMs"]));
+    assert!(at(&event("check_card")["atMs"]) >= at(&event("check_user")["atMs"]));
+    assert!(at(&event("suggest_books")["atMs"]) >= at(&event("check_card")["atMs"]));
+    // Queued with the priority it was given, then run by a leader of the group.
+    assert_eq!(journey["queued"]["priority"], "Premium");
+    let execution = &journey["execution"];
+    let started = &execution["started"];
+    assert!((1..=3).contains(&started["node"].as_u64().unwrap()), "{execution}");
+    assert!(started["term"].as_u64().unwrap() >= 1, "{execution}");
+    assert!(at(&started["atMs"]) >= at(&journey["queued"]["acceptedAtMs"]));
+    let votes = execution["votes"].as_array().unwrap();
+    let mut voters: Vec<&str> = votes.iter().map(|vote| vote["participant"].as_str().unwrap()).collect();
+    voters.sort_unstable();
+    assert_eq!(voters, ["books_db", "payment"]);
+    assert!(votes.iter().all(|vote| vote["yes"] == true), "{execution}");
+    assert_eq!(execution["decision"]["commit"], true);
+    let decided = at(&execution["decision"]["by"]["atMs"]);
+    assert!(votes.iter().all(|vote| at(&vote["atMs"]) <= decided), "the decision follows both votes: {execution}");
+    assert!(at(&execution["completedAtMs"]) >= decided);
+    // Nothing of the shopper's is in it.
+    let text = journey.to_string();
+    for secret in ["4716", "556", "Simon", "Narva"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_declined_payment_shows_the_no_vote_and_the_abort_in_the_journey() {
+    let stack = shop().await;
+    let order = with(seed_order(), "creditCard.number", json!("4000 0000 0000 0002"));
+    let order_id = place(&stack, &order).await;
+    let body = stack.final_status(&order_id).await;
+    let execution = &body["journey"]["execution"];
+    let votes = execution["votes"].as_array().unwrap_or_else(|| panic!("{body}"));
+    let payment = votes.iter().find(|vote| vote["participant"] == "payment").unwrap();
+    assert_eq!((&payment["yes"], &payment["reason"]), (&json!(false), &json!("card declined")));
+    assert_eq!(execution["decision"]["commit"], false);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ pub mod card_token;
 pub mod fraud_detection;
 pub mod grpc;
 pub mod health_check;
+pub mod journey;
 pub mod leader_client;
 pub mod order_executor;
 pub mod order_queue;

@@ -35,6 +35,7 @@ fn ApprovedPanel(order: ApprovedOrder) -> impl IntoView {
         order_id: order.order_id.clone(),
         status: OrderState::parse(&order.status).unwrap_or(OrderState::Queued),
         reason: None,
+        journey: None,
     };
     let order_page = order_href(&order.order_id);
     let suggestions = (!order.suggested_books.is_empty()).then(|| {

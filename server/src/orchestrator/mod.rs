@@ -22,12 +22,14 @@ pub mod order;
 mod precedence;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use domain::checkout::{ApprovedOrder, CheckoutRequest, SuggestedBook};
+use domain::journey::CheckoutEvent;
 use domain::{Catalog, CheckoutOutcome, Refusal, RefusalClass, Step, VectorClock};
 use proto::v1 as pb;
 use services::card_token::FingerprintKey;
+use services::journey::{checkout_event_to_proto, unix_ms};
 use services::verification_cache::{clock_from_proto, clock_to_proto};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -48,6 +50,8 @@ struct Flow {
     /// The refusal that wins so far (`precedence`); while set, only the steps that
     /// could still give a winning one start.
     refusal: Mutex<Option<Refusal>>,
+    /// The events as they ended: the start of the order's journey.
+    events: Mutex<Vec<CheckoutEvent>>,
 }
 
 impl Flow {
@@ -66,6 +70,17 @@ impl Flow {
 
     fn refusal(&self) -> Option<Refusal> {
         self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Notes how event `step` ended: the clock it answered (if any) and its refusal.
+    fn ended(&self, step: Step, service: &str, clock: Option<VectorClock>, refusal: Option<&str>) {
+        let event =
+            CheckoutEvent { step, service: service.to_owned(), clock, at_ms: unix_ms(), refusal: refusal.map(str::to_owned) };
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event);
+    }
+
+    fn events(&self) -> Vec<CheckoutEvent> {
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn may_start(&self, step: Step) -> bool {
@@ -112,7 +127,7 @@ impl Orchestrator {
         let result = match initialised {
             Err(refusal) => Err(refusal),
             Ok(()) => match self.verify(order_id, &flow).await {
-                Ok(books) => self.enqueue(order_id, request).await.map(|()| books),
+                Ok(books) => self.enqueue(order_id, request, &flow.events()).await.map(|()| books),
                 Err(refusal) => Err(refusal),
             },
         };
@@ -191,8 +206,11 @@ impl Orchestrator {
             })
             .await
             .ok_or_else(|| flow.refusal().unwrap_or_else(|| internal(Step::CheckCard, "stopped without a refusal")))?;
-        let (f, books) = self.suggest(order_id, e).await?;
+        let (f, books) = self.suggest(order_id, e).await.inspect_err(|refusal| {
+            flow.ended(Step::SuggestBooks, SUGGESTIONS, None, Some(&refusal.code));
+        })?;
         flow.observe(&f);
+        flow.ended(Step::SuggestBooks, SUGGESTIONS, Some(f), None);
         if f != VectorClock::APPROVED {
             tracing::error!(clock = %f, expected = %VectorClock::APPROVED, "the final clock of an approved order is wrong");
             return Err(internal(Step::SuggestBooks, "the verification steps did not run in the expected order"));
@@ -224,15 +242,19 @@ impl Orchestrator {
         let response = match self.clients.call(step, service, call(request)).await {
             Ok(response) => response,
             Err(refusal) => {
+                flow.ended(step, service, None, Some(&refusal.code));
                 flow.refuse(refusal);
                 return None;
             }
         };
         let Ok(clock) = clock_from_proto(response.clock.as_ref()) else {
-            flow.refuse(Refusal::unavailable(step, service, "the service answered with a malformed clock"));
+            let refusal = Refusal::unavailable(step, service, "the service answered with a malformed clock");
+            flow.ended(step, service, None, Some(&refusal.code));
+            flow.refuse(refusal);
             return None;
         };
         flow.observe(&clock);
+        flow.ended(step, service, Some(clock), response.refusal.as_ref().map(|refusal| refusal.code.as_str()));
         if let Some(refusal) = response.refusal {
             flow.refuse(refusal_from_proto(step, service, refusal));
             return None;
@@ -259,10 +281,10 @@ impl Orchestrator {
     }
 
     /// Step 4.
-    async fn enqueue(&self, order_id: &str, request: &CheckoutRequest) -> Result<(), Refusal> {
-        let accepted_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let queued = order::to_queued_order(order_id, request, &self.catalog, &self.fingerprint_key, accepted_at)
+    async fn enqueue(&self, order_id: &str, request: &CheckoutRequest, events: &[CheckoutEvent]) -> Result<(), Refusal> {
+        let mut queued = order::to_queued_order(order_id, request, &self.catalog, &self.fingerprint_key, unix_ms())
             .map_err(|error| Refusal::invalid_field(Step::Enqueue, "web", error))?;
+        queued.checkout_events = events.iter().map(checkout_event_to_proto).collect();
         let request = self.clients.request(pb::EnqueueRequest { order: Some(queued) });
         let mut queue = self.clients.order_queue.clone();
         self.clients.call(Step::Enqueue, ORDER_QUEUE, queue.enqueue(request)).await?;

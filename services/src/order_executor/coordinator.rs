@@ -17,9 +17,11 @@
 
 use std::time::Duration;
 
+use domain::journey::{LeaderStamp, Vote as VoteRecord};
 use futures::future::BoxFuture;
 
 use super::state::{Command, Execution, Outcome, Phase, Record};
+use crate::journey::unix_ms;
 
 /// A participant's vote in phase one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,9 @@ pub trait DecisionLog: Send + Sync {
     /// Whether this replica still leads; a deposed leader stops resending
     /// decisions (its successor recovers the order).
     fn is_leader(&self) -> bool;
+    /// This replica's node id and current term, stamped on what it logs (the
+    /// order's journey shows which leader ran it).
+    fn leadership(&self) -> (u64, u64);
 }
 
 /// Acknowledges a finished order to the queue.
@@ -99,14 +104,16 @@ pub enum Finished {
 
 impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L, B, P, Q> {
     /// Runs an order delivered by the queue to its end.
-    pub async fn execute(&self, execution: Execution) -> Result<Finished, LogError> {
+    pub async fn execute(&self, mut execution: Execution) -> Result<Finished, LogError> {
         let order_id = execution.order_id.clone();
         let lease_id = execution.lease_id.clone();
+        execution.started = Some(self.stamp());
         let phase = self.record(Command::Start(execution.clone())).await?;
         let decided = match phase {
             Phase::Executing => {
-                let abort_reason = self.prepare_both(&execution).await;
-                self.record(Command::Decide { order_id: order_id.clone(), abort_reason }).await?
+                let (abort_reason, votes) = self.prepare_both(&execution).await;
+                let by = Some(self.stamp());
+                self.record(Command::Decide { order_id: order_id.clone(), abort_reason, votes, by }).await?
             }
             // Redelivered after a decision: finish what the log says.
             other => other,
@@ -125,7 +132,13 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
                 Phase::Executing => {
                     tracing::info!(%order_id, "recovering an undecided order: aborting it");
                     let reason = "the executor running it stopped before deciding; nothing was charged".to_owned();
-                    self.record(Command::Decide { order_id: order_id.clone(), abort_reason: Some(reason) }).await?
+                    let decide = Command::Decide {
+                        order_id: order_id.clone(),
+                        abort_reason: Some(reason),
+                        votes: Vec::new(),
+                        by: Some(self.stamp()),
+                    };
+                    self.record(decide).await?
                 }
                 phase => {
                     tracing::info!(%order_id, status = phase.status(), "recovering a decided order: resending the decision");
@@ -138,15 +151,36 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
         Ok(in_flight.len())
     }
 
-    /// Phase one: both votes, in parallel. `None` to commit, else why to abort.
-    async fn prepare_both(&self, execution: &Execution) -> Option<String> {
-        let (books, payment) = tokio::join!(self.books.prepare(execution), self.payment.prepare(execution));
-        let reason = |vote: Result<Vote, Unreachable>| match vote {
+    /// Phase one: both votes, in parallel. `None` to commit, else why to abort;
+    /// and the votes as they came, for the journey (an unreachable participant
+    /// counts as a no).
+    async fn prepare_both(&self, execution: &Execution) -> (Option<String>, Vec<VoteRecord>) {
+        let (books, payment) = tokio::join!(
+            timed(self.books.name(), self.books.prepare(execution)),
+            timed(self.payment.name(), self.payment.prepare(execution)),
+        );
+        let reason = |vote: &Result<Vote, Unreachable>| match vote {
             Ok(Vote::Yes) => None,
-            Ok(Vote::No { reason }) => Some(reason),
+            Ok(Vote::No { reason }) => Some(reason.clone()),
             Err(unreachable) => Some(format!("{}; nothing was charged", unreachable)),
         };
-        reason(books).or_else(|| reason(payment))
+        let abort_reason = reason(&books.1).or_else(|| reason(&payment.1));
+        let mut votes: Vec<VoteRecord> = [books, payment]
+            .into_iter()
+            .map(|(participant, vote, at_ms)| VoteRecord {
+                participant: participant.to_owned(),
+                yes: matches!(vote, Ok(Vote::Yes)),
+                reason: reason(&vote),
+                at_ms,
+            })
+            .collect();
+        votes.sort_by_key(|vote| vote.at_ms);
+        (abort_reason, votes)
+    }
+
+    fn stamp(&self) -> LeaderStamp {
+        let (node, term) = self.log.leadership();
+        LeaderStamp { node, term, at_ms: unix_ms() }
     }
 
     /// Phase two: send the recorded decision until both acknowledge, then record
@@ -159,7 +193,7 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
         };
         if !decided.is_final() {
             self.deliver(order_id, finished == Finished::Committed).await?;
-            self.record(Command::Complete { order_id: order_id.to_owned() }).await?;
+            self.record(Command::Complete { order_id: order_id.to_owned(), at_ms: Some(unix_ms()) }).await?;
         }
         Ok(finished)
     }
@@ -214,6 +248,15 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
     }
 }
 
+/// A participant's vote, with its name and when it came.
+async fn timed(
+    participant: &'static str,
+    vote: BoxFuture<'_, Result<Vote, Unreachable>>,
+) -> (&'static str, Result<Vote, Unreachable>, u64) {
+    let vote = vote.await;
+    (participant, vote, unix_ms())
+}
+
 /// Awaits one decision call (`None`: acknowledged before); true once acknowledged.
 async fn acknowledged(order_id: &str, participant: &str, call: Option<BoxFuture<'_, Result<(), Unreachable>>>) -> bool {
     let Some(call) = call else { return true };
@@ -249,6 +292,9 @@ mod tests {
         }
         fn is_leader(&self) -> bool {
             true
+        }
+        fn leadership(&self) -> (u64, u64) {
+            (1, 1)
         }
     }
 
@@ -319,6 +365,10 @@ mod tests {
             card_last4: "6287".into(),
             card_fingerprint: "f".repeat(64),
             lease_id: "lease-1".into(),
+            checkout_events: Vec::new(),
+            client_card: "None".into(),
+            accepted_at_ms: 0,
+            started: None,
         }
     }
 
@@ -380,7 +430,10 @@ mod tests {
         // What the previous leader left behind.
         c.log.propose(Command::Start(execution("undecided"))).await.unwrap();
         c.log.propose(Command::Start(execution("decided"))).await.unwrap();
-        c.log.propose(Command::Decide { order_id: "decided".into(), abort_reason: None }).await.unwrap();
+        c.log
+            .propose(Command::Decide { order_id: "decided".into(), abort_reason: None, votes: Vec::new(), by: None })
+            .await
+            .unwrap();
         assert_eq!(c.recover().await.unwrap(), 2);
         let state = c.log.0.lock().unwrap().clone();
         assert_eq!(state.get("decided").unwrap().phase, Phase::Committed);

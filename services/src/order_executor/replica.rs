@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use super::backoff::{Backoff, BackoffPolicy};
+use crate::journey;
 use super::coordinator::{Coordinator, DecisionLog, LogError, RetryPolicy};
 use super::participants::{BooksParticipant, PaymentParticipant, QueueClient, QueueError};
 use super::state::{Command, Execution, ExecutorState, Outcome, Record};
@@ -81,6 +82,10 @@ impl DecisionLog for RaftLog {
     fn is_leader(&self) -> bool {
         self.0.is_leader()
     }
+
+    fn leadership(&self) -> (u64, u64) {
+        (self.0.id(), self.0.term())
+    }
 }
 
 struct StatusService(Node<ExecutorState>);
@@ -98,6 +103,13 @@ impl OrderExecutor for StatusService {
                 status: record.phase.status().to_owned(),
                 reason: record.phase.reason().unwrap_or_default().to_owned(),
                 sequence: record.sequence,
+                checkout_events: record.execution.checkout_events.iter().map(journey::checkout_event_to_proto).collect(),
+                client_card: record.execution.client_card.clone(),
+                accepted_at_unix_ms: record.execution.accepted_at_ms,
+                started: record.execution.started.as_ref().map(journey::stamp_to_proto),
+                votes: record.votes.iter().map(journey::vote_to_proto).collect(),
+                decided: record.decided.as_ref().map(journey::stamp_to_proto),
+                completed_at_unix_ms: record.completed_at_ms.unwrap_or_default(),
             })
         });
         Ok(Response::new(answer.unwrap_or_default()))
@@ -245,5 +257,10 @@ fn execution_from(order: pb::QueuedOrder, lease_id: String) -> Execution {
         card_last4: card.last4,
         card_fingerprint: card.fingerprint,
         lease_id,
+        checkout_events: journey::checkout_events_from_proto(&order.checkout_events),
+        client_card: order.client_card,
+        accepted_at_ms: order.accepted_at_unix_ms,
+        // Stamped by the coordinator when it starts the order.
+        started: None,
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use domain::journey::{CheckoutEvent, LeaderStamp, Vote};
 use serde::{Deserialize, Serialize};
 
 use crate::books_db::state::Line;
@@ -27,6 +28,17 @@ pub struct Execution {
     pub card_fingerprint: String,
     /// The queue lease to acknowledge when the order is finished.
     pub lease_id: String,
+    /// The start of the order's journey, carried along for its page (none of it is
+    /// customer data). Absent in records written before it was kept.
+    #[serde(default)]
+    pub checkout_events: Vec<CheckoutEvent>,
+    #[serde(default)]
+    pub client_card: String,
+    #[serde(default)]
+    pub accepted_at_ms: u64,
+    /// The leader that started the two-phase commit (set by it, when proposing).
+    #[serde(default)]
+    pub started: Option<LeaderStamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +86,14 @@ pub struct Record {
     /// 1 for the first order the group started, 2 for the next, ...: the order in
     /// which the leader took orders from the queue.
     pub sequence: u64,
+    /// The votes the decision was made on (none when a new leader aborted an
+    /// undecided order), and who logged it, when.
+    #[serde(default)]
+    pub votes: Vec<Vote>,
+    #[serde(default)]
+    pub decided: Option<LeaderStamp>,
+    #[serde(default)]
+    pub completed_at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,9 +103,17 @@ pub enum Command {
     Decide {
         order_id: String,
         abort_reason: Option<String>,
+        /// What the decision was made on and who made it (for the journey; the
+        /// state machine keeps the first decision's).
+        #[serde(default)]
+        votes: Vec<Vote>,
+        #[serde(default)]
+        by: Option<LeaderStamp>,
     },
     Complete {
         order_id: String,
+        #[serde(default)]
+        at_ms: Option<u64>,
     },
 }
 
@@ -113,11 +141,18 @@ impl ExecutorState {
                 let started = &mut self.started;
                 let record = self.records.entry(execution.order_id.clone()).or_insert_with(|| {
                     *started += 1;
-                    Record { execution: execution.clone(), phase: Phase::Executing, sequence: *started }
+                    Record {
+                        execution: execution.clone(),
+                        phase: Phase::Executing,
+                        sequence: *started,
+                        votes: Vec::new(),
+                        decided: None,
+                        completed_at_ms: None,
+                    }
                 });
                 Outcome::Phase(record.phase.clone())
             }
-            Command::Decide { order_id, abort_reason } => {
+            Command::Decide { order_id, abort_reason, votes, by } => {
                 let Some(record) = self.records.get_mut(order_id) else {
                     return Outcome::Refused { reason: format!("order {order_id} was never started") };
                 };
@@ -128,6 +163,8 @@ impl ExecutorState {
                 match (&record.phase, &wanted) {
                     (Phase::Executing, _) => {
                         record.phase = wanted;
+                        record.votes = votes.clone();
+                        record.decided = *by;
                         Outcome::Phase(record.phase.clone())
                     }
                     (Phase::Committing | Phase::Committed, Phase::Committing)
@@ -139,7 +176,7 @@ impl ExecutorState {
                     }
                 }
             }
-            Command::Complete { order_id } => {
+            Command::Complete { order_id, at_ms } => {
                 let Some(record) = self.records.get_mut(order_id) else {
                     return Outcome::Refused { reason: format!("order {order_id} was never started") };
                 };
@@ -150,6 +187,7 @@ impl ExecutorState {
                         return Outcome::Refused { reason: format!("order {order_id} has no decision to complete") }
                     }
                 };
+                record.completed_at_ms = record.completed_at_ms.or(*at_ms);
                 Outcome::Phase(record.phase.clone())
             }
         }
@@ -188,15 +226,57 @@ mod tests {
             card_last4: "6287".into(),
             card_fingerprint: "f".repeat(64),
             lease_id: "lease".into(),
+            checkout_events: Vec::new(),
+            client_card: "Premium".into(),
+            accepted_at_ms: 1_000,
+            started: Some(LeaderStamp { node: 1, term: 2, at_ms: 1_010 }),
         }
     }
 
     fn decide(order_id: &str, abort_reason: Option<&str>) -> Command {
-        Command::Decide { order_id: order_id.into(), abort_reason: abort_reason.map(str::to_owned) }
+        let votes = vec![Vote { participant: "books_db".into(), yes: abort_reason.is_none(), reason: None, at_ms: 1_011 }];
+        let by = Some(LeaderStamp { node: 1, term: 2, at_ms: 1_012 });
+        Command::Decide { order_id: order_id.into(), abort_reason: abort_reason.map(str::to_owned), votes, by }
     }
 
     fn complete(order_id: &str) -> Command {
-        Command::Complete { order_id: order_id.into() }
+        Command::Complete { order_id: order_id.into(), at_ms: Some(1_020) }
+    }
+
+    #[test]
+    fn the_record_keeps_the_first_decisions_votes_and_stamps() {
+        let mut state = ExecutorState::default();
+        state.apply(&Command::Start(execution("o1")));
+        state.apply(&decide("o1", None));
+        let later = Command::Decide {
+            order_id: "o1".into(),
+            abort_reason: None,
+            votes: Vec::new(),
+            by: Some(LeaderStamp { node: 3, term: 4, at_ms: 2_000 }),
+        };
+        state.apply(&later);
+        state.apply(&complete("o1"));
+        state.apply(&Command::Complete { order_id: "o1".into(), at_ms: Some(3_000) });
+        let record = state.get("o1").unwrap();
+        assert_eq!(record.execution.started, Some(LeaderStamp { node: 1, term: 2, at_ms: 1_010 }));
+        assert_eq!(record.votes.len(), 1);
+        assert_eq!(record.decided, Some(LeaderStamp { node: 1, term: 2, at_ms: 1_012 }), "the first decision's");
+        assert_eq!(record.completed_at_ms, Some(1_020), "the first completion's");
+    }
+
+    #[test]
+    fn commands_logged_before_the_journey_was_kept_still_apply() {
+        let start = r#"{"Start":{"order_id":"o1","lines":[{"book_id":"4","quantity":1}],"total_cents":1598,
+            "card_network":"visa","card_last4":"6287","card_fingerprint":"f","lease_id":"l"}}"#;
+        let decide = r#"{"Decide":{"order_id":"o1","abort_reason":null}}"#;
+        let complete = r#"{"Complete":{"order_id":"o1"}}"#;
+        let mut state = ExecutorState::default();
+        for json in [start, decide, complete] {
+            state.apply(&serde_json::from_str(json).unwrap());
+        }
+        let record = state.get("o1").unwrap();
+        assert_eq!(record.phase, Phase::Committed);
+        assert_eq!((record.execution.started, record.decided, record.completed_at_ms), (None, None, None));
     }
 
     #[test]

@@ -167,8 +167,15 @@ impl OrderQueue for OrderQueueService {
 
     async fn lookup(&self, request: Request<pb::LookupRequest>) -> Result<Response<pb::LookupResponse>, Status> {
         let order_id = request.into_inner().order_id;
-        let location = self.blocking(move |store| store.lookup(&order_id)).await?;
-        Ok(Response::new(pb::LookupResponse { state: location.as_str().to_owned() }))
+        let found = self.blocking(move |store| store.look_up(&order_id)).await?;
+        let order = found.order.unwrap_or_default();
+        Ok(Response::new(pb::LookupResponse {
+            state: found.location.as_str().to_owned(),
+            position: found.position.unwrap_or_default(),
+            client_card: order.client_card,
+            accepted_at_unix_ms: order.accepted_at_unix_ms,
+            checkout_events: order.checkout_events,
+        }))
     }
 
     async fn stats(&self, _: Request<pb::StatsRequest>) -> Result<Response<pb::StatsResponse>, Status> {

@@ -121,6 +121,16 @@ impl Location {
     }
 }
 
+/// What `look_up` found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub location: Location,
+    /// While the queue holds the order (ready or leased).
+    pub order: Option<pb::QueuedOrder>,
+    /// While it is ready: 1 when it is next.
+    pub position: Option<u64>,
+}
+
 /// Orders ready for delivery by rank (0 = Premium), and leased ones.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Depth {
@@ -308,17 +318,26 @@ impl QueueStore {
     }
 
     pub fn lookup(&self, order_id: &str) -> Result<Location, StoreError> {
+        Ok(self.look_up(order_id)?.location)
+    }
+
+    /// Where an order is and, while the queue holds it, the order and (while it
+    /// waits) its place: 1 when it is next to be delivered.
+    pub fn look_up(&self, order_id: &str) -> Result<Found, StoreError> {
         let txn = self.db.begin_read()?;
         if txn.open_table(DONE)?.get(order_id)?.is_some() {
-            return Ok(Location::Done);
+            return Ok(Found { location: Location::Done, order: None, position: None });
         }
+        let Some(bytes) = txn.open_table(ORDERS)?.get(order_id)? else {
+            return Ok(Found { location: Location::Unknown, order: None, position: None });
+        };
+        let stored = decode(order_id, bytes.value())?;
         if txn.open_table(LEASES)?.get(order_id)?.is_some() {
-            return Ok(Location::Leased);
+            return Ok(Found { location: Location::Leased, order: stored.order, position: None });
         }
-        if txn.open_table(ORDERS)?.get(order_id)?.is_some() {
-            return Ok(Location::Ready);
-        }
-        Ok(Location::Unknown)
+        let rank = u8::try_from(stored.rank).unwrap_or(u8::MAX);
+        let ahead = txn.open_table(READY)?.range(..(rank, stored.sequence))?.count() as u64;
+        Ok(Found { location: Location::Ready, order: stored.order, position: Some(ahead + 1) })
     }
 
     /// When the earliest lease expires, if any order is leased.
@@ -367,6 +386,25 @@ mod tests {
 
     fn next_id(store: &QueueStore, now_ms: u64) -> Option<String> {
         store.dequeue(now_ms, 1_000, "test", 0).unwrap().map(|d| d.order.order_id)
+    }
+
+    #[test]
+    fn a_waiting_order_knows_its_place_and_a_delivered_one_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        for (id, rank) in [("none-1", 2), ("basic-1", 1), ("premium-1", 0), ("none-2", 2)] {
+            store.enqueue(order(id), rank).unwrap();
+        }
+        let place = |id: &str| store.look_up(id).unwrap().position;
+        // Premium first, then Basic, then None in arrival order.
+        assert_eq!([place("premium-1"), place("basic-1"), place("none-1"), place("none-2")], [Some(1), Some(2), Some(3), Some(4)]);
+        assert_eq!(next_id(&store, 0).as_deref(), Some("premium-1"));
+        let leased = store.look_up("premium-1").unwrap();
+        assert_eq!((leased.location, leased.position), (Location::Leased, None));
+        assert_eq!(leased.order.map(|order| order.order_id).as_deref(), Some("premium-1"), "the queue still holds it");
+        assert_eq!(place("none-2"), Some(3), "everyone moved up");
+        let unknown = store.look_up("nope").unwrap();
+        assert_eq!((unknown.location, unknown.order, unknown.position), (Location::Unknown, None, None));
     }
 
     #[test]
