@@ -10,6 +10,7 @@ mod support;
 
 use browser::Browser;
 use fantoccini::Locator;
+use serde_json::json;
 use support::{Stack, StackOptions};
 
 /// Where cargo-leptos put the page's assets.
@@ -241,6 +242,20 @@ async fn the_checkout_page_first_load_stays_within_its_weight_budget() {
     browser.fill("field-creditCard-number", "4716 4015 8980 6288").await;
     browser.client.find(Locator::Id("field-creditCard-cvv")).await.unwrap().click().await.unwrap();
     browser.wait_for("#field-creditCard-number-error:not(:empty)").await;
+    // Once the shopper is on the form, the code a placed order needs is fetched.
+    let fetched = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const seen = () => performance.getEntriesByType('resource').some(e => e.name.includes('/pkg/split_submit_'));
+             const started = Date.now();
+             const look = () => seen() ? done(true) : Date.now() - started > 10000 ? done(false) : setTimeout(look, 20);
+             look();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched, json!(true), "the submission's module was not fetched while the shopper typed");
     browser.close().await;
 }
 

@@ -80,6 +80,20 @@ pub(crate) fn CheckoutPage() -> impl IntoView {
         });
     };
 
+    // The code a placed order needs is fetched once the shopper starts on the
+    // form, so it is there by the time they place it (and not in the first load).
+    let preloaded = StoredValue::new(false);
+    let preload = move |_| {
+        if !preloaded.get_value() {
+            preloaded.set_value(true);
+            #[cfg(feature = "hydrate")]
+            {
+                let _ = leptos::lazy_preload!(submit);
+                let _ = leptos::lazy_preload!(outcome_view);
+            }
+        }
+    };
+
     let outcome = move || {
         let result = if pending.get() { None } else { result.get() }?;
         let names_a_field = matches!(&result, Ok(CheckoutOutcome::Refused(refusal))
@@ -125,6 +139,7 @@ pub(crate) fn CheckoutPage() -> impl IntoView {
                 action=Checkout::PATH
                 method="post"
                 on:submit=send
+                on:focusin=preload
                 id="checkout-form"
                 class="checkout"
                 hidden=move || approved.get()
