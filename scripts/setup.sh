@@ -39,15 +39,24 @@ has_version() { # has_version CMD VERSION: CMD --version prints VERSION
 }
 
 # Builds crate NAME at VERSION from its published source, after `cargo update -p PKG
-# --precise V` on its lock file, and installs its binaries into ~/.cargo/bin.
+# --precise V` on its lock file, and installs its binaries into ~/.cargo/bin. Cargo
+# fetches the source (through a throwaway manifest that depends on it), so this
+# follows the machine's cargo configuration: its registry, mirror and proxy.
 install_from_source() {
   local name=$1 version=$2 pin_pkg=$3 pin_version=$4
-  local dir
+  local dir source
   dir=$(mktemp -d)
   log "building $name $version from source (pinning $pin_pkg $pin_version)"
-  curl -sSfL "https://static.crates.io/crates/$name/$name-$version.crate" | tar -xz -C "$dir"
+  mkdir -p "$dir/fetch/src" "$dir/build"
+  touch "$dir/fetch/src/lib.rs"
+  printf '[package]\nname = "fetch-%s"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n[dependencies]\n%s = "=%s"\n' \
+    "$name" "$name" "$version" > "$dir/fetch/Cargo.toml"
+  cargo fetch -q --manifest-path "$dir/fetch/Cargo.toml"
+  source=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -mindepth 2 -maxdepth 2 -type d -name "$name-$version" | head -n 1)
+  [ -n "$source" ] || { echo "setup.sh: cargo fetched no source for $name $version" >&2; exit 1; }
+  cp -r "$source" "$dir/build/"
   (
-    cd "$dir/$name-$version"
+    cd "$dir/build/$name-$version"
     cargo update -q -p "$pin_pkg" --precise "$pin_version"
     cargo install -q --locked --path . --root "${CARGO_HOME:-$HOME/.cargo}"
   )
