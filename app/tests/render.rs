@@ -84,7 +84,12 @@ impl CheckoutBackend for Fake {
 
     fn order_status(&self, order_id: String) -> BoxFuture<'_, Result<Option<OrderStatus>, String>> {
         let status = |status, reason: Option<&str>| {
-            Ok(Some(OrderStatus { order_id: order_id.clone(), status, reason: reason.map(str::to_owned), journey: None }))
+            Ok(Some(OrderStatus {
+                order_id: order_id.clone(),
+                status,
+                reason: reason.map(str::to_owned),
+                journey: None,
+            }))
         };
         let answer = match order_id.as_str() {
             "0b7e9a52-77c1-4c1e-9d1c-3f0c2a9e8b10" => status(OrderState::Queued, None),

@@ -36,7 +36,12 @@ async fn timings(browser: &Browser) -> [f64; 4] {
 fn summary(label: &str, mut values: Vec<f64>) {
     values.sort_by(f64::total_cmp);
     let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-    println!("  {label:<24} median {:>7.1} ms   p90 {:>7.1} ms   max {:>7.1} ms", at(0.5), at(0.9), values[values.len() - 1]);
+    println!(
+        "  {label:<24} median {:>7.1} ms   p90 {:>7.1} ms   max {:>7.1} ms",
+        at(0.5),
+        at(0.9),
+        values[values.len() - 1]
+    );
 }
 
 #[tokio::main]

@@ -163,11 +163,16 @@ pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Re
         .merge(page)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn(crate::api_errors::one_shape))
-        .layer(axum::middleware::from_fn(move |request, next| crate::assets::cache_headers(hashes.clone(), request, next)))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::assets::cache_headers(hashes.clone(), request, next)
+        }))
         // Pages and API answers; the page's files come compressed at build time
         // (a `.br`/`.gz` copy beside each), so a build without those copies (a
         // debug build's 8 MB wasm) is not compressed on every request either.
-        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/wasm"))));
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/wasm"))),
+        );
     if !config.cors_allowed_origins.is_empty() {
         let origins = config
             .cors_allowed_origins

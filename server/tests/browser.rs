@@ -228,7 +228,9 @@ async fn the_checkout_page_first_load_stays_within_its_weight_budget() {
     let total: u64 = entries.iter().map(|(_, transferred, _, _)| transferred).sum();
     let listing = entries
         .iter()
-        .map(|(name, transferred, encoded, decoded)| format!("{transferred:>8} B on the wire ({encoded} B body, {decoded} B decoded) {name}"))
+        .map(|(name, transferred, encoded, decoded)| {
+            format!("{transferred:>8} B on the wire ({encoded} B body, {decoded} B decoded) {name}")
+        })
         .collect::<Vec<_>>()
         .join("\n");
     println!("first load of the checkout page, {total} B in all:\n{listing}");
@@ -237,7 +239,10 @@ async fn the_checkout_page_first_load_stays_within_its_weight_budget() {
     for (name, _, encoded, decoded) in &entries {
         assert!(encoded < decoded, "{name} came uncompressed ({encoded} B)");
     }
-    assert!(total <= FIRST_LOAD_BUDGET_BYTES, "{total} B transferred, over the {FIRST_LOAD_BUDGET_BYTES} B budget:\n{listing}");
+    assert!(
+        total <= FIRST_LOAD_BUDGET_BYTES,
+        "{total} B transferred, over the {FIRST_LOAD_BUDGET_BYTES} B budget:\n{listing}"
+    );
     // Interactive: typing shows the inline error without a round trip.
     browser.fill("field-creditCard-number", "4716 4015 8980 6288").await;
     browser.client.find(Locator::Id("field-creditCard-cvv")).await.unwrap().click().await.unwrap();
@@ -270,7 +275,10 @@ async fn the_page_files_come_compressed_and_hashed_names_are_cached_for_good() {
     let hash = |kind: &str| {
         hashes.lines().find_map(|line| line.strip_prefix(kind)).map(|hash| hash.trim().to_owned()).unwrap()
     };
-    for (file, kind) in [(format!("bookstore.{}.wasm", hash("wasm:")), "application/wasm"), (format!("bookstore.{}.js", hash("js:")), "text/javascript")] {
+    for (file, kind) in [
+        (format!("bookstore.{}.wasm", hash("wasm:")), "application/wasm"),
+        (format!("bookstore.{}.js", hash("js:")), "text/javascript"),
+    ] {
         let url = stack.url(&format!("/pkg/{file}"));
         for encoding in ["br", "gzip"] {
             let response = stack.http.get(&url).header("accept-encoding", encoding).send().await.unwrap();
@@ -280,7 +288,10 @@ async fn the_page_files_come_compressed_and_hashed_names_are_cached_for_good() {
             assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable", "{file}");
         }
         let plain = stack.http.get(&url).send().await.unwrap();
-        assert!(plain.headers().get("content-encoding").is_none(), "{file} is sent as is when nothing else is accepted");
+        assert!(
+            plain.headers().get("content-encoding").is_none(),
+            "{file} is sent as is when nothing else is accepted"
+        );
     }
     let api = stack.http.get(stack.url("/openapi.json")).header("accept-encoding", "gzip").send().await.unwrap();
     assert_eq!(api.headers()["content-encoding"], "gzip", "API answers are compressed too");

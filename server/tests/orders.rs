@@ -22,7 +22,10 @@ async fn an_approved_order_ends_committed() {
     let stack = shop().await;
     let order_id = place(&stack, &seed_order()).await;
     let body = stack.final_status(&order_id).await;
-    assert_eq!((&body["orderId"], &body["status"], &body["reason"]), (&json!(order_id), &json!("committed"), &Value::Null));
+    assert_eq!(
+        (&body["orderId"], &body["status"], &body["reason"]),
+        (&json!(order_id), &json!("committed"), &Value::Null)
+    );
 }
 
 /// The times of a journey, for checking the order things happened in.

@@ -74,8 +74,13 @@ impl Flow {
 
     /// Notes how event `step` ended: the clock it answered (if any) and its refusal.
     fn ended(&self, step: Step, service: &str, clock: Option<VectorClock>, refusal: Option<&str>) {
-        let event =
-            CheckoutEvent { step, service: service.to_owned(), clock, at_ms: unix_ms(), refusal: refusal.map(str::to_owned) };
+        let event = CheckoutEvent {
+            step,
+            service: service.to_owned(),
+            clock,
+            at_ms: unix_ms(),
+            refusal: refusal.map(str::to_owned),
+        };
         self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event);
     }
 
@@ -281,7 +286,12 @@ impl Orchestrator {
     }
 
     /// Step 4.
-    async fn enqueue(&self, order_id: &str, request: &CheckoutRequest, events: &[CheckoutEvent]) -> Result<(), Refusal> {
+    async fn enqueue(
+        &self,
+        order_id: &str,
+        request: &CheckoutRequest,
+        events: &[CheckoutEvent],
+    ) -> Result<(), Refusal> {
         let mut queued = order::to_queued_order(order_id, request, &self.catalog, &self.fingerprint_key, unix_ms())
             .map_err(|error| Refusal::invalid_field(Step::Enqueue, "web", error))?;
         queued.checkout_events = events.iter().map(checkout_event_to_proto).collect();

@@ -124,4 +124,3 @@ impl Browser {
         self.client.find(Locator::Id("place-order")).await.unwrap().click().await.unwrap();
     }
 }
-

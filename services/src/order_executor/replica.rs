@@ -15,12 +15,12 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use super::backoff::{Backoff, BackoffPolicy};
-use crate::journey;
 use super::coordinator::{Coordinator, DecisionLog, LogError, RetryPolicy};
 use super::participants::{BooksParticipant, PaymentParticipant, QueueClient, QueueError};
 use super::state::{Command, Execution, ExecutorState, Outcome, Record};
 use crate::books_db::state::Line;
 use crate::grpc;
+use crate::journey;
 use crate::leader_client::LeaderClient;
 use crate::replicated::{self, ReplicaError};
 
@@ -103,7 +103,12 @@ impl OrderExecutor for StatusService {
                 status: record.phase.status().to_owned(),
                 reason: record.phase.reason().unwrap_or_default().to_owned(),
                 sequence: record.sequence,
-                checkout_events: record.execution.checkout_events.iter().map(journey::checkout_event_to_proto).collect(),
+                checkout_events: record
+                    .execution
+                    .checkout_events
+                    .iter()
+                    .map(journey::checkout_event_to_proto)
+                    .collect(),
                 client_card: record.execution.client_card.clone(),
                 accepted_at_unix_ms: record.execution.accepted_at_ms,
                 started: record.execution.started.as_ref().map(journey::stamp_to_proto),

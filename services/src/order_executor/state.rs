@@ -234,7 +234,8 @@ mod tests {
     }
 
     fn decide(order_id: &str, abort_reason: Option<&str>) -> Command {
-        let votes = vec![Vote { participant: "books_db".into(), yes: abort_reason.is_none(), reason: None, at_ms: 1_011 }];
+        let votes =
+            vec![Vote { participant: "books_db".into(), yes: abort_reason.is_none(), reason: None, at_ms: 1_011 }];
         let by = Some(LeaderStamp { node: 1, term: 2, at_ms: 1_012 });
         Command::Decide { order_id: order_id.into(), abort_reason: abort_reason.map(str::to_owned), votes, by }
     }

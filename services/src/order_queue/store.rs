@@ -397,7 +397,10 @@ mod tests {
         }
         let place = |id: &str| store.look_up(id).unwrap().position;
         // Premium first, then Basic, then None in arrival order.
-        assert_eq!([place("premium-1"), place("basic-1"), place("none-1"), place("none-2")], [Some(1), Some(2), Some(3), Some(4)]);
+        assert_eq!(
+            [place("premium-1"), place("basic-1"), place("none-1"), place("none-2")],
+            [Some(1), Some(2), Some(3), Some(4)]
+        );
         assert_eq!(next_id(&store, 0).as_deref(), Some("premium-1"));
         let leased = store.look_up("premium-1").unwrap();
         assert_eq!((leased.location, leased.position), (Location::Leased, None));
