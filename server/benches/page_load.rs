@@ -9,7 +9,9 @@
 //! A benchmark, not a test: it prints figures and asserts nothing about time.
 //!
 //! Run: `make build-site && cargo bench -p server --bench page_load` (optionally
-//! `-- <loads>`, default 20). Results go in docs/benchmarks.md.
+//! `-- <loads>`, default 20). With `PAGE_LOAD_REFERENCE=<url>` it also loads that
+//! page (another build of the shop, already running), taking turns with this one,
+//! and prints both. Results go in docs/benchmarks.md.
 
 #[path = "../tests/support/browser.rs"]
 mod browser;
@@ -44,6 +46,41 @@ fn summary(label: &str, mut values: Vec<f64>) {
     );
 }
 
+/// Cold and warm loads of one page.
+#[derive(Default)]
+struct Loads {
+    cold: Vec<[f64; 4]>,
+    warm: Vec<[f64; 4]>,
+}
+
+impl Loads {
+    /// One cold load in a new browser profile, then a warm one in the same session.
+    async fn measure(&mut self, url: &str) {
+        let browser = Browser::start(true).await;
+        for round in 0..2 {
+            browser.client.goto(url).await.unwrap();
+            browser.wait_for("form#checkout-form[data-hydrated='true']").await;
+            let found = timings(&browser).await;
+            assert!(found[2] >= 0.0, "{url} set no {} mark", app::INTERACTIVE_MARK);
+            if round == 0 { &mut self.cold } else { &mut self.warm }.push(found);
+        }
+        browser.close().await;
+    }
+
+    fn print(&self, name: &str) {
+        let column = |rows: &[[f64; 4]], index: usize| rows.iter().map(|row| row[index]).collect::<Vec<_>>();
+        let bytes = column(&self.cold, 3);
+        println!("{name}, cold (new profile, {:.0} B transferred):", bytes.iter().sum::<f64>() / bytes.len() as f64);
+        summary("HTML arrived", column(&self.cold, 0));
+        summary("DOM ready", column(&self.cold, 1));
+        summary("interactive", column(&self.cold, 2));
+        println!("{name}, warm (same session, files from the cache):");
+        summary("HTML arrived", column(&self.warm, 0));
+        summary("DOM ready", column(&self.warm, 1));
+        summary("interactive", column(&self.warm, 2));
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let loads: usize = std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(20);
@@ -51,30 +88,17 @@ async fn main() {
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").to_owned());
     let stack = Stack::start_with(StackOptions { site_root: Some(site_root), ..StackOptions::default() }).await;
     let url = stack.url("/");
-    let (mut cold, mut warm) = (Vec::new(), Vec::new());
-    let mut cold_bytes = 0.0;
+    let reference = std::env::var("PAGE_LOAD_REFERENCE").ok();
+    let (mut this, mut other) = (Loads::default(), Loads::default());
     for _ in 0..loads {
-        let browser = Browser::start(true).await;
-        for (round, into) in [&mut cold, &mut warm].into_iter().enumerate() {
-            browser.client.goto(&url).await.unwrap();
-            browser.wait_for("form#checkout-form[data-hydrated='true']").await;
-            let found = timings(&browser).await;
-            assert!(found[2] >= 0.0, "the page set no {} mark", app::INTERACTIVE_MARK);
-            if round == 0 {
-                cold_bytes = found[3];
-            }
-            into.push(found);
+        this.measure(&url).await;
+        if let Some(reference) = &reference {
+            other.measure(reference).await;
         }
-        browser.close().await;
     }
-    let column = |rows: &[[f64; 4]], index: usize| rows.iter().map(|row| row[index]).collect::<Vec<_>>();
     println!("checkout page, {loads} loads each, headless Chromium on loopback (release build)");
-    println!("cold (new profile, {:.0} B transferred):", cold_bytes);
-    summary("HTML arrived", column(&cold, 0));
-    summary("DOM ready", column(&cold, 1));
-    summary("interactive", column(&cold, 2));
-    println!("warm (same session, files from the cache):");
-    summary("HTML arrived", column(&warm, 0));
-    summary("DOM ready", column(&warm, 1));
-    summary("interactive", column(&warm, 2));
+    this.print("this build");
+    if let Some(reference) = &reference {
+        other.print(&format!("reference ({reference})"));
+    }
 }
