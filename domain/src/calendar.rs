@@ -29,14 +29,6 @@ impl YearMonth {
         Self { year: year.clamp(0, i64::from(u16::MAX)) as u16, month }
     }
 
-    /// The current UTC month, from the system clock.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn now_utc() -> Self {
-        let seconds =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        Self::from_unix_seconds(seconds)
-    }
-
     /// The month `months` after this one.
     pub fn plus_months(self, months: u32) -> Self {
         let index = u32::from(self.year) * 12 + u32::from(self.month - 1) + months;

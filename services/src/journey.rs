@@ -1,17 +1,11 @@
 //! An order's journey on the wire: `domain::journey` ↔ the `CheckoutEvent`,
 //! `LeaderStamp` and `Vote` messages the orchestrator, the queue and the executors
-//! pass along (see `domain::journey` for what each part means).
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! pass along (see `domain::journey` for what each part means). They are stamped
+//! with `crate::clock::unix_ms`.
 
 use domain::journey::{CheckoutEvent, LeaderStamp, Vote};
 use domain::{Step, VectorClock};
 use proto::v1 as pb;
-
-/// Now, in Unix milliseconds: how every part of the journey is stamped.
-pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
 
 pub fn checkout_event_to_proto(event: &CheckoutEvent) -> pb::CheckoutEvent {
     pb::CheckoutEvent {

@@ -8,6 +8,7 @@
 
 pub mod books_db;
 pub mod card_token;
+pub mod clock;
 pub mod fraud_detection;
 pub mod grpc;
 pub mod health_check;

@@ -102,7 +102,7 @@ fn seed_order() -> pb::Order {
         email: "simon@example.org".into(),
         card: Some(pb::Card {
             number: "4716401589806287".into(),
-            expiration_date: domain::YearMonth::now_utc().plus_months(12).to_string(),
+            expiration_date: services::clock::this_month().plus_months(12).to_string(),
             cvv: "556".into(),
         }),
         items: vec![
@@ -286,10 +286,10 @@ async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
     let dir = tempfile::tempdir().unwrap();
     let key = FingerprintKey::new("test-key");
     let mut payment = pb::payment_client::PaymentClient::connect(payment(&dir, &key).await).await.unwrap();
-    let expiry = domain::YearMonth::now_utc().plus_months(12).to_string();
+    let expiry = services::clock::this_month().plus_months(12).to_string();
     let token = |number: &str| {
         let card = domain::CardNumber::parse(number).unwrap();
-        key.token(&card, domain::Expiry::parse(&expiry, domain::YearMonth::now_utc()).unwrap())
+        key.token(&card, domain::Expiry::parse(&expiry, services::clock::this_month()).unwrap())
     };
     let prepare = |id: &str, number: &str| pb::PaymentPrepareRequest {
         order_id: id.into(),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Catalog, YearMonth};
+use domain::Catalog;
 use proto::v1 as pb;
 use serde_json::{json, Value};
 use server::config::{Config, ServiceUrls};
@@ -315,7 +315,7 @@ pub const ITEM_ONLY_FORM: &str = "request%5Bitems%5D%5B0%5D%5Bid%5D=4&request%5B
 
 /// An expiry a year from now, as MM/YY.
 pub fn future_expiry() -> String {
-    YearMonth::now_utc().plus_months(12).to_string()
+    services::clock::this_month().plus_months(12).to_string()
 }
 
 /// The seed's happy-path order (ids "4" and "1", one each, Simon Lawrence).

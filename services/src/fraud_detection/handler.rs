@@ -1,5 +1,6 @@
 //! The gRPC face of fraud_detection: clock bookkeeping around the rules.
 
+use crate::clock::unix_ms;
 use std::sync::{Arc, Mutex};
 
 use domain::{Catalog, Participant};
@@ -15,10 +16,6 @@ pub struct FraudDetectionService {
     cache: VerificationCache<pb::Order>,
     catalog: Arc<Catalog>,
     rules: Mutex<FraudRules>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl FraudDetectionService {
@@ -49,7 +46,7 @@ impl FraudDetection for FraudDetectionService {
         let request = request.into_inner();
         let order_id = request.order_id.clone();
         cache::run_event(&self.cache, "check_user", request, |order| async move {
-            self.with_rules(|rules| rules.check_user(&order_id, &order, now_ms()))
+            self.with_rules(|rules| rules.check_user(&order_id, &order, unix_ms()))
         })
         .await
         .map(Response::new)
@@ -59,7 +56,7 @@ impl FraudDetection for FraudDetectionService {
         let request = request.into_inner();
         let order_id = request.order_id.clone();
         cache::run_event(&self.cache, "check_card", request, |order| async move {
-            self.with_rules(|rules| rules.check_card(&order_id, &order, &self.catalog, now_ms()))
+            self.with_rules(|rules| rules.check_card(&order_id, &order, &self.catalog, unix_ms()))
         })
         .await
         .map(Response::new)

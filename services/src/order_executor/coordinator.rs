@@ -21,7 +21,7 @@ use domain::journey::{LeaderStamp, Vote as VoteRecord};
 use futures::future::BoxFuture;
 
 use super::state::{Command, Execution, Outcome, Phase, Record};
-use crate::journey::unix_ms;
+use crate::clock::unix_ms;
 
 /// A participant's vote in phase one.
 #[derive(Debug, Clone, PartialEq, Eq)]

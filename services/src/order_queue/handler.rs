@@ -1,6 +1,7 @@
 //! The gRPC face of the queue: validation, long polling, and moving the blocking
 //! database work off the async runtime.
 
+use crate::clock::unix_ms;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +20,6 @@ pub struct OrderQueueService {
     config: QueueConfig,
     /// Woken on every enqueue, so a long-polling consumer gets the order at once.
     arrivals: Arc<Notify>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl From<StoreError> for Status {
@@ -88,7 +85,7 @@ impl OrderQueue for OrderQueueService {
             arrival.as_mut().enable();
             let (consumer, term) = (request.consumer.clone(), request.leader_term);
             if let Some(delivery) =
-                self.blocking(move |store| store.dequeue(now_ms(), lease_ms, &consumer, term)).await?
+                self.blocking(move |store| store.dequeue(unix_ms(), lease_ms, &consumer, term)).await?
             {
                 tracing::info!(order_id = %delivery.order.order_id, consumer = %request.consumer, delivery = delivery.delivery_count, "delivered");
                 return Ok(Response::new(pb::DequeueResponse {
@@ -104,7 +101,7 @@ impl OrderQueue for OrderQueueService {
             // Wake for an arrival, the deadline, or the next lease expiry.
             let mut wake_at = deadline;
             if let Some(expiry_ms) = self.blocking(QueueStore::next_lease_expiry).await? {
-                let until_expiry = Duration::from_millis(expiry_ms.saturating_sub(now_ms()));
+                let until_expiry = Duration::from_millis(expiry_ms.saturating_sub(unix_ms()));
                 wake_at = wake_at.min(Instant::now() + until_expiry);
             }
             tokio::select! {
@@ -117,7 +114,7 @@ impl OrderQueue for OrderQueueService {
     async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
         let request = request.into_inner();
         let order_id = request.order_id.clone();
-        let acked = self.blocking(move |store| store.ack(&request.order_id, &request.lease_id, now_ms())).await?;
+        let acked = self.blocking(move |store| store.ack(&request.order_id, &request.lease_id, unix_ms())).await?;
         match acked {
             Acked::Removed => tracing::info!(%order_id, "acknowledged"),
             Acked::AlreadyDone => tracing::debug!(%order_id, "acknowledged again"),

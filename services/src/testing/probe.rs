@@ -40,7 +40,7 @@ pub fn queued_order(
     client_card: &str,
 ) -> pb::QueuedOrder {
     let number = domain::CardNumber::parse(card).expect("a valid card number");
-    let now = domain::YearMonth::now_utc();
+    let now = crate::clock::this_month();
     let expiry = domain::Expiry::parse(&now.plus_months(12).to_string(), now).expect("a valid expiry");
     pb::QueuedOrder {
         order_id: order_id.to_owned(),

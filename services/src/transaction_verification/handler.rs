@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::{Catalog, Participant, RefusalClass, YearMonth};
+use domain::{Catalog, Participant, RefusalClass};
 use proto::v1 as pb;
 use proto::v1::transaction_verification_server::TransactionVerification;
 use tonic::{Request, Response, Status};
@@ -76,7 +76,7 @@ impl TransactionVerification for TransactionVerificationService {
         request: Request<pb::EventRequest>,
     ) -> Result<Response<pb::EventResponse>, Status> {
         cache::run_event(&self.cache, "verify_card_format", request.into_inner(), |order| async move {
-            rules::verify_card_format(&order, YearMonth::now_utc())
+            rules::verify_card_format(&order, crate::clock::this_month())
         })
         .await
         .map(Response::new)
