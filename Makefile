@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: run services build test test-rust build-site trunk-build setup-run setup-test clean \
+.PHONY: run services build test lint test-rust build-site trunk-build setup-run setup-test clean \
 	containers image-context test-containers container-engine
 
 # Container tools (docker compose, helm, kubernetes-validate) live here, outside the
@@ -38,7 +38,12 @@ build: setup-run
 
 ## make test: every test: unit, integration (real services on loopback), browser
 ## (headless Chromium against the real page), and the Trunk build.
-test: setup-test build-site test-rust trunk-build test-containers
+test: setup-test lint build-site test-rust trunk-build test-containers
+
+## The code's shape: formatted, and the code map names every crate and module.
+lint:
+	cargo fmt --all --check
+	scripts/check-architecture.sh
 
 test-rust:
 	cargo test --workspace --no-fail-fast
