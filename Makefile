@@ -40,9 +40,13 @@ build: setup-run
 ## (headless Chromium against the real page), and the Trunk build.
 test: setup-test lint build-site test-rust trunk-build test-containers
 
-## The code's shape: formatted, and the code map names every crate and module.
+## The code's shape: formatted, clippy-clean (warnings are errors; the workspace's
+## lints are in Cargo.toml, and the page's wasm-only code is checked too), and the
+## code map names every crate and module.
 lint:
 	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p app --features hydrate --target wasm32-unknown-unknown -- -D warnings
 	scripts/check-architecture.sh
 
 test-rust:

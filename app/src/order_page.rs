@@ -41,14 +41,14 @@ const NO_SCRIPT_REFRESH: &str = r#"<meta http-equiv="refresh" content="2"><p cla
 /// also serialized into the page for hydration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Lookup {
-    Found(OrderStatus),
+    Found(Box<OrderStatus>),
     Unknown,
     Unreadable,
 }
 
 async fn look_up(order_id: String) -> Lookup {
     match order_status(order_id).await {
-        Ok(Some(status)) => Lookup::Found(status),
+        Ok(Some(status)) => Lookup::Found(Box::new(status)),
         Ok(None) => Lookup::Unknown,
         Err(_) => Lookup::Unreadable,
     }
@@ -68,7 +68,7 @@ pub(crate) fn OrderPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="order-loading">"Looking up your order…"</p> }>
                 {move || Suspend::new(async move {
                     match lookup.await {
-                        Lookup::Found(status) => view! { <OrderFound status /> }.into_any(),
+                        Lookup::Found(status) => view! { <OrderFound status=*status /> }.into_any(),
                         Lookup::Unknown => view! { <OrderUnknown /> }.into_any(),
                         Lookup::Unreadable => view! { <OrderUnreadable order_id=order_id.get_untracked() /> }.into_any(),
                     }

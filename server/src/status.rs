@@ -57,14 +57,14 @@ fn rank(state: OrderState) -> u8 {
 fn executed_journey(answer: &pb::OrderStatusResponse) -> Journey {
     let started = answer.started.as_ref().map(journey::stamp_from_proto);
     let decided = answer.decided.as_ref().map(journey::stamp_from_proto);
-    let decision = decided.and_then(|by| {
+    let decision = decided.map(|by| {
         let commit = match OrderState::parse(&answer.status) {
             Some(OrderState::Committed) => true,
             Some(OrderState::Aborted) => false,
             // Decided, not yet complete: the record's reason tells an abort.
             _ => answer.reason.is_empty(),
         };
-        Some(Decision { commit, by })
+        Decision { commit, by }
     });
     Journey {
         checkout: journey::checkout_events_from_proto(&answer.checkout_events),
