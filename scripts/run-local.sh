@@ -11,19 +11,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/release}
-export DATA_DIR=${DATA_DIR:-.data}
-export ORDER_QUEUE_DATA_DIR=${ORDER_QUEUE_DATA_DIR:-$DATA_DIR/order_queue}
-export PAYMENT_DATA_DIR=${PAYMENT_DATA_DIR:-$DATA_DIR/payment}
-export BOOKS_DB_MEMBERS=${BOOKS_DB_MEMBERS:-1=127.0.0.1:50061,2=127.0.0.1:50062,3=127.0.0.1:50063}
-export BOOKS_DB_URLS=${BOOKS_DB_URLS:-http://127.0.0.1:50061,http://127.0.0.1:50062,http://127.0.0.1:50063}
-export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-target/site}
-export LEPTOS_SITE_ADDR=${LEPTOS_SITE_ADDR:-127.0.0.1:8080}
-
 binaries=("$BIN/services")
 [ -n "${SERVICES_ONLY:-}" ] || binaries+=("$BIN/server")
 for binary in "${binaries[@]}"; do
   [ -x "$binary" ] || { echo "run-local: $binary is missing; run 'make run' (it builds first)" >&2; exit 1; }
 done
+
+# The port map, from its one source (services/src/ports.rs).
+eval "$("$BIN/services" ports)"
+# "1=127.0.0.1:p1,2=127.0.0.1:p2,3=…" and "http://127.0.0.1:p1,…" for a group's ports.
+members() { local id=0 out=() port; for port in $1; do id=$((id + 1)); out+=("$id=127.0.0.1:$port"); done; (IFS=,; echo "${out[*]}"); }
+urls() { local out=() port; for port in $1; do out+=("http://127.0.0.1:$port"); done; (IFS=,; echo "${out[*]}"); }
+
+export DATA_DIR=${DATA_DIR:-.data}
+export ORDER_QUEUE_DATA_DIR=${ORDER_QUEUE_DATA_DIR:-$DATA_DIR/order_queue}
+export PAYMENT_DATA_DIR=${PAYMENT_DATA_DIR:-$DATA_DIR/payment}
+export BOOKS_DB_MEMBERS=${BOOKS_DB_MEMBERS:-$(members "$BOOKS_DB_PORTS")}
+export BOOKS_DB_URLS=${BOOKS_DB_URLS:-$(urls "$BOOKS_DB_PORTS")}
+export LEPTOS_SITE_ROOT=${LEPTOS_SITE_ROOT:-target/site}
+export LEPTOS_SITE_ADDR=${LEPTOS_SITE_ADDR:-127.0.0.1:$WEB_PORT}
 
 pids=()
 declare -A names commands
@@ -47,9 +53,11 @@ stop() {
 trap 'stop; exit 130' INT TERM
 trap stop EXIT
 
-export ORDER_EXECUTOR_MEMBERS=${ORDER_EXECUTOR_MEMBERS:-1=127.0.0.1:50501,2=127.0.0.1:50502,3=127.0.0.1:50503}
+export ORDER_EXECUTOR_MEMBERS=${ORDER_EXECUTOR_MEMBERS:-$(members "$ORDER_EXECUTOR_PORTS")}
+read -r -a books_db_ports <<< "$BOOKS_DB_PORTS"
+read -r -a executor_ports <<< "$ORDER_EXECUTOR_PORTS"
 for id in 1 2 3; do
-  start "books_db_$id" "$BIN/services" books-db --id "$id" --listen "127.0.0.1:5006$id" \
+  start "books_db_$id" "$BIN/services" books-db --id "$id" --listen "127.0.0.1:${books_db_ports[id - 1]}" \
     --members "$BOOKS_DB_MEMBERS" --data-dir "$DATA_DIR/books_db/$id"
 done
 start fraud_detection "$BIN/services" fraud-detection
@@ -58,7 +66,7 @@ start suggestions "$BIN/services" suggestions
 start order_queue "$BIN/services" order-queue
 start payment "$BIN/services" payment
 for id in 1 2 3; do
-  start "order_executor_$id" "$BIN/services" order-executor --id "$id" --listen "127.0.0.1:5050$id" \
+  start "order_executor_$id" "$BIN/services" order-executor --id "$id" --listen "127.0.0.1:${executor_ports[id - 1]}" \
     --members "$ORDER_EXECUTOR_MEMBERS" --books-db "$BOOKS_DB_URLS" --data-dir "$DATA_DIR/order_executor/$id"
 done
 if [ -z "${SERVICES_ONLY:-}" ]; then

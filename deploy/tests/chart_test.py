@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import Checks, env_names_read, require, run
+from harness import Checks, env_names_read, ports_outside_the_map, require, run
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "bookstore"
@@ -231,6 +231,13 @@ def commands_and_variables_exist():
         require(not unread, f"{name} is given {sorted(unread)}, which `{' '.join(args)}` does not read")
 
 
+def ports_are_the_port_map():
+    """The chart's ports are those of the one port map (services/src/ports.rs)."""
+    values = (ROOT / "deploy" / "helm" / "bookstore" / "values.yaml").read_text()
+    stray = ports_outside_the_map(values, BIN / "services")
+    require(not stray, f"values.yaml names ports {stray}, which `services ports` does not list")
+
+
 def main():
     checks = Checks("chart")
     checks.check("helm lint --strict", lint)
@@ -241,6 +248,7 @@ def main():
     checks.check("probes on the ports the containers listen on; Services select their pods", probes_and_services)
     checks.check("non-root, read-only root filesystems, limits, the shared secret", security_and_resources)
     checks.check("every container runs a real subcommand with variables it reads", commands_and_variables_exist)
+    checks.check("its ports are the port map's (services ports)", ports_are_the_port_map)
     checks.finish()
 
 

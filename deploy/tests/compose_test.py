@@ -27,7 +27,7 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
-from harness import Checks, CheckFailed, env_names_read, eventually, require, run
+from harness import Checks, CheckFailed, env_names_read, eventually, ports_outside_the_map, require, run
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = os.environ.get("COMPOSE_PROJECT", "bookstore-test")
@@ -288,6 +288,12 @@ def logs():
     print(compose("logs", "--no-color", "--tail", "40", timeout=60, check=False)[-12000:], flush=True)
 
 
+def ports_are_the_port_map():
+    """compose.yaml's ports are those of the one port map (services/src/ports.rs)."""
+    stray = ports_outside_the_map((ROOT / "compose.yaml").read_text(), BIN / "services")
+    require(not stray, f"compose.yaml names ports {stray}, which `services ports` does not list")
+
+
 def main():
     checks = Checks("containers")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -300,6 +306,7 @@ def main():
     teardown()
     try:
         checks.check("every variable compose.yaml sets is one its program reads", environment_names_are_read)
+        checks.check("its ports are the port map's (services ports)", ports_are_the_port_map)
         checks.check("the image builds from host binaries, without toolchain or source, as non-root",
                      build, essential=True)
         checks.check("docker compose up: every healthcheck passes", up, essential=True)

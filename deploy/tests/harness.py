@@ -34,6 +34,18 @@ def env_names_read(*command):
     return set(re.findall(r"\[env: ([A-Z0-9_]+)", run([*command, "--help"]))) | {"RUST_LOG"}
 
 
+def port_map(services):
+    """The port numbers of the one port map (`services ports`, from
+    services/src/ports.rs)."""
+    return {int(port) for port in re.findall(r"\b(\d{4,5})\b", run([str(services), "ports"]))}
+
+
+def ports_outside_the_map(text, services):
+    """The ports `text` names (`host:port`, `port: N`) that the port map does not have."""
+    named = {int(port) for port in re.findall(r"(?::|port: )(\d{4,5})\b", text)}
+    return sorted(named - port_map(services))
+
+
 def eventually(what, probe, *, timeout_s, every_s=0.5):
     """Calls `probe` until it returns something truthy (its answer) or `timeout_s`
     passes; the last exception or falsy answer goes into the failure."""

@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use services::ports;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "server", about = "The bookstore's web server: checkout page, server functions, REST API", version)]
 pub struct Config {
     /// Address to serve the page and the API on.
-    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value_t = ports::loopback(ports::WEB))]
     pub listen: SocketAddr,
     /// Folder holding the built page assets (pkg/, favicon), as cargo-leptos writes it.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
@@ -32,20 +33,20 @@ pub struct Config {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServiceUrls {
-    #[arg(long, env = "TRANSACTION_VERIFICATION_URL", default_value = "http://127.0.0.1:50052")]
+    #[arg(long, env = "TRANSACTION_VERIFICATION_URL", default_value_t = ports::local_url(ports::TRANSACTION_VERIFICATION))]
     pub transaction_verification: String,
-    #[arg(long, env = "FRAUD_DETECTION_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "FRAUD_DETECTION_URL", default_value_t = ports::local_url(ports::FRAUD_DETECTION))]
     pub fraud_detection: String,
-    #[arg(long, env = "SUGGESTIONS_URL", default_value = "http://127.0.0.1:50053")]
+    #[arg(long, env = "SUGGESTIONS_URL", default_value_t = ports::local_url(ports::SUGGESTIONS))]
     pub suggestions: String,
-    #[arg(long, env = "ORDER_QUEUE_URL", default_value = "http://127.0.0.1:50054")]
+    #[arg(long, env = "ORDER_QUEUE_URL", default_value_t = ports::local_url(ports::ORDER_QUEUE))]
     pub order_queue: String,
     /// The order executor replicas (order status, cluster status), comma-separated.
     #[arg(
         long,
         env = "ORDER_EXECUTOR_URLS",
         value_delimiter = ',',
-        default_value = "http://127.0.0.1:50501,http://127.0.0.1:50502,http://127.0.0.1:50503"
+        default_values_t = ports::local_urls(&ports::ORDER_EXECUTOR)
     )]
     pub order_executors: Vec<String>,
     /// The books_db replicas (cluster status), comma-separated.
@@ -53,7 +54,7 @@ pub struct ServiceUrls {
         long = "books-db",
         env = "BOOKS_DB_URLS",
         value_delimiter = ',',
-        default_value = "http://127.0.0.1:50061,http://127.0.0.1:50062,http://127.0.0.1:50063"
+        default_values_t = ports::local_urls(&ports::BOOKS_DB)
     )]
     pub books_db: Vec<String>,
 }

@@ -17,6 +17,7 @@ pub mod leader_client;
 pub mod order_executor;
 pub mod order_queue;
 pub mod payment;
+pub mod ports;
 pub mod rejection;
 pub mod replicated;
 pub mod suggestions;

@@ -16,6 +16,7 @@ use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use services::fraud_detection::FraudConfig;
 use services::order_executor::replica::{self, ExecutorConfig};
 use services::order_queue::QueueConfig;
+use services::ports;
 use services::transaction_verification::stock;
 use services::{
     books_db, fraud_detection, grpc, health_check, order_queue, payment, suggestions, telemetry,
@@ -37,13 +38,16 @@ enum Command {
     /// Asks one running service whether it is healthy: exit status 0 if it is (the
     /// containers' healthcheck; no tool but this binary needed).
     Health(HealthProbe),
+    /// Prints the port map of a run on one machine as shell assignments
+    /// (`scripts/run-local.sh` reads it).
+    Ports,
 }
 
 #[derive(Subcommand)]
 enum Service {
     /// Checks books, stock, the shopper's details and the card format (events a, b, c).
     TransactionVerification {
-        #[arg(long, env = "TRANSACTION_VERIFICATION_ADDR", default_value = "127.0.0.1:50052")]
+        #[arg(long, env = "TRANSACTION_VERIFICATION_ADDR", default_value_t = ports::loopback(ports::TRANSACTION_VERIFICATION))]
         listen: SocketAddr,
         #[command(flatten)]
         catalog: CatalogArg,
@@ -54,7 +58,7 @@ enum Service {
     },
     /// Looks for fraud: blocklists, order velocity, amount ceiling (events d, e).
     FraudDetection {
-        #[arg(long, env = "FRAUD_DETECTION_ADDR", default_value = "127.0.0.1:50051")]
+        #[arg(long, env = "FRAUD_DETECTION_ADDR", default_value_t = ports::loopback(ports::FRAUD_DETECTION))]
         listen: SocketAddr,
         #[command(flatten)]
         catalog: CatalogArg,
@@ -81,7 +85,7 @@ enum Service {
     },
     /// Suggests books to go with an order (event f).
     Suggestions {
-        #[arg(long, env = "SUGGESTIONS_ADDR", default_value = "127.0.0.1:50053")]
+        #[arg(long, env = "SUGGESTIONS_ADDR", default_value_t = ports::loopback(ports::SUGGESTIONS))]
         listen: SocketAddr,
         #[command(flatten)]
         catalog: CatalogArg,
@@ -91,7 +95,7 @@ enum Service {
     },
     /// The durable priority queue of approved orders.
     OrderQueue {
-        #[arg(long, env = "ORDER_QUEUE_ADDR", default_value = "127.0.0.1:50054")]
+        #[arg(long, env = "ORDER_QUEUE_ADDR", default_value_t = ports::loopback(ports::ORDER_QUEUE))]
         listen: SocketAddr,
         /// Where the queue keeps its database.
         #[arg(long, env = "ORDER_QUEUE_DATA_DIR", default_value = ".data/order_queue")]
@@ -131,9 +135,9 @@ enum Service {
         /// Where this replica keeps its log and snapshots (default .data/order_executor/<id>).
         #[arg(long, env = "ORDER_EXECUTOR_DATA_DIR")]
         data_dir: Option<PathBuf>,
-        #[arg(long, env = "ORDER_QUEUE_URL", default_value = "http://127.0.0.1:50054")]
+        #[arg(long, env = "ORDER_QUEUE_URL", default_value_t = ports::local_url(ports::ORDER_QUEUE))]
         queue_url: String,
-        #[arg(long, env = "PAYMENT_URL", default_value = "http://127.0.0.1:50055")]
+        #[arg(long, env = "PAYMENT_URL", default_value_t = ports::local_url(ports::PAYMENT))]
         payment_url: String,
         #[arg(long, env = "BOOKS_DB_URLS", value_delimiter = ',', required = true)]
         books_db: Vec<String>,
@@ -146,7 +150,7 @@ enum Service {
     },
     /// Authorizes, captures and voids payments (two-phase commit participant).
     Payment {
-        #[arg(long, env = "PAYMENT_ADDR", default_value = "127.0.0.1:50055")]
+        #[arg(long, env = "PAYMENT_ADDR", default_value_t = ports::loopback(ports::PAYMENT))]
         listen: SocketAddr,
         /// Where the payment ledger lives.
         #[arg(long, env = "PAYMENT_DATA_DIR", default_value = ".data/payment")]
@@ -249,6 +253,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let service = match cli.command {
         Command::Health(probe) => return probe.run().await,
+        Command::Ports => {
+            print!("{}", ports::as_shell());
+            return Ok(());
+        }
         Command::Serve(service) => service,
     };
     let shutdown = grpc::shutdown_signal();

@@ -18,8 +18,6 @@ use state::{BooksState, Command};
 
 use crate::replicated::{self, ReplicaError};
 
-pub const DEFAULT_PORTS: [u16; 3] = [50061, 50062, 50063];
-
 impl consensus::StateMachine for BooksState {
     type Command = Command;
     type Output = state::Outcome;

@@ -17,8 +17,6 @@ pub use rules::FraudConfig;
 
 use crate::grpc::{self, ServeError};
 
-pub const DEFAULT_PORT: u16 = 50051;
-
 pub async fn serve(
     listener: TcpListener,
     catalog: Arc<Catalog>,

@@ -24,8 +24,6 @@ use crate::journey;
 use crate::leader_client::LeaderClient;
 use crate::replicated::{self, ReplicaError};
 
-pub const DEFAULT_PORTS: [u16; 3] = [50501, 50502, 50503];
-
 impl consensus::StateMachine for ExecutorState {
     type Command = Command;
     type Output = Outcome;

@@ -16,8 +16,6 @@ pub use store::QueueStore;
 
 use crate::grpc::{self, ServeError};
 
-pub const DEFAULT_PORT: u16 = 50054;
-
 #[derive(Debug, Clone, Copy)]
 pub struct QueueConfig {
     /// Lease given when the consumer asks for none.

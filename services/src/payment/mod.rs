@@ -17,8 +17,6 @@ pub use ledger::Ledger;
 use crate::card_token::FingerprintKey;
 use crate::grpc::{self, ServeError};
 
-pub const DEFAULT_PORT: u16 = 50055;
-
 pub fn open(path: &Path) -> Result<Arc<Ledger>, ledger::LedgerError> {
     Ledger::open(path).map(Arc::new)
 }

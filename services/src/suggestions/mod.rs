@@ -13,7 +13,6 @@ pub use handler::SuggestionsService;
 
 use crate::grpc::{self, ServeError};
 
-pub const DEFAULT_PORT: u16 = 50053;
 pub const DEFAULT_COUNT: usize = 3;
 
 pub async fn serve(

@@ -16,8 +16,6 @@ pub use handler::TransactionVerificationService;
 use crate::grpc::{self, ServeError};
 use stock::StockSource;
 
-pub const DEFAULT_PORT: u16 = 50052;
-
 /// Serves transaction_verification on `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,

@@ -1,0 +1,70 @@
+//! The port map of a run on one machine (the seed's ports), written once. The
+//! services' and the web server's defaults come from here, and `scripts/run-local.sh`
+//! asks `services ports` for it. The Compose file and the Helm chart name the same
+//! ports for their containers; their tests check that they agree with this map.
+
+use std::fmt::Write;
+
+pub const WEB: u16 = 8080;
+pub const FRAUD_DETECTION: u16 = 50051;
+pub const TRANSACTION_VERIFICATION: u16 = 50052;
+pub const SUGGESTIONS: u16 = 50053;
+pub const ORDER_QUEUE: u16 = 50054;
+pub const PAYMENT: u16 = 50055;
+/// Replica 1, 2, 3 of each Raft group.
+pub const BOOKS_DB: [u16; 3] = [50061, 50062, 50063];
+pub const ORDER_EXECUTOR: [u16; 3] = [50501, 50502, 50503];
+
+/// `127.0.0.1:port`: where a service listens by default.
+pub fn loopback(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `http://127.0.0.1:port`: where a client finds a service by default.
+pub fn local_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+pub fn local_urls(ports: &[u16]) -> Vec<String> {
+    ports.iter().map(|port| local_url(*port)).collect()
+}
+
+/// The map as shell assignments (`services ports`), for `scripts/run-local.sh`.
+pub fn as_shell() -> String {
+    let mut out = String::new();
+    let single = [
+        ("WEB_PORT", WEB),
+        ("FRAUD_DETECTION_PORT", FRAUD_DETECTION),
+        ("TRANSACTION_VERIFICATION_PORT", TRANSACTION_VERIFICATION),
+        ("SUGGESTIONS_PORT", SUGGESTIONS),
+        ("ORDER_QUEUE_PORT", ORDER_QUEUE),
+        ("PAYMENT_PORT", PAYMENT),
+    ];
+    for (name, port) in single {
+        let _ = writeln!(out, "{name}={port}");
+    }
+    for (name, ports) in [("BOOKS_DB_PORTS", BOOKS_DB), ("ORDER_EXECUTOR_PORTS", ORDER_EXECUTOR)] {
+        let _ = writeln!(out, "{name}=\"{} {} {}\"", ports[0], ports[1], ports[2]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_port_is_different_and_the_shell_form_names_them_all() {
+        let mut all = vec![WEB, FRAUD_DETECTION, TRANSACTION_VERIFICATION, SUGGESTIONS, ORDER_QUEUE, PAYMENT];
+        all.extend(BOOKS_DB);
+        all.extend(ORDER_EXECUTOR);
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count);
+        let shell = as_shell();
+        assert!(shell.contains("TRANSACTION_VERIFICATION_PORT=50052\n"), "{shell}");
+        assert!(shell.contains("BOOKS_DB_PORTS=\"50061 50062 50063\"\n"), "{shell}");
+        assert_eq!(local_url(50054), "http://127.0.0.1:50054");
+    }
+}
