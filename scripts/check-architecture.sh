@@ -25,7 +25,22 @@ for crate in $members; do
     fi
   done
 done
+# The boundaries the map draws between crates: the web server does not build on
+# the services, and test support is a dev-dependency only.
+section_deps() { # <Cargo.toml> <section>: the crates named in that section
+  awk -v want="[$2]" '/^\[/ { in_section = ($0 == want); next } in_section && /^[a-z]/ { sub(/[ .=].*/, ""); print }' "$1"
+}
+if section_deps server/Cargo.toml dependencies | grep -qx services; then
+  echo "server depends on services: what they share belongs in platform/" >&2
+  missing=1
+fi
+for manifest in */Cargo.toml; do
+  if section_deps "$manifest" dependencies | grep -qx testkit; then
+    echo "$manifest takes testkit as a dependency; it is a dev-dependency only" >&2
+    missing=1
+  fi
+done
 if [ "$missing" = 0 ]; then
-  echo "ARCHITECTURE.md names every crate and top-level module"
+  echo "ARCHITECTURE.md names every crate and top-level module; the crates keep their boundaries"
 fi
 exit "$missing"

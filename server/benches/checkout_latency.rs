@@ -6,7 +6,7 @@
 //! `-- <orders>`, default 500). Results and the machine they came from go in
 //! docs/benchmarks.md.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

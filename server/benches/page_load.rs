@@ -13,12 +13,10 @@
 //! page (another build of the shop, already running), taking turns with this one,
 //! and prints both. Results go in docs/benchmarks.md.
 
-#[path = "../tests/support/browser.rs"]
-mod browser;
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
-use browser::Browser;
+use support::browser::Browser;
 use support::{Stack, StackOptions};
 
 /// Milliseconds from the start of the navigation: HTML in, DOM ready, interactive,

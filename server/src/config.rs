@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser};
-use services::ports;
+use platform::ports;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "server", about = "The bookstore's web server: checkout page, server functions, REST API", version)]

@@ -98,7 +98,7 @@ mod tests {
     fn a_seal_is_not_a_card_fingerprint() {
         let secret = "secret";
         let card = domain::CardNumber::parse("4716401589806287").unwrap();
-        let fingerprint = services::card_token::FingerprintKey::new(secret).fingerprint(&card);
+        let fingerprint = platform::card_token::FingerprintKey::new(secret).fingerprint(&card);
         assert_ne!(LinkSeal::new(secret).seal(card.expose_digits()), fingerprint[..32]);
     }
 }

@@ -7,10 +7,10 @@ use server::startup::Application;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
-    services::telemetry::init();
+    platform::telemetry::init();
     let app = Application::build(Config::parse()).await?;
     tracing::info!(addr = %app.local_addr()?, "web server listening");
-    app.run_until(services::grpc::shutdown_signal()).await?;
+    app.run_until(platform::grpc::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

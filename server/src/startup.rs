@@ -17,7 +17,7 @@ use domain::{Catalog, CheckoutOutcome, CheckoutRequest, ClusterStatus, OrderStat
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
+use platform::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use tokio::net::TcpListener;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
@@ -98,7 +98,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        // Nagle's algorithm off, so small answers are not held back (see services::grpc).
+        // Nagle's algorithm off, so small answers are not held back (see platform::grpc).
         let listener = self.listener.tap_io(|stream| {
             let _ = stream.set_nodelay(true);
         });

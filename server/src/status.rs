@@ -11,11 +11,11 @@ use std::time::Duration;
 use domain::journey::{Decision, Execution, Journey, Queued};
 use domain::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus, Role};
 use futures::future::join_all;
+use proto::journey;
 use proto::v1 as pb;
 use proto::v1::order_executor_client::OrderExecutorClient;
 use proto::v1::order_queue_client::OrderQueueClient;
 use proto::v1::raft_client::RaftClient;
-use services::journey;
 use tonic::transport::Channel;
 
 use crate::config::ServiceUrls;
@@ -34,7 +34,7 @@ pub struct StatusReader {
 
 fn replicas(urls: &[String], deadline: Duration) -> Result<Vec<Replica>, tonic::transport::Error> {
     urls.iter()
-        .map(|url| services::grpc::channel(url, deadline).map(|channel| Replica { url: url.clone(), channel }))
+        .map(|url| platform::grpc::channel(url, deadline).map(|channel| Replica { url: url.clone(), channel }))
         .collect()
 }
 
@@ -100,7 +100,7 @@ impl StatusReader {
         Ok(Self {
             executors: replicas(&urls.order_executors, deadline)?,
             books_db: replicas(&urls.books_db, deadline)?,
-            queue: services::grpc::channel(&urls.order_queue, deadline)?,
+            queue: platform::grpc::channel(&urls.order_queue, deadline)?,
             deadline,
         })
     }

@@ -1,6 +1,6 @@
 //! Fail-over times (a benchmark, not a test: it prints figures and asserts nothing
 //! about time). The execution side runs as real processes of the `services` binary,
-//! with the defaults `make run` uses, on loopback (`services::testing::processes`).
+//! with the defaults `make run` uses, on loopback (`testkit::processes`).
 //! A leader is killed with SIGKILL (`kill -9`).
 //!
 //! - executor leader: from the kill to the next order executed (an order enqueued
@@ -22,7 +22,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use services::testing::processes::{ExecutionSide, ReplicaGroup};
+use testkit::processes::{ExecutionSide, ReplicaGroup};
 
 const CARD: &str = "4716401589806287";
 

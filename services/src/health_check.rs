@@ -29,7 +29,8 @@ pub enum HealthError {
 /// whole server); healthy when it answers SERVING within `timeout`.
 pub async fn grpc(addr: &str, service: &str, timeout: Duration) -> Result<(), HealthError> {
     let url = format!("http://{addr}");
-    let channel = crate::grpc::channel(&url, timeout).map_err(|error| HealthError::Address(url, error.to_string()))?;
+    let channel =
+        platform::grpc::channel(&url, timeout).map_err(|error| HealthError::Address(url, error.to_string()))?;
     let request = HealthCheckRequest { service: service.to_owned() };
     let answer = tokio::time::timeout(timeout, HealthClient::new(channel).check(request))
         .await
@@ -77,7 +78,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address").to_string();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(crate::grpc::serve(
+        let serving = tokio::spawn(platform::grpc::serve(
             listener,
             tonic::service::Routes::default(),
             "bookstore.v1.Nothing",

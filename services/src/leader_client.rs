@@ -53,7 +53,7 @@ impl LeaderClient {
             .iter()
             .map(|url| {
                 let url = if url.contains("://") { url.clone() } else { format!("http://{url}") };
-                crate::grpc::channel(&url, connect_timeout).map(|channel| (url, channel))
+                platform::grpc::channel(&url, connect_timeout).map(|channel| (url, channel))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { replicas, leader: AtomicUsize::new(0), retry_window: Duration::from_secs(3) })

@@ -7,21 +7,14 @@
 //! verification services share), then a service's `handler.rs`.
 
 pub mod books_db;
-pub mod card_token;
-pub mod clock;
 pub mod fraud_detection;
-pub mod grpc;
 pub mod health_check;
-pub mod journey;
 pub mod leader_client;
 pub mod order_executor;
 pub mod order_queue;
 pub mod payment;
-pub mod ports;
 pub mod rejection;
 pub mod replicated;
 pub mod suggestions;
-pub mod telemetry;
-pub mod testing;
 pub mod transaction_verification;
 pub mod verification_cache;

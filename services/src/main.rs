@@ -12,16 +12,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::{Catalog, Money};
-use services::card_token::{FingerprintKey, DEVELOPMENT_KEY};
+use platform::card_token::{FingerprintKey, DEVELOPMENT_KEY};
+use platform::ports;
+use platform::{grpc, telemetry};
 use services::fraud_detection::FraudConfig;
 use services::order_executor::replica::{self, ExecutorConfig};
 use services::order_queue::QueueConfig;
-use services::ports;
 use services::transaction_verification::stock;
-use services::{
-    books_db, fraud_detection, grpc, health_check, order_queue, payment, suggestions, telemetry,
-    transaction_verification,
-};
+use services::{books_db, fraud_detection, health_check, order_queue, payment, suggestions, transaction_verification};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]

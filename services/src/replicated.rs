@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
 
-use crate::grpc::{self, ServeError};
+use platform::grpc::{self, ServeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use domain::vector_clock::WrongWidth;
 use domain::{Participant, VectorClock};
 use proto::v1 as pb;
+use proto::vector_clock::{clock_from_proto, clock_to_proto};
 use tonic::Status;
 
 use crate::rejection::Rejection;
@@ -135,21 +136,13 @@ impl<T> VerificationCache<T> {
 }
 
 /// Reads a clock from the wire.
-pub fn clock_from_proto(clock: Option<&pb::VectorClock>) -> Result<VectorClock, CacheError> {
-    Ok(VectorClock::from_slice(clock.map(|c| c.entries.as_slice()).unwrap_or(&[0, 0, 0]))?)
-}
-
-pub fn clock_to_proto(clock: VectorClock) -> pb::VectorClock {
-    pb::VectorClock { entries: clock.entries().to_vec() }
-}
-
 /// The shared `ClearOrder` handling: clear, log an anomaly, answer.
 pub fn clear_order<T>(
     cache: &VerificationCache<T>,
     service: &str,
     request: &pb::ClearOrderRequest,
 ) -> Result<pb::ClearOrderResponse, Status> {
-    let final_clock = clock_from_proto(request.final_clock.as_ref())?;
+    let final_clock = clock_from_proto(request.final_clock.as_ref()).map_err(CacheError::from)?;
     Ok(match cache.clear(&request.order_id, &final_clock) {
         Cleared::Deleted | Cleared::NotFound => pb::ClearOrderResponse { cleared: true, ..Default::default() },
         Cleared::Anomaly { local } => {
@@ -184,7 +177,7 @@ where
     F: FnOnce(Arc<T>) -> Fut,
     Fut: std::future::Future<Output = Result<(), Rejection>>,
 {
-    let incoming = clock_from_proto(request.clock.as_ref())?;
+    let incoming = clock_from_proto(request.clock.as_ref()).map_err(CacheError::from)?;
     let (order, clock) = cache.event(&request.order_id, &incoming)?;
     let refusal = check(order).await.err();
     match &refusal {

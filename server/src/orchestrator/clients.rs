@@ -33,7 +33,7 @@ impl Clients {
     /// Channels connect lazily: the web server starts even if a service is down,
     /// and a checkout then reports that service as unavailable.
     pub fn new(urls: &ServiceUrls, deadline: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = |url: &str| services::grpc::channel(url, deadline);
+        let channel = |url: &str| platform::grpc::channel(url, deadline);
         Ok(Self {
             transaction_verification: TransactionVerificationClient::new(channel(&urls.transaction_verification)?),
             fraud_detection: FraudDetectionClient::new(channel(&urls.fraud_detection)?),

@@ -27,11 +27,11 @@ use std::time::Instant;
 use domain::checkout::{ApprovedOrder, CheckoutRequest, SuggestedBook};
 use domain::journey::CheckoutEvent;
 use domain::{Catalog, CheckoutOutcome, Refusal, RefusalClass, Step, VectorClock};
+use platform::card_token::FingerprintKey;
+use platform::clock::unix_ms;
+use proto::journey::checkout_event_to_proto;
 use proto::v1 as pb;
-use services::card_token::FingerprintKey;
-use services::clock::unix_ms;
-use services::journey::checkout_event_to_proto;
-use services::verification_cache::{clock_from_proto, clock_to_proto};
+use proto::vector_clock::{clock_from_proto, clock_to_proto};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 

@@ -5,8 +5,8 @@ use domain::card::{CardNumber, Expiry};
 use domain::checkout::CheckoutRequest;
 use domain::order::{order_total, parse_lines, RawItem};
 use domain::{Catalog, ClientCard, FieldError, ShippingMethod};
+use platform::card_token::FingerprintKey;
 use proto::v1 as pb;
-use services::card_token::FingerprintKey;
 
 /// The order as the verification services receive it: as typed.
 pub fn to_verification_order(request: &CheckoutRequest) -> pb::Order {
@@ -57,7 +57,7 @@ pub fn to_queued_order(
     accepted_at_unix_ms: u64,
 ) -> Result<pb::QueuedOrder, FieldError> {
     let card = CardNumber::parse(&request.credit_card.number)?;
-    let expiry = Expiry::parse(&request.credit_card.expiration_date, services::clock::this_month())?;
+    let expiry = Expiry::parse(&request.credit_card.expiration_date, platform::clock::this_month())?;
     let raw: Vec<RawItem<'_>> = request.items.iter().map(|i| RawItem { id: &i.id, quantity: i.quantity }).collect();
     let lines = parse_lines(catalog, &raw)?;
     let shipping = ShippingMethod::parse(request.shipping_method_or_default())?;

@@ -40,7 +40,7 @@ impl BooksDbService {
 }
 
 fn order_id(id: &str) -> Result<String, Status> {
-    crate::grpc::order_id(id).map(str::to_owned)
+    platform::grpc::order_id(id).map(str::to_owned)
 }
 
 fn acknowledged(outcome: Outcome) -> Result<Response<pb::BooksAck>, Status> {

@@ -1,6 +1,6 @@
 //! The gRPC face of fraud_detection: clock bookkeeping around the rules.
 
-use crate::clock::unix_ms;
+use platform::clock::unix_ms;
 use std::sync::{Arc, Mutex};
 
 use domain::{Catalog, Participant};

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 pub use handler::FraudDetectionService;
 pub use rules::FraudConfig;
 
-use crate::grpc::{self, ServeError};
+use platform::grpc::{self, ServeError};
 
 pub async fn serve(
     listener: TcpListener,

@@ -12,8 +12,8 @@ use domain::{Catalog, Email, Money, PersonName, ShippingMethod};
 use proto::v1 as pb;
 
 use super::velocity::{Settlement, SlidingWindow, Verdict};
-use crate::card_token::FingerprintKey;
 use crate::rejection::Rejection;
+use platform::card_token::FingerprintKey;
 
 #[derive(Debug, Clone)]
 pub struct FraudConfig {

@@ -21,7 +21,7 @@ use domain::journey::{LeaderStamp, Vote as VoteRecord};
 use futures::future::BoxFuture;
 
 use super::state::{Command, Execution, Outcome, Phase, Record};
-use crate::clock::unix_ms;
+use platform::clock::unix_ms;
 
 /// A participant's vote in phase one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,10 +19,10 @@ use super::coordinator::{Coordinator, DecisionLog, LogError, RetryPolicy};
 use super::participants::{BooksParticipant, PaymentParticipant, QueueClient, QueueError};
 use super::state::{Command, Execution, ExecutorState, Outcome, Record};
 use crate::books_db::state::Line;
-use crate::grpc;
-use crate::journey;
 use crate::leader_client::LeaderClient;
 use crate::replicated::{self, ReplicaError};
+use platform::grpc;
+use proto::journey;
 
 impl consensus::StateMachine for ExecutorState {
     type Command = Command;

@@ -1,7 +1,7 @@
 //! The gRPC face of the queue: validation, long polling, and moving the blocking
 //! database work off the async runtime.
 
-use crate::clock::unix_ms;
+use platform::clock::unix_ms;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ impl OrderQueueService {
 impl OrderQueue for OrderQueueService {
     async fn enqueue(&self, request: Request<pb::EnqueueRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
         let order = request.into_inner().order.ok_or_else(|| Status::invalid_argument("enqueue needs the order"))?;
-        crate::grpc::order_id(&order.order_id)?;
+        platform::grpc::order_id(&order.order_id)?;
         let priority = ClientCard::parse(&order.client_card).map_err(|_| {
             Status::invalid_argument(format!("client_card {:?} is not None, Basic or Premium", order.client_card))
         })?;

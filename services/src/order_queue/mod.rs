@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 pub use handler::OrderQueueService;
 pub use store::QueueStore;
 
-use crate::grpc::{self, ServeError};
+use platform::grpc::{self, ServeError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct QueueConfig {

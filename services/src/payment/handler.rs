@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::issuer::Issuer;
 use super::ledger::{Hold, Ledger, LedgerError, Payment, PaymentState};
-use crate::grpc::order_id;
+use platform::grpc::order_id;
 
 pub struct PaymentService {
     ledger: Arc<Ledger>,

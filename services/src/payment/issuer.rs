@@ -6,7 +6,7 @@
 use domain::CardNumber;
 
 use super::ledger::Authorization;
-use crate::card_token::FingerprintKey;
+use platform::card_token::FingerprintKey;
 
 /// Test cards that decline, with the code and the reason a shopper is told.
 pub const DECLINING_TEST_CARDS: [(&str, &str, &str); 2] = [

@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 pub use handler::PaymentService;
 pub use ledger::Ledger;
 
-use crate::card_token::FingerprintKey;
-use crate::grpc::{self, ServeError};
+use platform::card_token::FingerprintKey;
+use platform::grpc::{self, ServeError};
 
 pub fn open(path: &Path) -> Result<Arc<Ledger>, ledger::LedgerError> {
     Ledger::open(path).map(Arc::new)

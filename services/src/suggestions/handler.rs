@@ -5,6 +5,7 @@ use std::sync::Arc;
 use domain::{Catalog, Participant};
 use proto::v1 as pb;
 use proto::v1::suggestions_server::Suggestions;
+use proto::vector_clock::{clock_from_proto, clock_to_proto};
 use tonic::{Request, Response, Status};
 
 use crate::verification_cache::{self as cache, VerificationCache};
@@ -36,7 +37,7 @@ impl Suggestions for SuggestionsService {
 
     async fn suggest(&self, request: Request<pb::EventRequest>) -> Result<Response<pb::SuggestResponse>, Status> {
         let request = request.into_inner();
-        let incoming = cache::clock_from_proto(request.clock.as_ref())?;
+        let incoming = clock_from_proto(request.clock.as_ref()).map_err(cache::CacheError::from)?;
         let (order, clock) = self.cache.event(&request.order_id, &incoming)?;
         let ordered: Vec<&str> = order.items.iter().map(|item| item.book_id.trim()).collect();
         let books = self
@@ -50,7 +51,7 @@ impl Suggestions for SuggestionsService {
             })
             .collect();
         tracing::debug!(order_id = %request.order_id, %clock, "suggested");
-        Ok(Response::new(pb::SuggestResponse { clock: Some(cache::clock_to_proto(clock)), books }))
+        Ok(Response::new(pb::SuggestResponse { clock: Some(clock_to_proto(clock)), books }))
     }
 
     async fn clear_order(

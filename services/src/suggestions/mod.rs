@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 pub use handler::SuggestionsService;
 
-use crate::grpc::{self, ServeError};
+use platform::grpc::{self, ServeError};
 
 pub const DEFAULT_COUNT: usize = 3;
 

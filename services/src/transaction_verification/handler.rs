@@ -76,7 +76,7 @@ impl TransactionVerification for TransactionVerificationService {
         request: Request<pb::EventRequest>,
     ) -> Result<Response<pb::EventResponse>, Status> {
         cache::run_event(&self.cache, "verify_card_format", request.into_inner(), |order| async move {
-            rules::verify_card_format(&order, crate::clock::this_month())
+            rules::verify_card_format(&order, platform::clock::this_month())
         })
         .await
         .map(Response::new)

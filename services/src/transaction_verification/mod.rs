@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 pub use handler::TransactionVerificationService;
 
-use crate::grpc::{self, ServeError};
+use platform::grpc::{self, ServeError};
 use stock::StockSource;
 
 /// Serves transaction_verification on `listener` until `shutdown`.

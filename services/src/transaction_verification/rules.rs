@@ -76,32 +76,7 @@ pub fn verify_card_format(order: &pb::Order, today: YearMonth) -> Result<(), Rej
 mod tests {
     use super::*;
 
-    fn seed_order() -> pb::Order {
-        pb::Order {
-            name: "Simon Lawrence".into(),
-            email: "simon@example.org".into(),
-            card: Some(pb::Card {
-                number: "4716401589806287".into(),
-                expiration_date: "12/30".into(),
-                cvv: "556".into(),
-            }),
-            items: vec![
-                pb::OrderItem { book_id: "4".into(), name: "The Hunger Games".into(), quantity: 1 },
-                pb::OrderItem { book_id: "1".into(), name: "Fourth Wing".into(), quantity: 1 },
-            ],
-            billing_address: Some(pb::Address {
-                street: "Narva mnt 18".into(),
-                city: "Tartu".into(),
-                state: String::new(),
-                zip: "51009".into(),
-                country: "Estonia".into(),
-            }),
-            shipping_method: "Standard".into(),
-            client_card: "None".into(),
-            terms_accepted: true,
-            ..Default::default()
-        }
-    }
+    use testkit::seed;
 
     fn today() -> YearMonth {
         YearMonth::new(2026, 11).unwrap()
@@ -110,20 +85,20 @@ mod tests {
     #[test]
     fn the_seed_order_passes_a_b_and_c() {
         let catalog = Catalog::embedded();
-        let lines = verify_items(&seed_order(), &catalog).unwrap();
+        let lines = verify_items(&seed::order(), &catalog).unwrap();
         check_stock(&lines, &catalog, &[60, 40]).unwrap();
-        verify_user_data(&seed_order()).unwrap();
-        verify_card_format(&seed_order(), today()).unwrap();
+        verify_user_data(&seed::order()).unwrap();
+        verify_card_format(&seed::order(), today()).unwrap();
     }
 
     #[test]
     fn stock_shortfall_names_the_line_and_how_many_are_left() {
         let catalog = Catalog::embedded();
-        let lines = verify_items(&seed_order(), &catalog).unwrap();
+        let lines = verify_items(&seed::order(), &catalog).unwrap();
         let err = check_stock(&lines, &catalog, &[60, 0]).unwrap_err();
         assert_eq!((err.class, err.field.as_deref()), (RefusalClass::OutOfStock, Some("items[1].quantity")));
         assert_eq!(err.message, "Fourth Wing is sold out; remove it from the order.");
-        let mut order = seed_order();
+        let mut order = seed::order();
         order.items[0].quantity = 3;
         let lines = verify_items(&order, &catalog).unwrap();
         assert_eq!(
@@ -134,7 +109,7 @@ mod tests {
 
     #[test]
     fn refuses_unknown_client_card_rather_than_guessing() {
-        let order = pb::Order { client_card: "Gold".into(), ..seed_order() };
+        let order = pb::Order { client_card: "Gold".into(), ..seed::order() };
         assert_eq!(verify_items(&order, &Catalog::embedded()).unwrap_err().field.as_deref(), Some("clientCard"));
     }
 
@@ -151,7 +126,7 @@ mod tests {
             (|o| o.terms_accepted = false, "termsAccepted"),
         ];
         for (mutate, field) in cases {
-            let mut order = seed_order();
+            let mut order = seed::order();
             mutate(&mut order);
             assert_eq!(verify_user_data(&order).unwrap_err().field.as_deref(), Some(field));
         }
@@ -161,7 +136,7 @@ mod tests {
     fn refuses_bad_card_formats_by_field() {
         let with_card = |number: &str, expiry: &str, cvv: &str| pb::Order {
             card: Some(pb::Card { number: number.into(), expiration_date: expiry.into(), cvv: cvv.into() }),
-            ..seed_order()
+            ..seed::order()
         };
         let err = verify_card_format(&with_card("4716401589806288", "12/30", "556"), today()).unwrap_err();
         assert_eq!((err.code.as_str(), err.field.as_deref()), ("checksum", Some("creditCard.number")));

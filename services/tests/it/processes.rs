@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use services::testing::processes::ExecutionSide;
+use testkit::processes::ExecutionSide;
 
 /// Keeps the processes' data and logs when the test fails.
 struct Workdir(Option<tempfile::TempDir>);

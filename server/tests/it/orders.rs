@@ -2,7 +2,7 @@
 //! leader against books_db and payment) and `GET /orders/{id}` follows it to its
 //! end; `GET /api/cluster` shows both Raft groups. The whole shop runs on loopback.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::{seed_order, with, Stack, StackOptions};

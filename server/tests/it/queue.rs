@@ -1,6 +1,6 @@
 //! The queue behind the checkout: it survives its own restart.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::{seed_order, start_order_queue, with, Stack};

@@ -3,7 +3,9 @@
 //! Services can be stopped (graceful shutdown, so their port refuses connections)
 //! or replaced by a listener that accepts connections and never answers.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(dead_code, unused_imports)] // the benchmarks use only part of it
+
+pub mod browser;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use domain::Catalog;
 use proto::v1 as pb;
-use serde_json::{json, Value};
+use serde_json::Value;
 use server::config::{Config, ServiceUrls};
 use server::startup::Application;
 use services::fraud_detection::FraudConfig;
@@ -143,8 +145,8 @@ pub async fn start_hung_service() -> Running {
 
 /// The replicated part of the shop, when the stack runs it.
 pub struct Execution {
-    pub books_db: services::testing::Group,
-    pub executors: services::testing::Group,
+    pub books_db: testkit::Group,
+    pub executors: testkit::Group,
     pub payment: String,
 }
 
@@ -183,14 +185,15 @@ impl Stack {
         let queue_dir = tempfile::tempdir().expect("temp dir");
         let order_queue = start_order_queue(queue_dir.path().to_owned()).await;
         let execution = if options.execution {
-            let books_db = services::testing::books_db(queue_dir.path().join("books_db")).await;
+            let books_db = testkit::books_db(queue_dir.path().join("books_db")).await;
             let ledger = services::payment::open(&queue_dir.path().join("payments.redb")).expect("open the ledger");
-            let key = services::card_token::FingerprintKey::new(services::card_token::DEVELOPMENT_KEY);
-            let payment = services::testing::serve(|l| async move {
-                services::payment::serve(l, ledger, &key, std::future::pending()).await
-            })
-            .await;
-            let executors = services::testing::order_executors(
+            let key = platform::card_token::FingerprintKey::new(platform::card_token::DEVELOPMENT_KEY);
+            let payment =
+                testkit::serve(
+                    |l| async move { services::payment::serve(l, ledger, &key, std::future::pending()).await },
+                )
+                .await;
+            let executors = testkit::order_executors(
                 queue_dir.path().join("order_executor"),
                 order_queue.url(),
                 payment.clone(),
@@ -220,7 +223,7 @@ impl Stack {
         };
         let mut config = Config::new("127.0.0.1:0".parse().expect("address"), urls);
         // The key payment uses too; tests may seal result links with it.
-        config.card_fingerprint_key = Some(services::card_token::DEVELOPMENT_KEY.to_owned());
+        config.card_fingerprint_key = Some(platform::card_token::DEVELOPMENT_KEY.to_owned());
         if let Some(site_root) = options.site_root {
             config.site_root = site_root;
         }
@@ -313,37 +316,7 @@ impl Stack {
 /// A checkout form with one item and nothing else: refused for the missing name.
 pub const ITEM_ONLY_FORM: &str = "request%5Bitems%5D%5B0%5D%5Bid%5D=4&request%5Bitems%5D%5B0%5D%5Bquantity%5D=1";
 
-/// An expiry a year from now, as MM/YY.
-pub fn future_expiry() -> String {
-    services::clock::this_month().plus_months(12).to_string()
-}
-
-/// The seed's happy-path order (ids "4" and "1", one each, Simon Lawrence).
-pub fn seed_order() -> Value {
-    json!({
-        "user": {"name": "Simon Lawrence", "contact": "simon.lawrence@example.org"},
-        "creditCard": {"number": "4716401589806287", "expirationDate": future_expiry(), "cvv": "556"},
-        "userComment": "Please handle with care.",
-        "items": [
-            {"id": "4", "name": "The Hunger Games", "quantity": 1},
-            {"id": "1", "name": "Fourth Wing", "quantity": 1}
-        ],
-        "discountCode": "",
-        "shippingMethod": "Standard",
-        "clientCard": "Premium",
-        "giftMessage": "",
-        "billingAddress": {"street": "Narva mnt 18", "city": "Tartu", "state": "Tartumaa", "zip": "51009", "country": "Estonia"},
-        "giftWrapping": false,
-        "termsAccepted": true,
-        "notificationPreferences": ["email"],
-        "device": {"type": "Smartphone", "model": "Pixel 8", "os": "Android 15"},
-        "browser": {"name": "Chrome", "version": "131"},
-        "appVersion": "3.0.0",
-        "screenResolution": "1080x2400",
-        "referrer": "https://www.example.org",
-        "deviceLanguage": "en-US"
-    })
-}
+pub use testkit::seed::{expiry as future_expiry, rest_order as seed_order};
 
 /// Sets the value at a dotted path (`creditCard.number`, `items.0.quantity`).
 pub fn with(mut order: Value, path: &str, value: Value) -> Value {

@@ -1,11 +1,12 @@
-//! Test support shared by the integration tests of this crate and of the web
-//! server: replicated groups of three replicas on loopback port 0, each with its
+//! Test support for the integration tests and benches of the services and the web
+//! server (a dev-dependency only; nothing here ships): replicated groups of three replicas on loopback port 0, each with its
 //! own data directory under a folder the caller owns, which can be stopped and
 //! restarted on the same port and data; and single services on loopback.
 //! [`processes`] runs the execution side as real processes instead, to kill them.
 
 pub mod probe;
 pub mod processes;
+pub mod seed;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -100,8 +101,8 @@ pub async fn books_db(dir: PathBuf) -> Group {
         Arc::new(|id, listener, members, dir, shutdown| {
             Box::pin(async move {
                 let catalog = Arc::new(domain::Catalog::embedded());
-                let config = crate::books_db::raft_config();
-                crate::books_db::start(id, listener, members, &dir, catalog, &config, shutdown)
+                let config = services::books_db::raft_config();
+                services::books_db::start(id, listener, members, &dir, catalog, &config, shutdown)
                     .await
                     .expect("books_db runs");
             })
@@ -122,11 +123,14 @@ pub async fn order_executors(
     Group::start(
         dir,
         Arc::new(move |id, listener, members, dir, shutdown| {
-            let mut config =
-                crate::order_executor::replica::ExecutorConfig::new(queue.clone(), payment.clone(), books_db.clone());
+            let mut config = services::order_executor::replica::ExecutorConfig::new(
+                queue.clone(),
+                payment.clone(),
+                books_db.clone(),
+            );
             config.lease = lease;
             Box::pin(async move {
-                crate::order_executor::replica::start(id, listener, members, &dir, config, shutdown)
+                services::order_executor::replica::start(id, listener, members, &dir, config, shutdown)
                     .await
                     .expect("order_executor runs");
             })

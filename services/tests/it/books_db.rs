@@ -7,7 +7,7 @@ use std::time::Duration;
 use proto::v1 as pb;
 use proto::v1::books_db_client::BooksDbClient;
 use services::leader_client::LeaderClient;
-use services::testing::{self as support, url, Group};
+use testkit::{self as support, url, Group};
 
 async fn prepare(client: &LeaderClient, order_id: &str, book_id: &str, quantity: u32) -> pb::BooksVote {
     client

@@ -4,13 +4,11 @@
 //! Needs the page's built assets (`cargo leptos build`, which `make test` runs
 //! first) and `chromium` + `chromedriver` on PATH (`scripts/setup.sh browser`).
 
-#[path = "support/browser.rs"]
-mod browser;
-mod support;
+use crate::support;
 
-use browser::Browser;
 use fantoccini::Locator;
 use serde_json::json;
+use support::browser::Browser;
 use support::{Stack, StackOptions};
 
 /// Where cargo-leptos put the page's assets.
@@ -382,7 +380,7 @@ async fn every_page_passes_an_accessibility_audit_empty_refused_and_approved() {
     drop(stack);
 
     // The cluster page when nothing of the execution side answers.
-    let stack = crate::stack().await;
+    let stack = self::stack().await;
     let browser = Browser::start(true).await;
     browser.client.goto(&stack.url("/cluster")).await.unwrap();
     browser.wait_for("#cluster-executors").await;

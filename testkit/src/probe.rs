@@ -9,7 +9,7 @@ use std::time::Duration;
 use proto::v1 as pb;
 use tokio::time::Instant;
 
-use crate::card_token::FingerprintKey;
+use platform::card_token::FingerprintKey;
 
 /// How long [`eventually`] keeps asking before it panics.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -40,7 +40,7 @@ pub fn queued_order(
     client_card: &str,
 ) -> pb::QueuedOrder {
     let number = domain::CardNumber::parse(card).expect("a valid card number");
-    let now = crate::clock::this_month();
+    let now = platform::clock::this_month();
     let expiry = domain::Expiry::parse(&now.plus_months(12).to_string(), now).expect("a valid expiry");
     pb::QueuedOrder {
         order_id: order_id.to_owned(),

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use proto::v1 as pb;
 
-use super::probe::{self, eventually};
-use crate::card_token::{FingerprintKey, DEVELOPMENT_KEY};
+use crate::probe::{self, eventually};
+use platform::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 
 /// One service process, which can be killed and started again with the same
 /// arguments, so on the same port and data. Killed when dropped.
@@ -55,7 +55,7 @@ impl Process {
             .env_clear()
             .env(
                 "RUST_LOG",
-                std::env::var("FAILOVER_LOG").unwrap_or_else(|_| crate::telemetry::DEFAULT_FILTER.to_owned()),
+                std::env::var("FAILOVER_LOG").unwrap_or_else(|_| platform::telemetry::DEFAULT_FILTER.to_owned()),
             )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))

@@ -9,8 +9,8 @@ use domain::Catalog;
 use proto::v1 as pb;
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
-use services::testing::serve;
 use services::transaction_verification::stock::CatalogStock;
+use testkit::serve;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -64,7 +64,7 @@ async fn every_service_answers_health_checks_and_reflection() {
         (fraud_detection().await, "bookstore.v1.FraudDetection"),
         (suggestions().await, "bookstore.v1.Suggestions"),
         (order_queue(&dir).await, "bookstore.v1.OrderQueue"),
-        (payment(&dir, &services::card_token::FingerprintKey::new("k")).await, "bookstore.v1.Payment"),
+        (payment(&dir, &platform::card_token::FingerprintKey::new("k")).await, "bookstore.v1.Payment"),
     ];
     for (url, name) in services {
         let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
@@ -96,32 +96,7 @@ async fn every_service_answers_health_checks_and_reflection() {
     }
 }
 
-fn seed_order() -> pb::Order {
-    pb::Order {
-        name: "Simon Lawrence".into(),
-        email: "simon@example.org".into(),
-        card: Some(pb::Card {
-            number: "4716401589806287".into(),
-            expiration_date: services::clock::this_month().plus_months(12).to_string(),
-            cvv: "556".into(),
-        }),
-        items: vec![
-            pb::OrderItem { book_id: "4".into(), name: String::new(), quantity: 1 },
-            pb::OrderItem { book_id: "1".into(), name: String::new(), quantity: 1 },
-        ],
-        billing_address: Some(pb::Address {
-            street: "Narva mnt 18".into(),
-            city: "Tartu".into(),
-            state: String::new(),
-            zip: "51009".into(),
-            country: "Estonia".into(),
-        }),
-        shipping_method: "Standard".into(),
-        client_card: "None".into(),
-        terms_accepted: true,
-        ..Default::default()
-    }
-}
+use testkit::seed;
 
 #[tokio::test]
 async fn events_a_to_f_carry_and_merge_clocks_up_to_3_2_1() {
@@ -132,7 +107,7 @@ async fn events_a_to_f_carry_and_merge_clocks_up_to_3_2_1() {
     let mut fd = FraudDetectionClient::connect(fraud_detection().await).await.unwrap();
     let mut sg = SuggestionsClient::connect(suggestions().await).await.unwrap();
     let id = "order-1".to_owned();
-    let init = || pb::InitOrderRequest { order_id: id.clone(), order: Some(seed_order()) };
+    let init = || pb::InitOrderRequest { order_id: id.clone(), order: Some(seed::order()) };
     assert_eq!(entries(tv.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
     assert_eq!(entries(fd.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
     assert_eq!(entries(sg.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
@@ -181,7 +156,7 @@ async fn a_malformed_clock_is_an_invalid_argument() {
         pb::transaction_verification_client::TransactionVerificationClient::connect(transaction_verification().await)
             .await
             .unwrap();
-    tv.init_order(pb::InitOrderRequest { order_id: "o".into(), order: Some(seed_order()) }).await.unwrap();
+    tv.init_order(pb::InitOrderRequest { order_id: "o".into(), order: Some(seed::order()) }).await.unwrap();
     let status = tv
         .verify_items(pb::EventRequest { order_id: "o".into(), clock: Some(pb::VectorClock { entries: vec![1, 2] }) })
         .await
@@ -274,7 +249,7 @@ async fn a_take_over_fences_out_a_deposed_leader_and_a_release_gives_an_order_ba
     assert_eq!(empty_name.code(), Code::InvalidArgument);
 }
 
-async fn payment(dir: &tempfile::TempDir, key: &services::card_token::FingerprintKey) -> String {
+async fn payment(dir: &tempfile::TempDir, key: &platform::card_token::FingerprintKey) -> String {
     let ledger = services::payment::open(&dir.path().join("payments.redb")).unwrap();
     let key = key.clone();
     serve(|l| async move { services::payment::serve(l, ledger, &key, std::future::pending()).await }).await
@@ -282,14 +257,14 @@ async fn payment(dir: &tempfile::TempDir, key: &services::card_token::Fingerprin
 
 #[tokio::test]
 async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
-    use services::card_token::FingerprintKey;
+    use platform::card_token::FingerprintKey;
     let dir = tempfile::tempdir().unwrap();
     let key = FingerprintKey::new("test-key");
     let mut payment = pb::payment_client::PaymentClient::connect(payment(&dir, &key).await).await.unwrap();
-    let expiry = services::clock::this_month().plus_months(12).to_string();
+    let expiry = platform::clock::this_month().plus_months(12).to_string();
     let token = |number: &str| {
         let card = domain::CardNumber::parse(number).unwrap();
-        key.token(&card, domain::Expiry::parse(&expiry, services::clock::this_month()).unwrap())
+        key.token(&card, domain::Expiry::parse(&expiry, platform::clock::this_month()).unwrap())
     };
     let prepare = |id: &str, number: &str| pb::PaymentPrepareRequest {
         order_id: id.into(),

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use platform::card_token::FingerprintKey;
 use proto::v1 as pb;
-use services::card_token::FingerprintKey;
 use services::order_queue::QueueConfig;
-use services::testing as support;
-use services::testing::probe::{self, eventually};
+use testkit as support;
+use testkit::probe::{self, eventually};
 
 struct Shop {
     queue: String,

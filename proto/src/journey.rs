@@ -1,17 +1,17 @@
 //! An order's journey on the wire: `domain::journey` ↔ the `CheckoutEvent`,
 //! `LeaderStamp` and `Vote` messages the orchestrator, the queue and the executors
 //! pass along (see `domain::journey` for what each part means). They are stamped
-//! with `crate::clock::unix_ms`.
+//! with `platform::clock::unix_ms`.
 
+use crate::v1 as pb;
 use domain::journey::{CheckoutEvent, LeaderStamp, Vote};
 use domain::{Step, VectorClock};
-use proto::v1 as pb;
 
 pub fn checkout_event_to_proto(event: &CheckoutEvent) -> pb::CheckoutEvent {
     pb::CheckoutEvent {
         step: event.step.as_str().to_owned(),
         service: event.service.clone(),
-        clock: event.clock.map(|clock| pb::VectorClock { entries: clock.entries().to_vec() }),
+        clock: event.clock.map(crate::vector_clock::clock_to_proto),
         at_unix_ms: event.at_ms,
         refusal_code: event.refusal.clone().unwrap_or_default(),
     }

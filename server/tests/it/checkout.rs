@@ -2,7 +2,7 @@
 //! refusal class with its step, code and status, unavailable services, and that no
 //! service keeps a cached copy afterwards.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -506,7 +506,7 @@ async fn the_result_link_check_answers_over_http_for_client_side_rendering() {
         status: "queued".into(),
         suggested_books: Vec::new(),
     });
-    let seal = server::link_seal::LinkSeal::new(services::card_token::DEVELOPMENT_KEY)
+    let seal = server::link_seal::LinkSeal::new(platform::card_token::DEVELOPMENT_KEY)
         .seal(&app::result_link::result_query(&outcome));
     let check = |outcome: &domain::CheckoutOutcome, seal: &str| {
         let request = stack.http.post(stack.url("/api/result_link")).json(&json!({"outcome": outcome, "seal": seal}));

@@ -1,0 +1,14 @@
+//! The web server's integration tests, in one binary (one link of the whole stack):
+//! the shop on loopback, every service real, started in this process
+//! (`support`), driven through REST, the server functions and a real browser.
+//!
+//! - `checkout`: `POST /checkout`, every refusal, the error shape, the contract.
+//! - `orders`: the order after checkout (two-phase commit, its journey, the cluster).
+//! - `queue`: the queue behind the checkout survives its restart.
+//! - `browser`: the page in headless Chromium (needs `make build-site`).
+
+mod browser;
+mod checkout;
+mod orders;
+mod queue;
+mod support;

@@ -1,0 +1,13 @@
+//! The services' integration tests, in one binary: every service over real gRPC on
+//! loopback, the Raft groups in this process, and the execution side as real
+//! processes of the `services` binary (`testkit` holds the harnesses).
+//!
+//! - `grpc`: each service on its own: health, reflection, the checkout's events.
+//! - `books_db`: the replicated books database (writes through the log, fail-over).
+//! - `execution`: two-phase commit by the executors' leader, recovery, take-over.
+//! - `processes`: the same with real processes, `kill -9` of each leader.
+
+mod books_db;
+mod execution;
+mod grpc;
+mod processes;
