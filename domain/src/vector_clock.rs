@@ -10,24 +10,36 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The processes that own an entry of the clock.
+/// The three verification services: each owns an entry of the clock and keeps a
+/// copy of the order while it is verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Participant {
+pub enum Verifier {
     TransactionVerification = 0,
     FraudDetection = 1,
     Suggestions = 2,
 }
 
-impl Participant {
+impl Verifier {
     pub const COUNT: usize = 3;
+    pub const ALL: [Self; Self::COUNT] = [Self::TransactionVerification, Self::FraudDetection, Self::Suggestions];
 
+    /// Its entry in the clock.
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The service's name, as logs and refusals give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TransactionVerification => "transaction_verification",
+            Self::FraudDetection => "fraud_detection",
+            Self::Suggestions => "suggestions",
+        }
     }
 }
 
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct VectorClock([u64; Participant::COUNT]);
+pub struct VectorClock([u64; Verifier::COUNT]);
 
 /// A clock received from elsewhere had the wrong number of entries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,22 +53,22 @@ impl VectorClock {
     /// The clock of an approved checkout: TV ran a, b, c; FD ran d, e; SG ran f.
     pub const APPROVED: Self = Self([3, 2, 1]);
 
-    pub const fn new(entries: [u64; Participant::COUNT]) -> Self {
+    pub const fn new(entries: [u64; Verifier::COUNT]) -> Self {
         Self(entries)
     }
 
     pub fn from_slice(entries: &[u64]) -> Result<Self, WrongWidth> {
-        <[u64; Participant::COUNT]>::try_from(entries)
+        <[u64; Verifier::COUNT]>::try_from(entries)
             .map(Self)
-            .map_err(|_| WrongWidth { expected: Participant::COUNT, found: entries.len() })
+            .map_err(|_| WrongWidth { expected: Verifier::COUNT, found: entries.len() })
     }
 
-    pub fn entries(&self) -> &[u64; Participant::COUNT] {
+    pub fn entries(&self) -> &[u64; Verifier::COUNT] {
         &self.0
     }
 
-    pub fn get(&self, participant: Participant) -> u64 {
-        self.0[participant.index()]
+    pub fn get(&self, verifier: Verifier) -> u64 {
+        self.0[verifier.index()]
     }
 
     /// Element-wise maximum with `other`.
@@ -71,16 +83,16 @@ impl VectorClock {
         self
     }
 
-    /// Records one local event of `participant`.
-    pub fn tick(&mut self, participant: Participant) {
-        let entry = &mut self.0[participant.index()];
+    /// Records one local event of `verifier`.
+    pub fn tick(&mut self, verifier: Verifier) {
+        let entry = &mut self.0[verifier.index()];
         *entry = entry.saturating_add(1);
     }
 
     /// The receive rule: merge the incoming clock, then tick.
-    pub fn receive(&mut self, incoming: &Self, participant: Participant) {
+    pub fn receive(&mut self, incoming: &Self, verifier: Verifier) {
         self.merge(incoming);
-        self.tick(participant);
+        self.tick(verifier);
     }
 
     /// Every entry ≤ the other's: this state happened before or equals `other`.
@@ -121,7 +133,7 @@ impl fmt::Display for VectorClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Participant::*;
+    use Verifier::*;
 
     #[test]
     fn merge_takes_the_elementwise_maximum() {

@@ -66,6 +66,46 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
     })
 }
 
+/// `message` as a request that carries `deadline` (as `grpc-timeout`), so the
+/// service gives up when the caller does.
+pub fn request<T>(message: T, deadline: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(deadline);
+    request
+}
+
+/// Why a call gave no answer.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The service (or the transport) answered with an error status.
+    Status(tonic::Status),
+    /// Nothing came back within the deadline.
+    TimedOut,
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status(status) => write!(f, "{:?}: {}", status.code(), status.message()),
+            Self::TimedOut => f.write_str("no answer in time"),
+        }
+    }
+}
+
+/// Awaits a unary call for at most `deadline`: its message, or why there is none.
+/// The one way a caller here bounds a call; the request should carry the same
+/// deadline ([`request`]), so both sides give up together.
+pub async fn within<T>(
+    deadline: Duration,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, CallFailure> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err(CallFailure::Status(status)),
+        Err(_) => Err(CallFailure::TimedOut),
+    }
+}
+
 /// A lazily connecting channel to `url` that fails fast when the peer is down.
 pub fn channel(url: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(url.to_owned())?

@@ -11,6 +11,7 @@ use std::time::Duration;
 use domain::journey::{Decision, Execution, Journey, Queued};
 use domain::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus, Role};
 use futures::future::join_all;
+use proto::enums::{client_card_from_proto, order_state_from_proto};
 use proto::journey;
 use proto::v1 as pb;
 use proto::v1::order_executor_client::OrderExecutorClient;
@@ -38,11 +39,13 @@ fn replicas(urls: &[String], deadline: Duration) -> Result<Vec<Replica>, tonic::
         .collect()
 }
 
+/// The answer within the deadline, or none (a replica that does not answer in time
+/// is shown as such).
 async fn within<T>(
     deadline: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Option<T> {
-    tokio::time::timeout(deadline, call).await.ok()?.ok().map(tonic::Response::into_inner)
+    platform::grpc::within(deadline, call).await.ok()
 }
 
 fn rank(state: OrderState) -> u8 {
@@ -58,9 +61,9 @@ fn executed_journey(answer: &pb::OrderStatusResponse) -> Journey {
     let started = answer.started.as_ref().map(journey::stamp_from_proto);
     let decided = answer.decided.as_ref().map(journey::stamp_from_proto);
     let decision = decided.map(|by| {
-        let commit = match OrderState::parse(&answer.status) {
-            Some(OrderState::Committed) => true,
-            Some(OrderState::Aborted) => false,
+        let commit = match order_state_from_proto("OrderStatusResponse.status", answer.status) {
+            Ok(OrderState::Committed) => true,
+            Ok(OrderState::Aborted) => false,
             // Decided, not yet complete: the record's reason tells an abort.
             _ => answer.reason.is_empty(),
         };
@@ -68,8 +71,8 @@ fn executed_journey(answer: &pb::OrderStatusResponse) -> Journey {
     });
     Journey {
         checkout: journey::checkout_events_from_proto(&answer.checkout_events),
-        queued: (answer.accepted_at_unix_ms > 0).then(|| Queued {
-            priority: answer.client_card.clone(),
+        queued: priority(answer.client_card).filter(|_| answer.accepted_at_unix_ms > 0).map(|priority| Queued {
+            priority,
             accepted_at_ms: answer.accepted_at_unix_ms,
             position: None,
         }),
@@ -82,12 +85,18 @@ fn executed_journey(answer: &pb::OrderStatusResponse) -> Journey {
     }
 }
 
+/// An order's priority as its journey shows it; `None` (the journey shows no
+/// queue part) when it cannot be read.
+fn priority(client_card: i32) -> Option<String> {
+    client_card_from_proto("client_card", client_card).ok().map(|card| card.as_str().to_owned())
+}
+
 /// The journey of an order still on the queue.
 fn queued_journey(answer: &pb::LookupResponse) -> Journey {
     Journey {
         checkout: journey::checkout_events_from_proto(&answer.checkout_events),
-        queued: Some(Queued {
-            priority: answer.client_card.clone(),
+        queued: priority(answer.client_card).map(|priority| Queued {
+            priority,
             accepted_at_ms: answer.accepted_at_unix_ms,
             position: Some(answer.position).filter(|position| *position > 0),
         }),
@@ -122,7 +131,8 @@ impl StatusReader {
             .into_iter()
             .flatten()
             .filter(|answer| answer.known)
-            .filter_map(|answer| OrderState::parse(&answer.status).map(|state| (state, answer)))
+            // An answer whose status this version cannot read counts as no answer.
+            .filter_map(|answer| order_state_from_proto("OrderStatusResponse.status", answer.status).ok().map(|state| (state, answer)))
             .max_by_key(|(state, answer)| (rank(*state), answer.completed_at_unix_ms, answer.votes.len()));
         if let Some((status, answer)) = best {
             let reason = Some(answer.reason.clone()).filter(|reason| !reason.is_empty());
@@ -131,8 +141,8 @@ impl StatusReader {
         }
         let mut queue = OrderQueueClient::new(self.queue.clone());
         let lookup = within(self.deadline, queue.lookup(pb::LookupRequest { order_id: order_id.to_owned() })).await;
-        match lookup.as_ref().map(|answer| answer.state.as_str()) {
-            Some("queued" | "leased") => Ok(Some(OrderStatus {
+        match lookup.as_ref().map(pb::LookupResponse::state) {
+            Some(pb::QueueState::Queued | pb::QueueState::Leased) => Ok(Some(OrderStatus {
                 order_id: order_id.to_owned(),
                 status: OrderState::Queued,
                 reason: None,
@@ -140,8 +150,10 @@ impl StatusReader {
             })),
             // Acknowledged by the executors, who must then know it: they did not
             // answer in time.
-            Some("done") => Err("The order's status cannot be read right now; please try again shortly.".to_owned()),
-            Some(_) if executors_answered => Ok(None),
+            Some(pb::QueueState::Done) => {
+                Err("The order's status cannot be read right now; please try again shortly.".to_owned())
+            }
+            Some(pb::QueueState::NotFound) if executors_answered => Ok(None),
             _ => Err("The order's status cannot be read right now; please try again shortly.".to_owned()),
         }
     }

@@ -26,7 +26,7 @@ impl Rejection {
             code: self.code.clone(),
             message: self.message.clone(),
             field: self.field.clone().unwrap_or_default(),
-            class: self.class.as_str().to_owned(),
+            class: pb::RefusalClass::from(self.class).into(),
         }
     }
 }

@@ -7,16 +7,20 @@
 //! the copy is kept for inspection. Copies are also dropped after a time-to-live so
 //! an orchestrator that died mid-checkout cannot leak memory, and the cache holds at
 //! most `capacity` orders.
+//!
+//! [`OrderCacheService`] is the `OrderCache` gRPC service (init, clear, count) all
+//! three serve; [`run_event`] the shared handling of their events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::vector_clock::WrongWidth;
-use domain::{Participant, VectorClock};
+use domain::{Verifier, VectorClock};
 use proto::v1 as pb;
+use proto::v1::order_cache_server::{OrderCache, OrderCacheServer};
 use proto::vector_clock::{clock_from_proto, clock_to_proto};
-use tonic::Status;
+use tonic::{Request, Response, Status};
 
 use crate::rejection::Rejection;
 
@@ -64,7 +68,7 @@ struct Entry<T> {
 }
 
 pub struct VerificationCache<T> {
-    participant: Participant,
+    verifier: Verifier,
     capacity: usize,
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry<T>>>,
@@ -75,8 +79,8 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 
 impl<T> VerificationCache<T> {
-    pub fn new(participant: Participant, capacity: usize, ttl: Duration) -> Self {
-        Self { participant, capacity, ttl, entries: Mutex::new(HashMap::new()) }
+    pub fn new(verifier: Verifier, capacity: usize, ttl: Duration) -> Self {
+        Self { verifier, capacity, ttl, entries: Mutex::new(HashMap::new()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<T>>> {
@@ -110,7 +114,7 @@ impl<T> VerificationCache<T> {
     pub fn event(&self, order_id: &str, incoming: &VectorClock) -> Result<(Arc<T>, VectorClock), CacheError> {
         let mut entries = self.lock();
         let entry = entries.get_mut(order_id).ok_or_else(|| CacheError::UnknownOrder(order_id.to_owned()))?;
-        entry.clock.receive(incoming, self.participant);
+        entry.clock.receive(incoming, self.verifier);
         Ok((Arc::clone(&entry.order), entry.clock))
     }
 
@@ -135,34 +139,73 @@ impl<T> VerificationCache<T> {
     }
 }
 
-/// Reads a clock from the wire.
-/// The shared `ClearOrder` handling: clear, log an anomaly, answer.
-pub fn clear_order<T>(
-    cache: &VerificationCache<T>,
-    service: &str,
-    request: &pb::ClearOrderRequest,
-) -> Result<pb::ClearOrderResponse, Status> {
-    let final_clock = clock_from_proto(request.final_clock.as_ref()).map_err(CacheError::from)?;
-    Ok(match cache.clear(&request.order_id, &final_clock) {
-        Cleared::Deleted | Cleared::NotFound => pb::ClearOrderResponse { cleared: true, ..Default::default() },
-        Cleared::Anomaly { local } => {
-            let anomaly = format!(
-                "local clock {local} is not <= final clock {final_clock}: this service saw events the orchestrator did not"
-            );
-            tracing::warn!(service, order_id = %request.order_id, %anomaly, "clear_order anomaly; keeping the cached copy");
-            pb::ClearOrderResponse { cleared: false, anomaly, local_clock: Some(clock_to_proto(local)) }
-        }
-    })
+/// What a verification service does, beyond forgetting its copy, when the
+/// orchestrator clears an order: fraud_detection settles its velocity windows by
+/// how the checkout ended; the others do nothing more.
+pub trait OnClear: Send + Sync + 'static {
+    fn cleared(&self, order_id: &str, result: pb::CheckoutResult);
 }
 
-/// The shared `InitOrder` handling.
-pub fn init_order(
-    cache: &VerificationCache<pb::Order>,
-    request: pb::InitOrderRequest,
-) -> Result<pb::InitOrderResponse, Status> {
-    let order = request.order.ok_or_else(|| Status::invalid_argument("init_order needs the order"))?;
-    let clock = cache.init(&request.order_id, order)?;
-    Ok(pb::InitOrderResponse { clock: Some(clock_to_proto(clock)) })
+/// The `OrderCache` service, the same for the three verification services: each
+/// serves it beside its own service, over the cache its events read.
+pub struct OrderCacheService {
+    cache: Arc<VerificationCache<pb::Order>>,
+    on_clear: Option<Arc<dyn OnClear>>,
+}
+
+impl OrderCacheService {
+    pub fn new(cache: Arc<VerificationCache<pb::Order>>, on_clear: Option<Arc<dyn OnClear>>) -> Self {
+        Self { cache, on_clear }
+    }
+
+    pub fn into_server(self) -> OrderCacheServer<Self> {
+        OrderCacheServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl OrderCache for OrderCacheService {
+    async fn init_order(
+        &self,
+        request: Request<pb::InitOrderRequest>,
+    ) -> Result<Response<pb::InitOrderResponse>, Status> {
+        let request = request.into_inner();
+        let order = request.order.ok_or_else(|| Status::invalid_argument("init_order needs the order"))?;
+        let clock = self.cache.init(&request.order_id, order)?;
+        Ok(Response::new(pb::InitOrderResponse { clock: Some(clock_to_proto(clock)) }))
+    }
+
+    /// Clears the copy (or logs the anomaly and keeps it), then lets the service
+    /// settle what it counted.
+    async fn clear_order(
+        &self,
+        request: Request<pb::ClearOrderRequest>,
+    ) -> Result<Response<pb::ClearOrderResponse>, Status> {
+        let request = request.into_inner();
+        let final_clock = clock_from_proto(request.final_clock.as_ref()).map_err(CacheError::from)?;
+        let answer = match self.cache.clear(&request.order_id, &final_clock) {
+            Cleared::Deleted | Cleared::NotFound => pb::ClearOrderResponse { cleared: true, ..Default::default() },
+            Cleared::Anomaly { local } => {
+                let anomaly = format!(
+                    "local clock {local} is not <= final clock {final_clock}: this service saw events the orchestrator did not"
+                );
+                let service = self.cache.verifier.name();
+                tracing::warn!(service, order_id = %request.order_id, %anomaly, "clear_order anomaly; keeping the cached copy");
+                pb::ClearOrderResponse { cleared: false, anomaly, local_clock: Some(clock_to_proto(local)) }
+            }
+        };
+        if let Some(on_clear) = &self.on_clear {
+            on_clear.cleared(&request.order_id, request.result());
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn cached_orders(
+        &self,
+        _: Request<pb::CachedOrdersRequest>,
+    ) -> Result<Response<pb::CachedOrdersResponse>, Status> {
+        Ok(Response::new(pb::CachedOrdersResponse { count: u32::try_from(self.cache.len()).unwrap_or(u32::MAX) }))
+    }
 }
 
 /// The shared handling of one checking event: tick the clock, run `check` on the
@@ -189,16 +232,12 @@ where
     Ok(pb::EventResponse { clock: Some(clock_to_proto(clock)), refusal: refusal.as_ref().map(Rejection::to_proto) })
 }
 
-pub fn cached_orders<T>(cache: &VerificationCache<T>) -> pb::CachedOrdersResponse {
-    pb::CachedOrdersResponse { count: u32::try_from(cache.len()).unwrap_or(u32::MAX) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cache() -> VerificationCache<&'static str> {
-        VerificationCache::new(Participant::FraudDetection, 2, DEFAULT_TTL)
+        VerificationCache::new(Verifier::FraudDetection, 2, DEFAULT_TTL)
     }
 
     #[test]
@@ -239,7 +278,7 @@ mod tests {
 
     #[test]
     fn expired_copies_are_dropped() {
-        let cache = VerificationCache::new(Participant::Suggestions, 10, Duration::ZERO);
+        let cache = VerificationCache::new(Verifier::Suggestions, 10, Duration::ZERO);
         cache.init("o1", "a").unwrap();
         cache.init("o2", "b").unwrap();
         assert_eq!(cache.len(), 1, "o1 expired when o2 came in");

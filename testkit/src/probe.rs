@@ -37,14 +37,14 @@ pub fn queued_order(
     order_id: &str,
     card: &str,
     lines: &[(&str, u32)],
-    client_card: &str,
+    client_card: domain::ClientCard,
 ) -> pb::QueuedOrder {
     let number = domain::CardNumber::parse(card).expect("a valid card number");
     let now = platform::clock::this_month();
     let expiry = domain::Expiry::parse(&now.plus_months(12).to_string(), now).expect("a valid expiry");
     pb::QueuedOrder {
         order_id: order_id.to_owned(),
-        client_card: client_card.to_owned(),
+        client_card: pb::ClientCard::from(client_card).into(),
         lines: lines
             .iter()
             .map(|(id, quantity)| pb::OrderLine { book_id: (*id).into(), quantity: *quantity })
@@ -89,7 +89,7 @@ pub async fn final_status(executors: &[String], order_id: &str) -> Option<pb::Or
             continue;
         };
         let answer = answer.into_inner();
-        if matches!(answer.status.as_str(), "committed" | "aborted") {
+        if matches!(answer.status(), pb::OrderState::Committed | pb::OrderState::Aborted) {
             return Some(answer);
         }
     }

@@ -213,7 +213,7 @@ impl ExecutionSide {
     /// Enqueues an order for `lines` (book id, copies) paid with `card`, at a
     /// nominal 10.99 a copy, retrying while the queue is down.
     pub async fn enqueue(&self, order_id: &str, card: &str, lines: &[(&str, u32)]) {
-        let order = probe::queued_order(&self.key, order_id, card, lines, "None");
+        let order = probe::queued_order(&self.key, order_id, card, lines, domain::ClientCard::None);
         let queue = url(self.queue_port);
         let what = self.waiting_for(&format!("order {order_id} enqueued"));
         eventually(what, Duration::from_millis(20), || probe::enqueue(&queue, &order)).await

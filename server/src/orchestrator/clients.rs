@@ -4,23 +4,24 @@
 use std::future::Future;
 use std::time::Duration;
 
-use domain::{Refusal, Step};
+use domain::{Refusal, Step, Verifier};
 use proto::v1::fraud_detection_client::FraudDetectionClient;
+use proto::v1::order_cache_client::OrderCacheClient;
 use proto::v1::order_queue_client::OrderQueueClient;
 use proto::v1::suggestions_client::SuggestionsClient;
 use proto::v1::transaction_verification_client::TransactionVerificationClient;
 use tonic::transport::Channel;
+use platform::grpc::CallFailure;
 use tonic::{Code, Request, Response, Status};
 
 use crate::config::ServiceUrls;
 
-pub const TRANSACTION_VERIFICATION: &str = "transaction_verification";
-pub const FRAUD_DETECTION: &str = "fraud_detection";
-pub const SUGGESTIONS: &str = "suggestions";
 pub const ORDER_QUEUE: &str = "order_queue";
 
 #[derive(Clone)]
 pub struct Clients {
+    /// The `OrderCache` each verification service serves, by `Verifier::index`.
+    pub order_caches: [OrderCacheClient<Channel>; Verifier::COUNT],
     pub transaction_verification: TransactionVerificationClient<Channel>,
     pub fraud_detection: FraudDetectionClient<Channel>,
     pub suggestions: SuggestionsClient<Channel>,
@@ -34,10 +35,14 @@ impl Clients {
     /// and a checkout then reports that service as unavailable.
     pub fn new(urls: &ServiceUrls, deadline: Duration) -> Result<Self, tonic::transport::Error> {
         let channel = |url: &str| platform::grpc::channel(url, deadline);
+        // One channel per service, shared by its own client and its order cache's.
+        let (tv, fd, sg) =
+            (channel(&urls.transaction_verification)?, channel(&urls.fraud_detection)?, channel(&urls.suggestions)?);
         Ok(Self {
-            transaction_verification: TransactionVerificationClient::new(channel(&urls.transaction_verification)?),
-            fraud_detection: FraudDetectionClient::new(channel(&urls.fraud_detection)?),
-            suggestions: SuggestionsClient::new(channel(&urls.suggestions)?),
+            order_caches: [tv.clone(), fd.clone(), sg.clone()].map(OrderCacheClient::new),
+            transaction_verification: TransactionVerificationClient::new(tv),
+            fraud_detection: FraudDetectionClient::new(fd),
+            suggestions: SuggestionsClient::new(sg),
             order_queue: OrderQueueClient::new(channel(&urls.order_queue)?),
             deadline,
         })
@@ -45,9 +50,7 @@ impl Clients {
 
     /// A request carrying the deadline, so the service can give up too.
     pub fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request.set_timeout(self.deadline);
-        request
+        platform::grpc::request(message, self.deadline)
     }
 
     /// Awaits `call` for at most the deadline; a failure or time-out becomes an
@@ -58,7 +61,7 @@ impl Clients {
         service: &'static str,
         call: impl Future<Output = Result<Response<T>, Status>>,
     ) -> Result<T, Refusal> {
-        self.call_raw(service, call).await.map_err(|failure| Refusal::unavailable(step, service, failure.describe()))
+        self.call_raw(service, call).await.map_err(|failure| Refusal::unavailable(step, service, describe(&failure)))
     }
 
     /// Awaits `call` for at most the deadline, logging a failure.
@@ -67,37 +70,30 @@ impl Clients {
         service: &'static str,
         call: impl Future<Output = Result<Response<T>, Status>>,
     ) -> Result<T, CallFailure> {
-        match tokio::time::timeout(self.deadline, call).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => {
-                tracing::warn!(service, code = ?status.code(), message = status.message(), "call failed");
-                Err(CallFailure::Status(status.code()))
+        let answer = platform::grpc::within(self.deadline, call).await;
+        match &answer {
+            Ok(_) => {}
+            Err(CallFailure::Status(status)) => {
+                tracing::warn!(service, code = ?status.code(), message = status.message(), "call failed")
             }
-            Err(_) => {
-                tracing::warn!(service, deadline_ms = self.deadline.as_millis() as u64, "call timed out");
-                Err(CallFailure::TimedOut)
+            Err(CallFailure::TimedOut) => {
+                tracing::warn!(service, deadline_ms = self.deadline.as_millis() as u64, "call timed out")
             }
         }
+        answer
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallFailure {
-    Status(Code),
-    TimedOut,
-}
-
-impl CallFailure {
-    /// What a shopper may be told about a failed call: the kind of failure, never
-    /// the service's internals.
-    fn describe(self) -> &'static str {
-        match self {
-            Self::TimedOut | Self::Status(Code::DeadlineExceeded | Code::Cancelled) => {
-                "the service did not answer in time"
-            }
-            Self::Status(Code::Unavailable | Code::Unknown) => "the service is not reachable",
-            Self::Status(Code::ResourceExhausted) => "the service is busy",
-            Self::Status(_) => "the service reported an internal error",
-        }
+/// What a shopper may be told about a failed call: the kind of failure, never the
+/// service's internals.
+fn describe(failure: &CallFailure) -> &'static str {
+    match failure {
+        CallFailure::TimedOut => "the service did not answer in time",
+        CallFailure::Status(status) => match status.code() {
+            Code::DeadlineExceeded | Code::Cancelled => "the service did not answer in time",
+            Code::Unavailable | Code::Unknown => "the service is not reachable",
+            Code::ResourceExhausted => "the service is busy",
+            _ => "the service reported an internal error",
+        },
     }
 }

@@ -26,16 +26,17 @@ use std::time::Instant;
 
 use domain::checkout::{ApprovedOrder, CheckoutRequest, SuggestedBook};
 use domain::journey::CheckoutEvent;
-use domain::{Catalog, CheckoutOutcome, Refusal, RefusalClass, Step, VectorClock};
+use domain::{Catalog, CheckoutOutcome, Refusal, RefusalClass, Step, VectorClock, Verifier};
 use platform::card_token::FingerprintKey;
 use platform::clock::unix_ms;
+use proto::enums::refusal_class_from_proto;
 use proto::journey::checkout_event_to_proto;
 use proto::v1 as pb;
 use proto::vector_clock::{clock_from_proto, clock_to_proto};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-pub use clients::{Clients, FRAUD_DETECTION, ORDER_QUEUE, SUGGESTIONS, TRANSACTION_VERIFICATION};
+pub use clients::{Clients, ORDER_QUEUE};
 
 pub struct Orchestrator {
     clients: Clients,
@@ -94,13 +95,8 @@ impl Flow {
     }
 }
 
-/// Which services hold a copy of the order.
-#[derive(Default, Clone, Copy)]
-struct Cached {
-    transaction_verification: bool,
-    fraud_detection: bool,
-    suggestions: bool,
-}
+/// Which verification services hold a copy of the order, by `Verifier::index`.
+type Cached = [bool; Verifier::COUNT];
 
 impl Orchestrator {
     pub fn new(clients: Clients, catalog: Arc<Catalog>, fingerprint_key: FingerprintKey) -> Self {
@@ -150,20 +146,20 @@ impl Orchestrator {
 
     /// Step 1: hand the order to the three services at once.
     async fn init_all(&self, order_id: &str, order: &pb::Order) -> (Cached, Result<(), Refusal>) {
-        let init = |order: pb::Order| {
-            self.clients.request(pb::InitOrderRequest { order_id: order_id.to_owned(), order: Some(order) })
-        };
         let c = &self.clients;
-        let (mut tv, mut fd, mut sg) =
-            (c.transaction_verification.clone(), c.fraud_detection.clone(), c.suggestions.clone());
-        let (tv, fd, sg) = tokio::join!(
-            c.call(Step::InitOrder, TRANSACTION_VERIFICATION, tv.init_order(init(order.clone()))),
-            c.call(Step::InitOrder, FRAUD_DETECTION, fd.init_order(init(order.clone()))),
-            c.call(Step::InitOrder, SUGGESTIONS, sg.init_order(init(order::to_suggestions_order(order)))),
-        );
-        let cached =
-            Cached { transaction_verification: tv.is_ok(), fraud_detection: fd.is_ok(), suggestions: sg.is_ok() };
-        let outcome = tv.and(fd).and(sg).map(|_| ());
+        let answers = futures::future::join_all(Verifier::ALL.map(|verifier| {
+            // Suggestions needs only the books.
+            let order = match verifier {
+                Verifier::Suggestions => order::to_suggestions_order(order),
+                Verifier::TransactionVerification | Verifier::FraudDetection => order.clone(),
+            };
+            let request = c.request(pb::InitOrderRequest { order_id: order_id.to_owned(), order: Some(order) });
+            let mut cache = c.order_caches[verifier.index()].clone();
+            async move { c.call(Step::InitOrder, verifier.name(), cache.init_order(request)).await }
+        }))
+        .await;
+        let cached = Verifier::ALL.map(|verifier| answers[verifier.index()].is_ok());
+        let outcome = answers.into_iter().find_map(Result::err).map_or(Ok(()), Err);
         (cached, outcome)
     }
 
@@ -174,12 +170,12 @@ impl Orchestrator {
         let fd = &self.clients.fraud_detection;
         let items_then_card = async {
             let a = self
-                .event(flow, order_id, Step::VerifyItems, TRANSACTION_VERIFICATION, start, |r| {
+                .event(flow, order_id, Step::VerifyItems, Verifier::TransactionVerification, start, |r| {
                     let mut tv = tv.clone();
                     async move { tv.verify_items(r).await }
                 })
                 .await?;
-            self.event(flow, order_id, Step::VerifyCardFormat, TRANSACTION_VERIFICATION, a, |r| {
+            self.event(flow, order_id, Step::VerifyCardFormat, Verifier::TransactionVerification, a, |r| {
                 let mut tv = tv.clone();
                 async move { tv.verify_card_format(r).await }
             })
@@ -187,12 +183,12 @@ impl Orchestrator {
         };
         let user_then_fraud = async {
             let b = self
-                .event(flow, order_id, Step::VerifyUserData, TRANSACTION_VERIFICATION, start, |r| {
+                .event(flow, order_id, Step::VerifyUserData, Verifier::TransactionVerification, start, |r| {
                     let mut tv = tv.clone();
                     async move { tv.verify_user_data(r).await }
                 })
                 .await?;
-            self.event(flow, order_id, Step::CheckUser, FRAUD_DETECTION, b, |r| {
+            self.event(flow, order_id, Step::CheckUser, Verifier::FraudDetection, b, |r| {
                 let mut fd = fd.clone();
                 async move { fd.check_user(r).await }
             })
@@ -206,17 +202,17 @@ impl Orchestrator {
             return Err(internal(Step::VerifyItems, "a chain stopped without a refusal"));
         };
         let e = self
-            .event(flow, order_id, Step::CheckCard, FRAUD_DETECTION, c.merged(&d), |r| {
+            .event(flow, order_id, Step::CheckCard, Verifier::FraudDetection, c.merged(&d), |r| {
                 let mut fd = fd.clone();
                 async move { fd.check_card(r).await }
             })
             .await
             .ok_or_else(|| flow.refusal().unwrap_or_else(|| internal(Step::CheckCard, "stopped without a refusal")))?;
         let (f, books) = self.suggest(order_id, e).await.inspect_err(|refusal| {
-            flow.ended(Step::SuggestBooks, SUGGESTIONS, None, Some(&refusal.code));
+            flow.ended(Step::SuggestBooks, Verifier::Suggestions.name(), None, Some(&refusal.code));
         })?;
         flow.observe(&f);
-        flow.ended(Step::SuggestBooks, SUGGESTIONS, Some(f), None);
+        flow.ended(Step::SuggestBooks, Verifier::Suggestions.name(), Some(f), None);
         if f != VectorClock::APPROVED {
             tracing::error!(clock = %f, expected = %VectorClock::APPROVED, "the final clock of an approved order is wrong");
             return Err(internal(Step::SuggestBooks, "the verification steps did not run in the expected order"));
@@ -231,7 +227,7 @@ impl Orchestrator {
         flow: &Flow,
         order_id: &str,
         step: Step,
-        service: &'static str,
+        verifier: Verifier,
         clock: VectorClock,
         call: F,
     ) -> Option<VectorClock>
@@ -242,6 +238,7 @@ impl Orchestrator {
         if !flow.may_start(step) {
             return None;
         }
+        let service = verifier.name();
         let request = self
             .clients
             .request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
@@ -274,9 +271,9 @@ impl Orchestrator {
             .clients
             .request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
         let mut suggestions = self.clients.suggestions.clone();
-        let response = self.clients.call(Step::SuggestBooks, SUGGESTIONS, suggestions.suggest(request)).await?;
+        let response = self.clients.call(Step::SuggestBooks, Verifier::Suggestions.name(), suggestions.suggest(request)).await?;
         let clock = clock_from_proto(response.clock.as_ref()).map_err(|_| {
-            Refusal::unavailable(Step::SuggestBooks, SUGGESTIONS, "the service answered with a malformed clock")
+            Refusal::unavailable(Step::SuggestBooks, Verifier::Suggestions.name(), "the service answered with a malformed clock")
         })?;
         let books = response
             .books
@@ -306,47 +303,24 @@ impl Orchestrator {
     /// logged; the services' time-to-live cleans up what a lost call leaves.
     async fn clear_all(&self, order_id: &str, final_clock: VectorClock, result: pb::CheckoutResult, cached: Cached) {
         let c = &self.clients;
-        let clear = || {
-            c.request(pb::ClearOrderRequest {
+        let holders = Verifier::ALL.into_iter().filter(|verifier| cached[verifier.index()]);
+        futures::future::join_all(holders.map(|verifier| async move {
+            let request = c.request(pb::ClearOrderRequest {
                 order_id: order_id.to_owned(),
                 final_clock: Some(clock_to_proto(final_clock)),
                 result: result.into(),
-            })
-        };
-        let (tv, fd, sg) = tokio::join!(
-            async {
-                if !cached.transaction_verification {
-                    return None;
-                }
-                Some(
-                    c.call_raw(TRANSACTION_VERIFICATION, c.transaction_verification.clone().clear_order(clear())).await,
-                )
-            },
-            async {
-                if !cached.fraud_detection {
-                    return None;
-                }
-                Some(c.call_raw(FRAUD_DETECTION, c.fraud_detection.clone().clear_order(clear())).await)
-            },
-            async {
-                if !cached.suggestions {
-                    return None;
-                }
-                Some(c.call_raw(SUGGESTIONS, c.suggestions.clone().clear_order(clear())).await)
-            },
-        );
-        for (service, result) in [(TRANSACTION_VERIFICATION, tv), (FRAUD_DETECTION, fd), (SUGGESTIONS, sg)] {
-            match result {
-                None => {}
-                Some(Ok(response)) if response.cleared => {}
-                Some(Ok(response)) => {
+            });
+            let mut cache = c.order_caches[verifier.index()].clone();
+            let service = verifier.name();
+            match c.call_raw(service, cache.clear_order(request)).await {
+                Ok(response) if response.cleared => {}
+                Ok(response) => {
                     tracing::warn!(service, anomaly = %response.anomaly, %final_clock, "clear_order anomaly")
                 }
-                Some(Err(_)) => {
-                    tracing::warn!(service, "clear_order failed; the service drops the copy when it expires")
-                }
+                Err(_) => tracing::warn!(service, "clear_order failed; the service drops the copy when it expires"),
             }
-        }
+        }))
+        .await;
     }
 }
 
@@ -367,14 +341,18 @@ fn checkout_result<T>(result: &Result<T, Refusal>) -> pb::CheckoutResult {
     }
 }
 
+/// A refusal whose class this version cannot read is not guessed at: it is a fault.
 fn refusal_from_proto(step: Step, service: &str, refusal: pb::Refusal) -> Refusal {
-    Refusal {
-        step,
-        service: service.to_owned(),
-        class: RefusalClass::parse(&refusal.class).unwrap_or(RefusalClass::Invalid),
-        code: refusal.code,
-        message: refusal.message,
-        field: Some(refusal.field).filter(|field| !field.is_empty()),
+    match refusal_class_from_proto("Refusal.class", refusal.class) {
+        Ok(class) => Refusal {
+            step,
+            service: service.to_owned(),
+            class,
+            code: refusal.code,
+            message: refusal.message,
+            field: Some(refusal.field).filter(|field| !field.is_empty()),
+        },
+        Err(unreadable) => internal(step, &format!("{service} answered a refusal: {unreadable}")),
     }
 }
 

@@ -65,7 +65,7 @@ pub fn to_queued_order(
     let address = &request.billing_address;
     Ok(pb::QueuedOrder {
         order_id: order_id.to_owned(),
-        client_card: client_card.as_str().to_owned(),
+        client_card: pb::ClientCard::from(client_card).into(),
         lines: lines
             .iter()
             .map(|line| pb::OrderLine { book_id: line.book_id.clone(), quantity: line.quantity.get() })

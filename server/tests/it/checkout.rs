@@ -6,6 +6,7 @@ use crate::support;
 
 use std::time::Duration;
 
+use proto::v1 as pb;
 use serde_json::{json, Value};
 use services::fraud_detection::FraudConfig;
 use support::{seed_order, with, Stack, StackOptions, ITEM_ONLY_FORM};
@@ -48,7 +49,7 @@ async fn approves_the_seed_order_and_queues_it_without_the_card_number() {
 
     let queued = stack.dequeue().await.expect("the approved order is in the queue");
     assert_eq!(queued.order_id, order_id);
-    assert_eq!(queued.client_card, "Premium");
+    assert_eq!(queued.client_card(), pb::ClientCard::Premium);
     assert_eq!(queued.total_cents, 1099 + 1899 + 499);
     let card = queued.card.clone().expect("a card token");
     assert_eq!((card.network.as_str(), card.last4.as_str()), ("visa", "6287"));
@@ -98,7 +99,7 @@ async fn fields_left_out_take_their_documented_defaults() {
     assert_eq!(status, 200, "the seed's contract has none of these fields: {body}");
     let queued = stack.dequeue().await.expect("the order is queued");
     assert_eq!(queued.order_id, body["orderId"].as_str().expect("an order id"));
-    assert_eq!((queued.shipping_method.as_str(), queued.client_card.as_str()), ("Standard", "None"));
+    assert_eq!((queued.shipping_method.as_str(), queued.client_card()), ("Standard", pb::ClientCard::None));
 }
 
 /// The seed order from a buyer and card of its own (`n` picks them).

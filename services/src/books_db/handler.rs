@@ -45,8 +45,8 @@ fn order_id(id: &str) -> Result<String, Status> {
 
 fn acknowledged(outcome: Outcome) -> Result<Response<pb::BooksAck>, Status> {
     match outcome {
-        Outcome::Committed => Ok(Response::new(pb::BooksAck { outcome: "committed".into() })),
-        Outcome::Aborted => Ok(Response::new(pb::BooksAck { outcome: "aborted".into() })),
+        Outcome::Committed => Ok(Response::new(pb::BooksAck { outcome: pb::BooksOutcome::Committed.into() })),
+        Outcome::Aborted => Ok(Response::new(pb::BooksAck { outcome: pb::BooksOutcome::Aborted.into() })),
         Outcome::Conflict { reason } => Err(Status::failed_precondition(reason)),
         other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
     }

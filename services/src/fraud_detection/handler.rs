@@ -3,17 +3,17 @@
 use platform::clock::unix_ms;
 use std::sync::{Arc, Mutex};
 
-use domain::{Catalog, Participant};
+use domain::{Catalog, Verifier};
 use proto::v1 as pb;
 use proto::v1::fraud_detection_server::FraudDetection;
 use tonic::{Request, Response, Status};
 
 use super::rules::{FraudConfig, FraudRules};
 use super::velocity::Settlement;
-use crate::verification_cache::{self as cache, VerificationCache};
+use crate::verification_cache::{self as cache, OnClear, VerificationCache};
 
 pub struct FraudDetectionService {
-    cache: VerificationCache<pb::Order>,
+    cache: Arc<VerificationCache<pb::Order>>,
     catalog: Arc<Catalog>,
     rules: Mutex<FraudRules>,
 }
@@ -21,7 +21,7 @@ pub struct FraudDetectionService {
 impl FraudDetectionService {
     pub fn new(catalog: Arc<Catalog>, config: FraudConfig) -> Self {
         Self {
-            cache: VerificationCache::new(Participant::FraudDetection, cache::DEFAULT_CAPACITY, cache::DEFAULT_TTL),
+            cache: Arc::new(VerificationCache::new(Verifier::FraudDetection, cache::DEFAULT_CAPACITY, cache::DEFAULT_TTL)),
             catalog,
             rules: Mutex::new(FraudRules::new(&config)),
         }
@@ -31,17 +31,15 @@ impl FraudDetectionService {
         // The rules' state is counters; a panic elsewhere cannot corrupt them.
         work(&mut self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
+
+    /// The cache its events read, for the `OrderCache` service beside it.
+    pub fn cache(&self) -> Arc<VerificationCache<pb::Order>> {
+        Arc::clone(&self.cache)
+    }
 }
 
 #[tonic::async_trait]
 impl FraudDetection for FraudDetectionService {
-    async fn init_order(
-        &self,
-        request: Request<pb::InitOrderRequest>,
-    ) -> Result<Response<pb::InitOrderResponse>, Status> {
-        cache::init_order(&self.cache, request.into_inner()).map(Response::new)
-    }
-
     async fn check_user(&self, request: Request<pb::EventRequest>) -> Result<Response<pb::EventResponse>, Status> {
         let request = request.into_inner();
         let order_id = request.order_id.clone();
@@ -61,35 +59,25 @@ impl FraudDetection for FraudDetectionService {
         .await
         .map(Response::new)
     }
+}
 
-    async fn clear_order(
-        &self,
-        request: Request<pb::ClearOrderRequest>,
-    ) -> Result<Response<pb::ClearOrderResponse>, Status> {
-        let request = request.into_inner();
-        let answer = cache::clear_order(&self.cache, "fraud_detection", &request)?;
-        let settlement = match request.result() {
-            pb::CheckoutResult::Approved => Some(Settlement::Order),
-            pb::CheckoutResult::Fraud | pb::CheckoutResult::Undecided => Some(Settlement::Attempt),
+/// What fraud detection counted for the order is settled by how its checkout ended:
+/// approved orders and fraud refusals stay in the velocity windows, checkouts
+/// refused for anything else leave them.
+impl OnClear for FraudDetectionService {
+    fn cleared(&self, order_id: &str, result: pb::CheckoutResult) {
+        let settlement = match result {
+            pb::CheckoutResult::Approved => Settlement::Order,
+            pb::CheckoutResult::Fraud | pb::CheckoutResult::Undecided => Settlement::Attempt,
             pb::CheckoutResult::Invalid | pb::CheckoutResult::OutOfStock | pb::CheckoutResult::Unavailable => {
-                Some(Settlement::Withdrawn)
+                Settlement::Withdrawn
             }
             // Also what prost reads for a value this build does not know.
             pb::CheckoutResult::Unspecified => {
-                tracing::warn!(order_id = %request.order_id, "clear_order without a result: the checkout stays counted");
-                None
+                tracing::warn!(%order_id, "clear_order without a result: the checkout stays counted");
+                return;
             }
         };
-        if let Some(settlement) = settlement {
-            self.with_rules(|rules| rules.settle(&request.order_id, settlement));
-        }
-        Ok(Response::new(answer))
-    }
-
-    async fn cached_orders(
-        &self,
-        _: Request<pb::CachedOrdersRequest>,
-    ) -> Result<Response<pb::CachedOrdersResponse>, Status> {
-        Ok(Response::new(cache::cached_orders(&self.cache)))
+        self.with_rules(|rules| rules.settle(order_id, settlement));
     }
 }

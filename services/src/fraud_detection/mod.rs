@@ -17,13 +17,17 @@ pub use rules::FraudConfig;
 
 use platform::grpc::{self, ServeError};
 
+use crate::verification_cache::OrderCacheService;
+
 pub async fn serve(
     listener: TcpListener,
     catalog: Arc<Catalog>,
     config: FraudConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let service = FraudDetectionService::new(catalog, config);
-    let server = proto::v1::fraud_detection_server::FraudDetectionServer::new(service);
-    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.FraudDetection", shutdown).await
+    let service = Arc::new(FraudDetectionService::new(catalog, config));
+    let order_cache = OrderCacheService::new(service.cache(), Some(service.clone()));
+    let server = proto::v1::fraud_detection_server::FraudDetectionServer::from_arc(service);
+    let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
+    grpc::serve(listener, routes, "bookstore.v1.FraudDetection", shutdown).await
 }

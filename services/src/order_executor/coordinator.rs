@@ -141,7 +141,7 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
                     self.record(decide).await?
                 }
                 phase => {
-                    tracing::info!(%order_id, status = phase.status(), "recovering a decided order: resending the decision");
+                    tracing::info!(%order_id, status = %phase.status(), "recovering a decided order: resending the decision");
                     phase.clone()
                 }
             };
@@ -366,7 +366,7 @@ mod tests {
             card_fingerprint: "f".repeat(64),
             lease_id: "lease-1".into(),
             checkout_events: Vec::new(),
-            client_card: "None".into(),
+            client_card: Some(domain::ClientCard::None),
             accepted_at_ms: 0,
             started: None,
         }
@@ -437,7 +437,7 @@ mod tests {
         assert_eq!(c.recover().await.unwrap(), 2);
         let state = c.log.0.lock().unwrap().clone();
         assert_eq!(state.get("decided").unwrap().phase, Phase::Committed);
-        assert_eq!(state.get("undecided").unwrap().phase.status(), "aborted");
+        assert_eq!(state.get("undecided").unwrap().phase.status(), domain::OrderState::Aborted);
         assert_eq!(c.books.calls(), ["commit decided", "abort undecided"]);
         assert_eq!(state.in_flight().count(), 0);
     }

@@ -9,32 +9,14 @@ use proto::v1 as pb;
 use proto::v1::order_queue_client::OrderQueueClient;
 use proto::v1::payment_client::PaymentClient;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
+use platform::grpc::{self, request, CallFailure};
+use tonic::Code;
 
 use super::coordinator::{Participant, QueueAck, Unreachable, Vote};
 use super::state::Execution;
 
-fn request<T>(message: T, deadline: Duration) -> Request<T> {
-    let mut request = Request::new(message);
-    request.set_timeout(deadline);
-    request
-}
-
 fn unreachable(participant: &'static str, status: &tonic::Status) -> Unreachable {
     Unreachable { participant, detail: format!("{:?}: {}", status.code(), status.message()) }
-}
-
-/// Awaits a call with a deadline: the answer or the status it failed with, or
-/// `Unreachable` if it gave neither in time.
-async fn answered<T>(
-    participant: &'static str,
-    deadline: Duration,
-    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<Result<T, tonic::Status>, Unreachable> {
-    match tokio::time::timeout(deadline, call).await {
-        Ok(answer) => Ok(answer.map(tonic::Response::into_inner)),
-        Err(_) => Err(Unreachable { participant, detail: "no answer in time".to_owned() }),
-    }
 }
 
 /// Awaits a call with a deadline; any failure is `Unreachable`.
@@ -43,7 +25,22 @@ async fn within<T>(
     deadline: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, Unreachable> {
-    answered(participant, deadline, call).await?.map_err(|status| unreachable(participant, &status))
+    grpc::within(deadline, call).await.map_err(|failure| Unreachable { participant, detail: failure.to_string() })
+}
+
+/// Awaits a queue call: its answer, or the status it failed with (which the caller
+/// reads), or `Unreachable` if nothing came in time.
+async fn answered<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<Result<T, tonic::Status>, Unreachable> {
+    match grpc::within(deadline, call).await {
+        Ok(answer) => Ok(Ok(answer)),
+        Err(CallFailure::Status(status)) => Ok(Err(status)),
+        Err(failure @ CallFailure::TimedOut) => {
+            Err(Unreachable { participant: "order_queue", detail: failure.to_string() })
+        }
+    }
 }
 
 pub struct PaymentParticipant {
@@ -147,7 +144,7 @@ async fn fenced<T>(
     deadline: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, QueueError> {
-    match answered("order_queue", deadline, call).await? {
+    match answered(deadline, call).await? {
         Ok(response) => Ok(response),
         Err(status) if status.code() == Code::FailedPrecondition => {
             Err(QueueError::Superseded(status.message().to_owned()))
@@ -190,7 +187,7 @@ async fn settle_lease<T>(
     deadline: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<(), Unreachable> {
-    match answered("order_queue", deadline, call).await? {
+    match answered(deadline, call).await? {
         Ok(_) => Ok(()),
         Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
         Err(status) => Err(unreachable("order_queue", &status)),
@@ -221,7 +218,22 @@ impl BooksParticipant {
                 }
             })
             .await;
-        answer.map(drop).map_err(|status| unreachable("books_db", &status))
+        let ack = answer.map_err(|status| unreachable("books_db", &status))?.into_inner();
+        match ack.outcome() {
+            // Not an acknowledgement this version can read: send the decision again.
+            pb::BooksOutcome::Unspecified => Err(Unreachable {
+                participant: "books_db",
+                detail: format!("an acknowledgement without a known outcome ({})", ack.outcome),
+            }),
+            outcome => {
+                // books_db keeps the first decision; another one here means two
+                // coordinators decided differently, which the decision log forbids.
+                if (outcome == pb::BooksOutcome::Committed) != commit {
+                    tracing::error!(%order_id, commit, ?outcome, "books_db holds the other decision");
+                }
+                Ok(())
+            }
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use crate::books_db::state::Line;
 use crate::leader_client::LeaderClient;
 use crate::replicated::{self, ReplicaError};
 use platform::grpc;
+use proto::enums::client_card_from_proto;
 use proto::journey;
 
 impl consensus::StateMachine for ExecutorState {
@@ -98,7 +99,7 @@ impl OrderExecutor for StatusService {
         let answer = self.0.read(|state| {
             state.get(&order_id).map(|record| pb::OrderStatusResponse {
                 known: true,
-                status: record.phase.status().to_owned(),
+                status: pb::OrderState::from(record.phase.status()).into(),
                 reason: record.phase.reason().unwrap_or_default().to_owned(),
                 sequence: record.sequence,
                 checkout_events: record
@@ -107,7 +108,7 @@ impl OrderExecutor for StatusService {
                     .iter()
                     .map(journey::checkout_event_to_proto)
                     .collect(),
-                client_card: record.execution.client_card.clone(),
+                client_card: record.execution.client_card.map_or(pb::ClientCard::Unspecified, pb::ClientCard::from).into(),
                 accepted_at_unix_ms: record.execution.accepted_at_ms,
                 started: record.execution.started.as_ref().map(journey::stamp_to_proto),
                 votes: record.votes.iter().map(journey::vote_to_proto).collect(),
@@ -261,7 +262,9 @@ fn execution_from(order: pb::QueuedOrder, lease_id: String) -> Execution {
         card_fingerprint: card.fingerprint,
         lease_id,
         checkout_events: journey::checkout_events_from_proto(&order.checkout_events),
-        client_card: order.client_card,
+        // The queue refuses an order without one; an unreadable one (a newer
+        // queue's) only leaves the journey without its priority.
+        client_card: client_card_from_proto("QueuedOrder.client_card", order.client_card).ok(),
         accepted_at_ms: order.accepted_at_unix_ms,
         // Stamped by the coordinator when it starts the order.
         started: None,

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use domain::journey::{CheckoutEvent, LeaderStamp, Vote};
+use domain::{ClientCard, OrderState};
 use serde::{Deserialize, Serialize};
 
 use crate::books_db::state::Line;
@@ -32,8 +33,10 @@ pub struct Execution {
     /// customer data). Absent in records written before it was kept.
     #[serde(default)]
     pub checkout_events: Vec<CheckoutEvent>,
+    /// The order's priority on the queue (absent in records written before it was
+    /// kept).
     #[serde(default)]
-    pub client_card: String,
+    pub client_card: Option<ClientCard>,
     #[serde(default)]
     pub accepted_at_ms: u64,
     /// The leader that started the two-phase commit (set by it, when proposing).
@@ -62,12 +65,22 @@ impl Phase {
         matches!(self, Self::Committed | Self::Aborted { .. })
     }
 
-    /// The status shown to the shopper: executing, committed or aborted.
-    pub fn status(&self) -> &'static str {
+    /// The status shown to the shopper: executing until the decision has reached
+    /// every participant, then committed or aborted.
+    pub fn status(&self) -> OrderState {
         match self {
-            Self::Executing | Self::Committing | Self::Aborting { .. } => "executing",
-            Self::Committed => "committed",
-            Self::Aborted { .. } => "aborted",
+            Self::Executing | Self::Committing | Self::Aborting { .. } => OrderState::Executing,
+            Self::Committed => OrderState::Committed,
+            Self::Aborted { .. } => OrderState::Aborted,
+        }
+    }
+
+    /// What was decided, once it was: "commit" or "abort".
+    fn decision(&self) -> Option<&'static str> {
+        match self {
+            Self::Executing => None,
+            Self::Committing | Self::Committed => Some("commit"),
+            Self::Aborting { .. } | Self::Aborted { .. } => Some("abort"),
         }
     }
 
@@ -172,7 +185,9 @@ impl ExecutorState {
                         Outcome::Phase(record.phase.clone())
                     }
                     (current, _) => {
-                        Outcome::Refused { reason: format!("order {order_id} is already {}", current.status_word()) }
+                        Outcome::Refused {
+                        reason: format!("order {order_id} is already decided: {}", current.decision().unwrap_or("none")),
+                    }
                     }
                 }
             }
@@ -203,16 +218,6 @@ impl ExecutorState {
     }
 }
 
-impl Phase {
-    fn status_word(&self) -> &'static str {
-        match self {
-            Self::Executing => "executing",
-            Self::Committing | Self::Committed => "committed",
-            Self::Aborting { .. } | Self::Aborted { .. } => "aborted",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +232,7 @@ mod tests {
             card_fingerprint: "f".repeat(64),
             lease_id: "lease".into(),
             checkout_events: Vec::new(),
-            client_card: "Premium".into(),
+            client_card: Some(ClientCard::Premium),
             accepted_at_ms: 1_000,
             started: Some(LeaderStamp { node: 1, term: 2, at_ms: 1_010 }),
         }
@@ -286,7 +291,7 @@ mod tests {
         assert_eq!(state.apply(&Command::Start(execution("o1"))), Outcome::Phase(Phase::Executing));
         assert_eq!(state.apply(&decide("o1", None)), Outcome::Phase(Phase::Committing));
         assert_eq!(state.apply(&complete("o1")), Outcome::Phase(Phase::Committed));
-        assert_eq!(state.get("o1").unwrap().phase.status(), "committed");
+        assert_eq!(state.get("o1").unwrap().phase.status(), OrderState::Committed);
         assert_eq!(state.in_flight().count(), 0);
         state.apply(&Command::Start(execution("o2")));
         state.apply(&Command::Start(execution("o1")));
@@ -306,7 +311,7 @@ mod tests {
         );
         state.apply(&complete("o1"));
         let record = state.get("o1").unwrap();
-        assert_eq!((record.phase.status(), record.phase.reason()), ("aborted", Some("card declined")));
+        assert_eq!((record.phase.status(), record.phase.reason()), (OrderState::Aborted, Some("card declined")));
     }
 
     #[test]

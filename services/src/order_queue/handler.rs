@@ -5,7 +5,7 @@ use platform::clock::unix_ms;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::ClientCard;
+use proto::enums::client_card_from_proto;
 use proto::v1 as pb;
 use proto::v1::order_queue_server::OrderQueue;
 use tokio::sync::Notify;
@@ -56,9 +56,8 @@ impl OrderQueue for OrderQueueService {
     async fn enqueue(&self, request: Request<pb::EnqueueRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
         let order = request.into_inner().order.ok_or_else(|| Status::invalid_argument("enqueue needs the order"))?;
         platform::grpc::order_id(&order.order_id)?;
-        let priority = ClientCard::parse(&order.client_card).map_err(|_| {
-            Status::invalid_argument(format!("client_card {:?} is not None, Basic or Premium", order.client_card))
-        })?;
+        let priority = client_card_from_proto("QueuedOrder.client_card", order.client_card)
+            .map_err(|unreadable| Status::invalid_argument(unreadable.to_string()))?;
         let order_id = order.order_id.clone();
         let enqueued = self.blocking(move |store| store.enqueue(order, priority.queue_rank())).await?;
         if enqueued == Enqueued::Added {
@@ -167,7 +166,7 @@ impl OrderQueue for OrderQueueService {
         let found = self.blocking(move |store| store.look_up(&order_id)).await?;
         let order = found.order.unwrap_or_default();
         Ok(Response::new(pb::LookupResponse {
-            state: found.location.as_str().to_owned(),
+            state: pb::QueueState::from(found.location).into(),
             position: found.position.unwrap_or_default(),
             client_card: order.client_card,
             accepted_at_unix_ms: order.accepted_at_unix_ms,

@@ -110,13 +110,13 @@ pub enum Location {
     Unknown,
 }
 
-impl Location {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "queued",
-            Self::Leased => "leased",
-            Self::Done => "done",
-            Self::Unknown => "unknown",
+impl From<Location> for pb::QueueState {
+    fn from(location: Location) -> Self {
+        match location {
+            Location::Ready => Self::Queued,
+            Location::Leased => Self::Leased,
+            Location::Done => Self::Done,
+            Location::Unknown => Self::NotFound,
         }
     }
 }

@@ -32,7 +32,7 @@ impl From<LedgerError> for Status {
 fn record(payment: Payment) -> pb::PaymentRecord {
     pb::PaymentRecord {
         order_id: payment.order_id,
-        state: payment.state.as_str().to_owned(),
+        state: pb::PaymentState::from(payment.state).into(),
         amount_cents: payment.amount_cents,
         card_network: payment.card_network,
         card_last4: payment.card_last4,
@@ -79,7 +79,7 @@ impl PaymentApi for PaymentService {
             })
             .await?;
         let yes = matches!(payment.state, PaymentState::Authorized | PaymentState::Captured);
-        tracing::info!(order_id = %payment.order_id, state = payment.state.as_str(), last4 = %payment.card_last4, "prepare");
+        tracing::info!(order_id = %payment.order_id, state = ?payment.state, last4 = %payment.card_last4, "prepare");
         Ok(Response::new(pb::PaymentVote { yes, reason: payment.reason, code: payment.code }))
     }
 
@@ -93,7 +93,7 @@ impl PaymentApi for PaymentService {
     async fn abort(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
         let id = order_id(&request.get_ref().order_id)?.to_owned();
         let payment = self.blocking(move |ledger, _| ledger.abort(&id)).await?;
-        tracing::info!(order_id = %payment.order_id, state = payment.state.as_str(), "abort");
+        tracing::info!(order_id = %payment.order_id, state = ?payment.state, "abort");
         Ok(Response::new(record(payment)))
     }
 
@@ -102,5 +102,16 @@ impl PaymentApi for PaymentService {
         let lookup = id.clone();
         let payment = self.blocking(move |ledger, _| ledger.get(&lookup)).await?;
         payment.map(record).map(Response::new).ok_or_else(|| Status::not_found(format!("no payment for order {id}")))
+    }
+}
+
+impl From<PaymentState> for pb::PaymentState {
+    fn from(state: PaymentState) -> Self {
+        match state {
+            PaymentState::Authorized => Self::Authorized,
+            PaymentState::Captured => Self::Captured,
+            PaymentState::Voided => Self::Voided,
+            PaymentState::Declined => Self::Declined,
+        }
     }
 }

@@ -30,17 +30,6 @@ pub enum PaymentState {
     Declined,
 }
 
-impl PaymentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Authorized => "authorized",
-            Self::Captured => "captured",
-            Self::Voided => "voided",
-            Self::Declined => "declined",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     pub order_id: String,

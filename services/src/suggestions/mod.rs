@@ -13,6 +13,8 @@ pub use handler::SuggestionsService;
 
 use platform::grpc::{self, ServeError};
 
+use crate::verification_cache::OrderCacheService;
+
 pub const DEFAULT_COUNT: usize = 3;
 
 pub async fn serve(
@@ -21,6 +23,9 @@ pub async fn serve(
     count: usize,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let server = proto::v1::suggestions_server::SuggestionsServer::new(SuggestionsService::new(catalog, count));
-    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.Suggestions", shutdown).await
+    let service = SuggestionsService::new(catalog, count);
+    let order_cache = OrderCacheService::new(service.cache(), None);
+    let server = proto::v1::suggestions_server::SuggestionsServer::new(service);
+    let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
+    grpc::serve(listener, routes, "bookstore.v1.Suggestions", shutdown).await
 }

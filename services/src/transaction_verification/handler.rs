@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::{Catalog, Participant, RefusalClass};
+use domain::{Catalog, Verifier, RefusalClass};
 use proto::v1 as pb;
 use proto::v1::transaction_verification_server::TransactionVerification;
 use tonic::{Request, Response, Status};
@@ -13,7 +13,7 @@ use crate::rejection::Rejection;
 use crate::verification_cache::{self as cache, VerificationCache};
 
 pub struct TransactionVerificationService {
-    cache: VerificationCache<pb::Order>,
+    cache: Arc<VerificationCache<pb::Order>>,
     catalog: Arc<Catalog>,
     stock: Arc<dyn StockSource>,
 }
@@ -22,7 +22,7 @@ impl TransactionVerificationService {
     pub fn new(catalog: Arc<Catalog>, stock: Arc<dyn StockSource>) -> Self {
         Self {
             cache: VerificationCache::new(
-                Participant::TransactionVerification,
+                Verifier::TransactionVerification,
                 cache::DEFAULT_CAPACITY,
                 cache::DEFAULT_TTL,
             ),
@@ -41,17 +41,15 @@ impl TransactionVerificationService {
             })?;
         rules::check_stock(&lines, &self.catalog, &available)
     }
+
+    /// The cache its events read, for the `OrderCache` service beside it.
+    pub fn cache(&self) -> Arc<VerificationCache<pb::Order>> {
+        Arc::clone(&self.cache)
+    }
 }
 
 #[tonic::async_trait]
 impl TransactionVerification for TransactionVerificationService {
-    async fn init_order(
-        &self,
-        request: Request<pb::InitOrderRequest>,
-    ) -> Result<Response<pb::InitOrderResponse>, Status> {
-        cache::init_order(&self.cache, request.into_inner()).map(Response::new)
-    }
-
     async fn verify_items(&self, request: Request<pb::EventRequest>) -> Result<Response<pb::EventResponse>, Status> {
         cache::run_event(&self.cache, "verify_items", request.into_inner(), |order| async move {
             self.check_items(&order).await
@@ -82,17 +80,4 @@ impl TransactionVerification for TransactionVerificationService {
         .map(Response::new)
     }
 
-    async fn clear_order(
-        &self,
-        request: Request<pb::ClearOrderRequest>,
-    ) -> Result<Response<pb::ClearOrderResponse>, Status> {
-        cache::clear_order(&self.cache, "transaction_verification", request.get_ref()).map(Response::new)
-    }
-
-    async fn cached_orders(
-        &self,
-        _: Request<pb::CachedOrdersRequest>,
-    ) -> Result<Response<pb::CachedOrdersResponse>, Status> {
-        Ok(Response::new(cache::cached_orders(&self.cache)))
-    }
 }

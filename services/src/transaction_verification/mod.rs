@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 pub use handler::TransactionVerificationService;
 
 use platform::grpc::{self, ServeError};
+
+use crate::verification_cache::OrderCacheService;
 use stock::StockSource;
 
 /// Serves transaction_verification on `listener` until `shutdown`.
@@ -24,6 +26,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let service = TransactionVerificationService::new(catalog, stock);
+    let order_cache = OrderCacheService::new(service.cache(), None);
     let server = proto::v1::transaction_verification_server::TransactionVerificationServer::new(service);
-    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.TransactionVerification", shutdown).await
+    let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
+    grpc::serve(listener, routes, "bookstore.v1.TransactionVerification", shutdown).await
 }

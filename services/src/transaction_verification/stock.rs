@@ -65,10 +65,8 @@ impl StockSource for BooksDbStock {
                 .client
                 .call(|channel| async move {
                     let mut client = proto::v1::books_db_client::BooksDbClient::new(channel);
-                    let mut request =
-                        tonic::Request::new(proto::v1::StockRequest { book_ids: book_ids.to_vec(), local: false });
-                    request.set_timeout(self.deadline);
-                    client.stock(request).await.map(tonic::Response::into_inner)
+                    let message = proto::v1::StockRequest { book_ids: book_ids.to_vec(), local: false };
+                    client.stock(platform::grpc::request(message, self.deadline)).await.map(tonic::Response::into_inner)
                 })
                 .await
                 .map_err(|status| StockError(format!("books_db: {}", status.message())))?;

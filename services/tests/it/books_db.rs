@@ -20,7 +20,7 @@ async fn prepare(client: &LeaderClient, order_id: &str, book_id: &str, quantity:
         .into_inner()
 }
 
-async fn decide(client: &LeaderClient, order_id: &str, commit: bool) -> Result<String, tonic::Status> {
+async fn decide(client: &LeaderClient, order_id: &str, commit: bool) -> Result<pb::BooksOutcome, tonic::Status> {
     client
         .call(|channel| async move {
             let mut client = BooksDbClient::new(channel);
@@ -32,7 +32,7 @@ async fn decide(client: &LeaderClient, order_id: &str, commit: bool) -> Result<S
             }
         })
         .await
-        .map(|ack| ack.into_inner().outcome)
+        .map(|ack| ack.into_inner().outcome())
 }
 
 /// Stock as replica `id` itself sees it.
@@ -90,9 +90,9 @@ async fn prepares_commits_and_aborts_identically_on_every_replica() {
     let refused = prepare(&client, "o2", "20", 2).await;
     assert_eq!((refused.yes, refused.reason.as_str()), (false, "only 1 copy of Six of Crows left"));
     assert!(prepare(&client, "o1", "20", 2).await.yes, "prepare is idempotent");
-    assert_eq!(decide(&client, "o1", true).await.unwrap(), "committed");
-    assert_eq!(decide(&client, "o1", true).await.unwrap(), "committed", "commit is idempotent");
-    assert_eq!(decide(&client, "o2", false).await.unwrap(), "aborted");
+    assert_eq!(decide(&client, "o1", true).await.unwrap(), pb::BooksOutcome::Committed);
+    assert_eq!(decide(&client, "o1", true).await.unwrap(), pb::BooksOutcome::Committed, "commit is idempotent");
+    assert_eq!(decide(&client, "o2", false).await.unwrap(), pb::BooksOutcome::Aborted);
     assert_eq!(decide(&client, "o1", false).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
 
     let leader_view = ready(&client).await;
@@ -113,8 +113,8 @@ async fn losing_the_leader_keeps_the_group_working_and_the_old_leader_catches_up
 
     // The next prepare finds the new leader by itself.
     assert!(prepare(&client, "after", "4", 2).await.yes);
-    assert_eq!(decide(&client, "before", true).await.unwrap(), "committed");
-    assert_eq!(decide(&client, "after", true).await.unwrap(), "committed");
+    assert_eq!(decide(&client, "before", true).await.unwrap(), pb::BooksOutcome::Committed);
+    assert_eq!(decide(&client, "after", true).await.unwrap(), pb::BooksOutcome::Committed);
 
     group.restart(leader).await;
     let leader_view = ready(&client).await;

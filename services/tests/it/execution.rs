@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use platform::card_token::FingerprintKey;
+use domain::ClientCard;
 use proto::v1 as pb;
 use services::order_queue::QueueConfig;
 use testkit as support;
@@ -64,7 +65,7 @@ impl Shop {
         self.executors.as_ref().expect("executors running")
     }
 
-    async fn enqueue(&self, order_id: &str, card: &str, lines: &[(&str, u32)], client_card: &str) {
+    async fn enqueue(&self, order_id: &str, card: &str, lines: &[(&str, u32)], client_card: ClientCard) {
         let order = probe::queued_order(&self.key, order_id, card, lines, client_card);
         probe::enqueue(&self.queue, &order).await.expect("the queue takes the order");
     }
@@ -91,43 +92,43 @@ impl Shop {
 #[tokio::test]
 async fn an_approved_order_commits_stock_everywhere_and_is_charged_once() {
     let shop = shop().await;
-    shop.enqueue("ok-1", "4716401589806287", &[("4", 1), ("1", 1)], "Premium").await;
+    shop.enqueue("ok-1", "4716401589806287", &[("4", 1), ("1", 1)], ClientCard::Premium).await;
     let status = shop.final_status("ok-1").await;
-    assert_eq!(status.status, "committed", "{status:?}");
+    assert_eq!(status.status(), pb::OrderState::Committed, "{status:?}");
     assert_eq!(shop.stock_everywhere("4").await, 59);
     assert_eq!(shop.stock_everywhere("1").await, 39);
     let payment = shop.payment("ok-1").await;
-    assert_eq!((payment.state.as_str(), payment.captures), ("captured", 1));
+    assert_eq!((payment.state(), payment.captures), (pb::PaymentState::Captured, 1));
 }
 
 #[tokio::test]
 async fn a_declined_card_aborts_with_the_reason_and_releases_the_stock() {
     let shop = shop().await;
-    shop.enqueue("declined-1", "4000000000000002", &[("20", 2)], "None").await;
+    shop.enqueue("declined-1", "4000000000000002", &[("20", 2)], ClientCard::None).await;
     let status = shop.final_status("declined-1").await;
-    assert_eq!((status.status.as_str(), status.reason.as_str()), ("aborted", "card declined"));
+    assert_eq!((status.status(), status.reason.as_str()), (pb::OrderState::Aborted, "card declined"));
     assert_eq!(shop.stock_everywhere("20").await, 3, "the reservation was released");
     let payment = shop.payment("declined-1").await;
-    assert_eq!((payment.state.as_str(), payment.captures), ("declined", 0));
+    assert_eq!((payment.state(), payment.captures), (pb::PaymentState::Declined, 0));
 }
 
 #[tokio::test]
 async fn more_copies_than_remain_abort_with_the_shortfall_and_void_the_payment() {
     let shop = shop().await;
-    shop.enqueue("short-1", "4716401589806287", &[("20", 4)], "Basic").await;
+    shop.enqueue("short-1", "4716401589806287", &[("20", 4)], ClientCard::Basic).await;
     let status = shop.final_status("short-1").await;
-    assert_eq!((status.status.as_str(), status.reason.as_str()), ("aborted", "only 3 copies of Six of Crows left"));
+    assert_eq!((status.status(), status.reason.as_str()), (pb::OrderState::Aborted, "only 3 copies of Six of Crows left"));
     assert_eq!(shop.stock_everywhere("20").await, 3);
     let payment = shop.payment("short-1").await;
-    assert_eq!((payment.state.as_str(), payment.captures), ("voided", 0));
+    assert_eq!((payment.state(), payment.captures), (pb::PaymentState::Voided, 0));
 }
 
 #[tokio::test]
 async fn premium_orders_execute_first_when_the_executors_resume() {
     let mut shop = shop_without_executors().await;
-    shop.enqueue("none-1", "4716401589806287", &[("7", 1)], "None").await;
-    shop.enqueue("basic-1", "4716401589806287", &[("7", 1)], "Basic").await;
-    shop.enqueue("premium-1", "4716401589806287", &[("7", 1)], "Premium").await;
+    shop.enqueue("none-1", "4716401589806287", &[("7", 1)], ClientCard::None).await;
+    shop.enqueue("basic-1", "4716401589806287", &[("7", 1)], ClientCard::Basic).await;
+    shop.enqueue("premium-1", "4716401589806287", &[("7", 1)], ClientCard::Premium).await;
     shop.start_executors().await;
     let sequence = |status: pb::OrderStatusResponse| status.sequence;
     let premium = sequence(shop.final_status("premium-1").await);
@@ -139,7 +140,7 @@ async fn premium_orders_execute_first_when_the_executors_resume() {
 #[tokio::test]
 async fn a_new_leader_takes_back_an_order_leased_to_a_leader_that_is_gone() {
     let mut shop = shop_without_executors().await;
-    shop.enqueue("orphan-1", "4716401589806287", &[("7", 1)], "None").await;
+    shop.enqueue("orphan-1", "4716401589806287", &[("7", 1)], ClientCard::None).await;
     // A leader of an earlier term took it for ten minutes, then died.
     let mut queue = pb::order_queue_client::OrderQueueClient::connect(shop.queue.clone()).await.unwrap();
     let taken = queue
@@ -155,9 +156,9 @@ async fn a_new_leader_takes_back_an_order_leased_to_a_leader_that_is_gone() {
     assert_eq!(taken.order.map(|order| order.order_id).as_deref(), Some("orphan-1"));
     shop.start_executors().await;
     // final_status gives up long before the ten-minute lease would run out.
-    assert_eq!(shop.final_status("orphan-1").await.status, "committed");
+    assert_eq!(shop.final_status("orphan-1").await.status(), pb::OrderState::Committed);
     let lookup = queue.lookup(pb::LookupRequest { order_id: "orphan-1".into() }).await.unwrap().into_inner();
-    assert_eq!(lookup.state, "done", "acknowledged by the new leader");
+    assert_eq!(lookup.state(), pb::QueueState::Done, "acknowledged by the new leader");
 }
 
 /// Every order final, none charged twice, committed ones charged once and the
@@ -167,10 +168,10 @@ async fn assert_all_finished_exactly_once(shop: &Shop, order_ids: &[String]) {
     for order_id in order_ids {
         let status = shop.final_status(order_id).await;
         let payment = shop.payment(order_id).await;
-        match status.status.as_str() {
-            "committed" => {
+        match status.status() {
+            pb::OrderState::Committed => {
                 committed += 1;
-                assert_eq!((payment.state.as_str(), payment.captures), ("captured", 1), "{order_id}");
+                assert_eq!((payment.state(), payment.captures), (pb::PaymentState::Captured, 1), "{order_id}");
             }
             _ => assert_eq!(payment.captures, 0, "{order_id}: {status:?} {payment:?}"),
         }
@@ -184,21 +185,21 @@ async fn killing_the_executor_leader_while_orders_flow_loses_none_and_charges_no
     let mut shop = shop().await;
     let order_ids: Vec<String> = (0..50).map(|i| format!("flow-{i}")).collect();
     for order_id in &order_ids[..25] {
-        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], ClientCard::None).await;
     }
     shop.final_status(&order_ids[0]).await;
     let leader = leader_of(shop.executors()).await;
     for order_id in &order_ids[25..45] {
-        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], ClientCard::None).await;
     }
     shop.executors.as_mut().expect("running").stop(leader).await;
     // Only a leader executes: these commit only if another replica took over.
     for order_id in &order_ids[45..] {
-        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], ClientCard::None).await;
     }
     assert_all_finished_exactly_once(&shop, &order_ids).await;
     for order_id in &order_ids[45..] {
-        assert_eq!(shop.final_status(order_id).await.status, "committed", "{order_id}, enqueued after the stop");
+        assert_eq!(shop.final_status(order_id).await.status(), pb::OrderState::Committed, "{order_id}, enqueued after the stop");
     }
 }
 
@@ -207,12 +208,12 @@ async fn killing_the_books_db_leader_during_prepares_keeps_the_invariants_and_it
     let mut shop = shop().await;
     let order_ids: Vec<String> = (0..30).map(|i| format!("books-{i}")).collect();
     for order_id in &order_ids[..10] {
-        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], ClientCard::None).await;
     }
     shop.final_status(&order_ids[0]).await;
     let leader = leader_of(&shop.books_db).await;
     for order_id in &order_ids[10..] {
-        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], "None").await;
+        shop.enqueue(order_id, "4716401589806287", &[("4", 1)], ClientCard::None).await;
     }
     shop.books_db.stop(leader).await;
     assert_all_finished_exactly_once(&shop, &order_ids).await;

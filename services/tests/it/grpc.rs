@@ -93,6 +93,9 @@ async fn every_service_answers_health_checks_and_reflection() {
         let listed: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
         assert!(listed.contains(&name.to_owned()), "{name} not in {listed:?}");
         assert!(listed.contains(&"grpc.health.v1.Health".to_owned()), "{listed:?}");
+        // The three verification services serve the one OrderCache beside their own.
+        let verifies = !matches!(name, "bookstore.v1.OrderQueue" | "bookstore.v1.Payment");
+        assert_eq!(listed.contains(&"bookstore.v1.OrderCache".to_owned()), verifies, "{name}: {listed:?}");
     }
 }
 
@@ -101,16 +104,23 @@ use testkit::seed;
 #[tokio::test]
 async fn events_a_to_f_carry_and_merge_clocks_up_to_3_2_1() {
     use pb::fraud_detection_client::FraudDetectionClient;
+    use pb::order_cache_client::OrderCacheClient;
     use pb::suggestions_client::SuggestionsClient;
     use pb::transaction_verification_client::TransactionVerificationClient;
-    let mut tv = TransactionVerificationClient::connect(transaction_verification().await).await.unwrap();
-    let mut fd = FraudDetectionClient::connect(fraud_detection().await).await.unwrap();
-    let mut sg = SuggestionsClient::connect(suggestions().await).await.unwrap();
+    let urls = [transaction_verification().await, fraud_detection().await, suggestions().await];
+    let mut tv = TransactionVerificationClient::connect(urls[0].clone()).await.unwrap();
+    let mut fd = FraudDetectionClient::connect(urls[1].clone()).await.unwrap();
+    let mut sg = SuggestionsClient::connect(urls[2].clone()).await.unwrap();
+    // The same OrderCache service on each of the three.
+    let mut caches = Vec::new();
+    for url in &urls {
+        caches.push(OrderCacheClient::connect(url.clone()).await.unwrap());
+    }
     let id = "order-1".to_owned();
     let init = || pb::InitOrderRequest { order_id: id.clone(), order: Some(seed::order()) };
-    assert_eq!(entries(tv.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
-    assert_eq!(entries(fd.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
-    assert_eq!(entries(sg.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
+    for cache in &mut caches {
+        assert_eq!(entries(cache.init_order(init()).await.unwrap().into_inner().clock), [0, 0, 0]);
+    }
     let event = |c: [u64; 3]| pb::EventRequest { order_id: id.clone(), clock: clock(c) };
 
     let a = tv.verify_items(event([0, 0, 0])).await.unwrap().into_inner();
@@ -135,28 +145,24 @@ async fn events_a_to_f_carry_and_merge_clocks_up_to_3_2_1() {
         final_clock: clock(c),
         result: pb::CheckoutResult::Approved.into(),
     };
-    let anomaly = fd.clear_order(clear([3, 1, 0])).await.unwrap().into_inner();
+    let anomaly = caches[1].clear_order(clear([3, 1, 0])).await.unwrap().into_inner();
     assert!(!anomaly.cleared && anomaly.anomaly.contains("[3,2,0]"), "{anomaly:?}");
-    assert_eq!(fd.cached_orders(pb::CachedOrdersRequest {}).await.unwrap().into_inner().count, 1);
-    for response in [
-        tv.clear_order(clear([3, 2, 1])).await.unwrap().into_inner(),
-        fd.clear_order(clear([3, 2, 1])).await.unwrap().into_inner(),
-        sg.clear_order(clear([3, 2, 1])).await.unwrap().into_inner(),
-    ] {
+    assert_eq!(caches[1].cached_orders(pb::CachedOrdersRequest {}).await.unwrap().into_inner().count, 1);
+    for cache in &mut caches {
+        let response = cache.clear_order(clear([3, 2, 1])).await.unwrap().into_inner();
         assert!(response.cleared, "{response:?}");
+        assert_eq!(cache.cached_orders(pb::CachedOrdersRequest {}).await.unwrap().into_inner().count, 0);
     }
-    assert_eq!(fd.cached_orders(pb::CachedOrdersRequest {}).await.unwrap().into_inner().count, 0);
     let gone = tv.verify_items(event([0, 0, 0])).await.unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
 }
 
 #[tokio::test]
 async fn a_malformed_clock_is_an_invalid_argument() {
-    let mut tv =
-        pb::transaction_verification_client::TransactionVerificationClient::connect(transaction_verification().await)
-            .await
-            .unwrap();
-    tv.init_order(pb::InitOrderRequest { order_id: "o".into(), order: Some(seed::order()) }).await.unwrap();
+    let url = transaction_verification().await;
+    let mut tv = pb::transaction_verification_client::TransactionVerificationClient::connect(url.clone()).await.unwrap();
+    let mut cache = pb::order_cache_client::OrderCacheClient::connect(url).await.unwrap();
+    cache.init_order(pb::InitOrderRequest { order_id: "o".into(), order: Some(seed::order()) }).await.unwrap();
     let status = tv
         .verify_items(pb::EventRequest { order_id: "o".into(), clock: Some(pb::VectorClock { entries: vec![1, 2] }) })
         .await
@@ -164,7 +170,7 @@ async fn a_malformed_clock_is_an_invalid_argument() {
     assert_eq!(status.code(), Code::InvalidArgument);
 }
 
-fn queued(id: &str, client_card: &str) -> pb::EnqueueRequest {
+fn queued(id: &str, client_card: impl Into<i32>) -> pb::EnqueueRequest {
     pb::EnqueueRequest {
         order: Some(pb::QueuedOrder { order_id: id.into(), client_card: client_card.into(), ..Default::default() }),
     }
@@ -185,7 +191,7 @@ async fn a_long_polling_dequeue_wakes_when_an_order_arrives() {
     let mut producer = pb::order_queue_client::OrderQueueClient::connect(url).await.unwrap();
     // Let the consumer start waiting; if the order lands first, it is served at once anyway.
     tokio::task::yield_now().await;
-    producer.enqueue(queued("o1", "Basic")).await.unwrap();
+    producer.enqueue(queued("o1", pb::ClientCard::Basic)).await.unwrap();
     let delivery =
         tokio::time::timeout(Duration::from_secs(15), waiting).await.expect("woken long before the wait ends").unwrap();
     assert_eq!(delivery.order.unwrap().order_id, "o1");
@@ -201,9 +207,11 @@ async fn a_long_polling_dequeue_wakes_when_an_order_arrives() {
 async fn the_queue_refuses_unknown_priorities_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut queue = pb::order_queue_client::OrderQueueClient::connect(order_queue(&dir).await).await.unwrap();
-    assert_eq!(queue.enqueue(queued("o1", "Gold")).await.unwrap_err().code(), Code::InvalidArgument);
-    assert!(!queue.enqueue(queued("o1", "Premium")).await.unwrap().into_inner().duplicate);
-    assert!(queue.enqueue(queued("o1", "Premium")).await.unwrap().into_inner().duplicate);
+    for unreadable in [pb::ClientCard::Unspecified as i32, 99] {
+        assert_eq!(queue.enqueue(queued("o1", unreadable)).await.unwrap_err().code(), Code::InvalidArgument);
+    }
+    assert!(!queue.enqueue(queued("o1", pb::ClientCard::Premium)).await.unwrap().into_inner().duplicate);
+    assert!(queue.enqueue(queued("o1", pb::ClientCard::Premium)).await.unwrap().into_inner().duplicate);
     let stats = queue.stats(pb::StatsRequest {}).await.unwrap().into_inner();
     assert_eq!(stats.premium, 1);
     let empty = queue
@@ -224,7 +232,7 @@ async fn the_queue_refuses_unknown_priorities_and_repeats_nothing() {
 async fn a_take_over_fences_out_a_deposed_leader_and_a_release_gives_an_order_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut queue = pb::order_queue_client::OrderQueueClient::connect(order_queue(&dir).await).await.unwrap();
-    queue.enqueue(queued("o1", "Basic")).await.unwrap();
+    queue.enqueue(queued("o1", pb::ClientCard::Basic)).await.unwrap();
     let dequeue = |consumer: &str, leader_term| pb::DequeueRequest {
         wait_ms: 0,
         lease_ms: 60_000,
@@ -244,7 +252,7 @@ async fn a_take_over_fences_out_a_deposed_leader_and_a_release_gives_an_order_ba
     assert_eq!(again.delivery_count, 2);
     queue.release(pb::ReleaseRequest { order_id: "o1".into(), lease_id: again.lease_id }).await.unwrap();
     let lookup = queue.lookup(pb::LookupRequest { order_id: "o1".into() }).await.unwrap().into_inner();
-    assert_eq!(lookup.state, "queued", "released: ready again at once");
+    assert_eq!(lookup.state(), pb::QueueState::Queued, "released: ready again at once");
     let empty_name = queue.take_over(take_over("", 3)).await.unwrap_err();
     assert_eq!(empty_name.code(), Code::InvalidArgument);
 }
@@ -276,7 +284,7 @@ async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
     let vote = payment.prepare(prepare("paid", "4716401589806287")).await.unwrap().into_inner();
     assert!(vote.yes, "{vote:?}");
     let captured = payment.commit(decision("paid")).await.unwrap().into_inner();
-    assert_eq!((captured.state.as_str(), captured.captures, captured.card_last4.as_str()), ("captured", 1, "6287"));
+    assert_eq!((captured.state(), captured.captures, captured.card_last4.as_str()), (pb::PaymentState::Captured, 1, "6287"));
     assert_eq!(payment.commit(decision("paid")).await.unwrap().into_inner().captures, 1);
     assert_eq!(payment.abort(decision("paid")).await.unwrap_err().code(), Code::FailedPrecondition);
 
@@ -287,7 +295,7 @@ async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
     );
     let broke = payment.prepare(prepare("broke", "4000000000009995")).await.unwrap().into_inner();
     assert_eq!((broke.yes, broke.code.as_str()), (false, "insufficient_funds"));
-    assert_eq!(payment.abort(decision("declined")).await.unwrap().into_inner().state, "declined");
+    assert_eq!(payment.abort(decision("declined")).await.unwrap().into_inner().state(), pb::PaymentState::Declined);
 
     let missing = payment
         .prepare(pb::PaymentPrepareRequest { order_id: "x".into(), amount_cents: 1, card: None })

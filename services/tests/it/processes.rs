@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use proto::v1 as pb;
+
 use testkit::processes::ExecutionSide;
 
 /// Keeps the processes' data and logs when the test fails.
@@ -50,10 +52,10 @@ async fn kill_9_of_each_leader_and_the_queue_while_orders_flow_loses_none_and_ch
     for order_id in &order_ids {
         let status = side.final_status(order_id).await;
         let payment = side.payment(order_id).await;
-        match status.status.as_str() {
-            "committed" => {
+        match status.status() {
+            pb::OrderState::Committed => {
                 committed.push(order_id.clone());
-                assert_eq!((payment.state.as_str(), payment.captures), ("captured", 1), "{order_id}");
+                assert_eq!((payment.state(), payment.captures), (pb::PaymentState::Captured, 1), "{order_id}");
             }
             _ => assert_eq!(payment.captures, 0, "{order_id}: {status:?} {payment:?}"),
         }

@@ -279,20 +279,14 @@ impl Stack {
 
     /// Orders cached by (transaction_verification, fraud_detection, suggestions).
     pub async fn cached_orders(&self) -> [u32; 3] {
-        use pb::fraud_detection_client::FraudDetectionClient;
-        use pb::suggestions_client::SuggestionsClient;
-        use pb::transaction_verification_client::TransactionVerificationClient;
-        fn url(service: &Option<Running>) -> String {
-            service.as_ref().expect("running").url()
+        async fn count(service: &Option<Running>) -> u32 {
+            let url = service.as_ref().expect("running").url();
+            let mut cache = pb::order_cache_client::OrderCacheClient::connect(url).await.expect("connect");
+            cache.cached_orders(pb::CachedOrdersRequest {}).await.expect("count").into_inner().count
         }
-        let request = || pb::CachedOrdersRequest {};
-        let mut tv =
-            TransactionVerificationClient::connect(url(&self.transaction_verification)).await.expect("connect");
-        let mut fd = FraudDetectionClient::connect(url(&self.fraud_detection)).await.expect("connect");
-        let mut sg = SuggestionsClient::connect(url(&self.suggestions)).await.expect("connect");
         let (tv, fd, sg) =
-            tokio::join!(tv.cached_orders(request()), fd.cached_orders(request()), sg.cached_orders(request()));
-        [tv, fd, sg].map(|answer| answer.expect("count").into_inner().count)
+            tokio::join!(count(&self.transaction_verification), count(&self.fraud_detection), count(&self.suggestions));
+        [tv, fd, sg]
     }
 
     pub async fn queue(&self) -> pb::order_queue_client::OrderQueueClient<tonic::transport::Channel> {
