@@ -31,4 +31,4 @@ pub use money::Money;
 pub use order::{ClientCard, OrderLine, Quantity, ShippingMethod};
 pub use refusal::{Refusal, RefusalClass, Step};
 pub use status::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus, Role};
-pub use vector_clock::{Verifier, VectorClock};
+pub use vector_clock::{VectorClock, Verifier};

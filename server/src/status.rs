@@ -132,7 +132,9 @@ impl StatusReader {
             .flatten()
             .filter(|answer| answer.known)
             // An answer whose status this version cannot read counts as no answer.
-            .filter_map(|answer| order_state_from_proto("OrderStatusResponse.status", answer.status).ok().map(|state| (state, answer)))
+            .filter_map(|answer| {
+                order_state_from_proto("OrderStatusResponse.status", answer.status).ok().map(|state| (state, answer))
+            })
             .max_by_key(|(state, answer)| (rank(*state), answer.completed_at_unix_ms, answer.votes.len()));
         if let Some((status, answer)) = best {
             let reason = Some(answer.reason.clone()).filter(|reason| !reason.is_empty());

@@ -80,8 +80,8 @@ async fn round(side: &mut ExecutionSide, executors: bool, next: &mut u32, figure
     let (status, elected) = tokio::join!(side.final_status(&order), elected);
     figures.end_to_end.push(killed.elapsed());
     figures.election.push(elected);
-    if status.status != "committed" {
-        println!("  order {order} ended {} ({})", status.status, status.reason);
+    if status.status() != proto::v1::OrderState::Committed {
+        println!("  order {order} ended {:?} ({})", status.status(), status.reason);
     }
     group(side, executors).restart(leader);
     let order = order_id();

@@ -33,12 +33,13 @@ pub async fn grpc(addr: &str, service: &str, timeout: Duration) -> Result<(), He
     let channel =
         platform::grpc::channel(&url, timeout).map_err(|error| HealthError::Address(url, error.to_string()))?;
     let request = HealthCheckRequest { service: service.to_owned() };
-    let answer = platform::grpc::within(timeout, HealthClient::new(channel).check(request)).await.map_err(
-        |failure| match failure {
-            CallFailure::TimedOut => HealthError::Timeout(timeout),
-            CallFailure::Status(status) => HealthError::Call(status.message().to_owned()),
-        },
-    )?;
+    let answer =
+        platform::grpc::within(timeout, HealthClient::new(channel).check(request)).await.map_err(|failure| {
+            match failure {
+                CallFailure::TimedOut => HealthError::Timeout(timeout),
+                CallFailure::Status(status) => HealthError::Call(status.message().to_owned()),
+            }
+        })?;
     match answer.status() {
         ServingStatus::Serving => Ok(()),
         other => Err(HealthError::NotServing(other.as_str_name().to_owned())),

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::vector_clock::WrongWidth;
-use domain::{Verifier, VectorClock};
+use domain::{VectorClock, Verifier};
 use proto::v1 as pb;
 use proto::v1::order_cache_server::{OrderCache, OrderCacheServer};
 use proto::vector_clock::{clock_from_proto, clock_to_proto};

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use domain::{Refusal, Step, Verifier};
+use platform::grpc::CallFailure;
 use proto::v1::fraud_detection_client::FraudDetectionClient;
 use proto::v1::order_cache_client::OrderCacheClient;
 use proto::v1::order_queue_client::OrderQueueClient;
 use proto::v1::suggestions_client::SuggestionsClient;
 use proto::v1::transaction_verification_client::TransactionVerificationClient;
 use tonic::transport::Channel;
-use platform::grpc::CallFailure;
 use tonic::{Code, Request, Response, Status};
 
 use crate::config::ServiceUrls;

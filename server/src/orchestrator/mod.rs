@@ -271,9 +271,14 @@ impl Orchestrator {
             .clients
             .request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
         let mut suggestions = self.clients.suggestions.clone();
-        let response = self.clients.call(Step::SuggestBooks, Verifier::Suggestions.name(), suggestions.suggest(request)).await?;
+        let response =
+            self.clients.call(Step::SuggestBooks, Verifier::Suggestions.name(), suggestions.suggest(request)).await?;
         let clock = clock_from_proto(response.clock.as_ref()).map_err(|_| {
-            Refusal::unavailable(Step::SuggestBooks, Verifier::Suggestions.name(), "the service answered with a malformed clock")
+            Refusal::unavailable(
+                Step::SuggestBooks,
+                Verifier::Suggestions.name(),
+                "the service answered with a malformed clock",
+            )
         })?;
         let books = response
             .books

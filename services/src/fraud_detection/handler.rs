@@ -21,7 +21,11 @@ pub struct FraudDetectionService {
 impl FraudDetectionService {
     pub fn new(catalog: Arc<Catalog>, config: FraudConfig) -> Self {
         Self {
-            cache: Arc::new(VerificationCache::new(Verifier::FraudDetection, cache::DEFAULT_CAPACITY, cache::DEFAULT_TTL)),
+            cache: Arc::new(VerificationCache::new(
+                Verifier::FraudDetection,
+                cache::DEFAULT_CAPACITY,
+                cache::DEFAULT_TTL,
+            )),
             catalog,
             rules: Mutex::new(FraudRules::new(&config)),
         }

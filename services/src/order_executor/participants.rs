@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use platform::grpc::{self, request, CallFailure};
 use proto::v1 as pb;
 use proto::v1::order_queue_client::OrderQueueClient;
 use proto::v1::payment_client::PaymentClient;
 use tonic::transport::Channel;
-use platform::grpc::{self, request, CallFailure};
 use tonic::Code;
 
 use super::coordinator::{Participant, QueueAck, Unreachable, Vote};

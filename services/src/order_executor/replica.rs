@@ -108,7 +108,11 @@ impl OrderExecutor for StatusService {
                     .iter()
                     .map(journey::checkout_event_to_proto)
                     .collect(),
-                client_card: record.execution.client_card.map_or(pb::ClientCard::Unspecified, pb::ClientCard::from).into(),
+                client_card: record
+                    .execution
+                    .client_card
+                    .map_or(pb::ClientCard::Unspecified, pb::ClientCard::from)
+                    .into(),
                 accepted_at_unix_ms: record.execution.accepted_at_ms,
                 started: record.execution.started.as_ref().map(journey::stamp_to_proto),
                 votes: record.votes.iter().map(journey::vote_to_proto).collect(),

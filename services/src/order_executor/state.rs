@@ -184,11 +184,12 @@ impl ExecutorState {
                     | (Phase::Aborting { .. } | Phase::Aborted { .. }, Phase::Aborting { .. }) => {
                         Outcome::Phase(record.phase.clone())
                     }
-                    (current, _) => {
-                        Outcome::Refused {
-                        reason: format!("order {order_id} is already decided: {}", current.decision().unwrap_or("none")),
-                    }
-                    }
+                    (current, _) => Outcome::Refused {
+                        reason: format!(
+                            "order {order_id} is already decided: {}",
+                            current.decision().unwrap_or("none")
+                        ),
+                    },
                 }
             }
             Command::Complete { order_id, at_ms } => {

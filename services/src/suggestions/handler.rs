@@ -51,5 +51,4 @@ impl Suggestions for SuggestionsService {
         tracing::debug!(order_id = %request.order_id, %clock, "suggested");
         Ok(Response::new(pb::SuggestResponse { clock: Some(clock_to_proto(clock)), books }))
     }
-
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::{Catalog, Verifier, RefusalClass};
+use domain::{Catalog, RefusalClass, Verifier};
 use proto::v1 as pb;
 use proto::v1::transaction_verification_server::TransactionVerification;
 use tonic::{Request, Response, Status};
@@ -21,11 +21,11 @@ pub struct TransactionVerificationService {
 impl TransactionVerificationService {
     pub fn new(catalog: Arc<Catalog>, stock: Arc<dyn StockSource>) -> Self {
         Self {
-            cache: VerificationCache::new(
+            cache: Arc::new(VerificationCache::new(
                 Verifier::TransactionVerification,
                 cache::DEFAULT_CAPACITY,
                 cache::DEFAULT_TTL,
-            ),
+            )),
             catalog,
             stock,
         }
@@ -79,5 +79,4 @@ impl TransactionVerification for TransactionVerificationService {
         .await
         .map(Response::new)
     }
-
 }

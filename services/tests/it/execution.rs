@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use platform::card_token::FingerprintKey;
 use domain::ClientCard;
+use platform::card_token::FingerprintKey;
 use proto::v1 as pb;
 use services::order_queue::QueueConfig;
 use testkit as support;
@@ -117,7 +117,10 @@ async fn more_copies_than_remain_abort_with_the_shortfall_and_void_the_payment()
     let shop = shop().await;
     shop.enqueue("short-1", "4716401589806287", &[("20", 4)], ClientCard::Basic).await;
     let status = shop.final_status("short-1").await;
-    assert_eq!((status.status(), status.reason.as_str()), (pb::OrderState::Aborted, "only 3 copies of Six of Crows left"));
+    assert_eq!(
+        (status.status(), status.reason.as_str()),
+        (pb::OrderState::Aborted, "only 3 copies of Six of Crows left")
+    );
     assert_eq!(shop.stock_everywhere("20").await, 3);
     let payment = shop.payment("short-1").await;
     assert_eq!((payment.state(), payment.captures), (pb::PaymentState::Voided, 0));
@@ -199,7 +202,11 @@ async fn killing_the_executor_leader_while_orders_flow_loses_none_and_charges_no
     }
     assert_all_finished_exactly_once(&shop, &order_ids).await;
     for order_id in &order_ids[45..] {
-        assert_eq!(shop.final_status(order_id).await.status(), pb::OrderState::Committed, "{order_id}, enqueued after the stop");
+        assert_eq!(
+            shop.final_status(order_id).await.status(),
+            pb::OrderState::Committed,
+            "{order_id}, enqueued after the stop"
+        );
     }
 }
 
