@@ -13,7 +13,7 @@ pub mod leader_client;
 pub mod order_executor;
 pub mod order_queue;
 pub mod payment;
-pub mod rejection;
+pub mod refusal;
 pub mod replicated;
 pub mod suggestions;
 pub mod transaction_verification;

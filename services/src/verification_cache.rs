@@ -22,7 +22,7 @@ use proto::v1::order_cache_server::{OrderCache, OrderCacheServer};
 use proto::vector_clock::{clock_from_proto, clock_to_proto};
 use tonic::{Request, Response, Status};
 
-use crate::rejection::Rejection;
+use crate::refusal::RuleRefusal;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CacheError {
@@ -218,18 +218,18 @@ pub async fn run_event<T, F, Fut>(
 ) -> Result<pb::EventResponse, Status>
 where
     F: FnOnce(Arc<T>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), Rejection>>,
+    Fut: std::future::Future<Output = Result<(), RuleRefusal>>,
 {
     let incoming = clock_from_proto(request.clock.as_ref()).map_err(CacheError::from)?;
     let (order, clock) = cache.event(&request.order_id, &incoming)?;
     let refusal = check(order).await.err();
     match &refusal {
-        Some(rejection) => {
-            tracing::info!(order_id = %request.order_id, step, code = %rejection.code, %clock, "refused")
+        Some(refusal) => {
+            tracing::info!(order_id = %request.order_id, step, code = %refusal.code, %clock, "refused")
         }
         None => tracing::debug!(order_id = %request.order_id, step, %clock, "passed"),
     }
-    Ok(pb::EventResponse { clock: Some(clock_to_proto(clock)), refusal: refusal.as_ref().map(Rejection::to_proto) })
+    Ok(pb::EventResponse { clock: Some(clock_to_proto(clock)), refusal: refusal.as_ref().map(RuleRefusal::to_proto) })
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use domain::{Catalog, Email, Money, PersonName, ShippingMethod};
 use proto::v1 as pb;
 
 use super::velocity::{Settlement, SlidingWindow, Verdict};
-use crate::rejection::Rejection;
+use crate::refusal::RuleRefusal;
 use platform::card_token::FingerprintKey;
 
 #[derive(Debug, Clone)]
@@ -140,18 +140,18 @@ impl FraudRules {
     }
 
     /// Event d: the buyer.
-    pub fn check_user(&mut self, order_id: &str, order: &pb::Order, now_ms: u64) -> Result<(), Rejection> {
+    pub fn check_user(&mut self, order_id: &str, order: &pb::Order, now_ms: u64) -> Result<(), RuleRefusal> {
         let name = PersonName::parse(&order.name)?;
         let email = Email::parse(&order.email)?;
         if self.blocked_names.contains(&normalize_name(name.as_str())) {
-            return Err(Rejection::fraud(
+            return Err(RuleRefusal::fraud(
                 "user_blocklisted",
                 format!("We cannot accept orders for this name. {SUPPORT}"),
                 Some(path::NAME),
             ));
         }
         if self.blocked_emails.contains(&email.as_str().to_lowercase()) {
-            return Err(Rejection::fraud(
+            return Err(RuleRefusal::fraud(
                 "email_blocklisted",
                 format!("We cannot accept orders from this email address. {SUPPORT}"),
                 Some(path::CONTACT),
@@ -161,7 +161,7 @@ impl FraudRules {
         let by_email = self.count(Window::Buyer, format!("email:{}", email.as_str().to_lowercase()), order_id, now_ms);
         for verdict in [by_name, by_email] {
             if let Verdict::Over { only_orders, retry_after } = verdict {
-                return Err(Rejection::fraud(
+                return Err(RuleRefusal::fraud(
                     "user_velocity_exceeded",
                     velocity_message(only_orders, retry_after, &self.per_buyer, "from this buyer"),
                     Some(path::CONTACT),
@@ -178,19 +178,19 @@ impl FraudRules {
         order: &pb::Order,
         catalog: &Catalog,
         now_ms: u64,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), RuleRefusal> {
         let card = order.card.clone().unwrap_or_default();
         let number = CardNumber::parse(&card.number)?;
         let cvv = Cvv::parse(&card.cvv, Some(number.network()))?;
         if self.blocked_cards.contains(number.expose_digits()) {
-            return Err(Rejection::fraud(
+            return Err(RuleRefusal::fraud(
                 "card_blocklisted",
                 format!("This card cannot be used in our shop; please pay with another card. {SUPPORT}"),
                 Some(path::CARD_NUMBER),
             ));
         }
         if self.blocked_cvvs.contains(cvv.expose()) {
-            return Err(Rejection::fraud(
+            return Err(RuleRefusal::fraud(
                 "cvv_blocklisted",
                 "This security code is not accepted; check it, or pay with another card.",
                 Some(path::CARD_CVV),
@@ -202,7 +202,7 @@ impl FraudRules {
         let shipping = ShippingMethod::parse(&order.shipping_method)?;
         let total = order_total(catalog, &lines, shipping, order.gift_wrapping);
         if total > self.amount_ceiling {
-            return Err(Rejection::fraud(
+            return Err(RuleRefusal::fraud(
                 "amount_over_limit",
                 format!(
                     "Orders over {} need a manual review: split the order into smaller ones or contact us. (This one is {total}.)",
@@ -213,7 +213,7 @@ impl FraudRules {
         }
         let fingerprint = self.card_key.fingerprint(&number);
         if let Verdict::Over { only_orders, retry_after } = self.count(Window::Card, fingerprint, order_id, now_ms) {
-            return Err(Rejection::fraud(
+            return Err(RuleRefusal::fraud(
                 "card_velocity_exceeded",
                 velocity_message(only_orders, retry_after, &self.per_card, "with this card"),
                 Some(path::CARD_NUMBER),

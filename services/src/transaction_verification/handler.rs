@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::rules;
 use super::stock::StockSource;
-use crate::rejection::Rejection;
+use crate::refusal::RuleRefusal;
 use crate::verification_cache::{self as cache, VerificationCache};
 
 pub struct TransactionVerificationService {
@@ -32,13 +32,12 @@ impl TransactionVerificationService {
     }
 
     /// Event a: the rules, then the stock of every line (one read).
-    async fn check_items(&self, order: &pb::Order) -> Result<(), Rejection> {
+    async fn check_items(&self, order: &pb::Order) -> Result<(), RuleRefusal> {
         let lines = rules::verify_items(order, &self.catalog)?;
         let book_ids: Vec<String> = lines.iter().map(|line| line.book_id.clone()).collect();
-        let available =
-            self.stock.available(&book_ids).await.map_err(|error| {
-                Rejection::new(RefusalClass::Unavailable, "stock_unavailable", error.to_string(), None)
-            })?;
+        let available = self.stock.available(&book_ids).await.map_err(|error| {
+            RuleRefusal::new(RefusalClass::Unavailable, "stock_unavailable", error.to_string(), None)
+        })?;
         rules::check_stock(&lines, &self.catalog, &available)
     }
 

@@ -9,11 +9,11 @@ use domain::order::{parse_lines, OrderLine, RawItem};
 use domain::{Catalog, ClientCard, RefusalClass, ShippingMethod, YearMonth};
 use proto::v1 as pb;
 
-use crate::rejection::Rejection;
+use crate::refusal::RuleRefusal;
 
 /// Event a, without stock: the books exist, each once, in quantities 1..=100, and
 /// the shipping method and client card are ones the shop knows.
-pub fn verify_items(order: &pb::Order, catalog: &Catalog) -> Result<Vec<OrderLine>, Rejection> {
+pub fn verify_items(order: &pb::Order, catalog: &Catalog) -> Result<Vec<OrderLine>, RuleRefusal> {
     let raw: Vec<RawItem<'_>> =
         order.items.iter().map(|item| RawItem { id: &item.book_id, quantity: item.quantity }).collect();
     let lines = parse_lines(catalog, &raw)?;
@@ -23,7 +23,7 @@ pub fn verify_items(order: &pb::Order, catalog: &Catalog) -> Result<Vec<OrderLin
 }
 
 /// Event a's stock check: every line fits in what `available` reports.
-pub fn check_stock(lines: &[OrderLine], catalog: &Catalog, available: &[u32]) -> Result<(), Rejection> {
+pub fn check_stock(lines: &[OrderLine], catalog: &Catalog, available: &[u32]) -> Result<(), RuleRefusal> {
     for (index, (line, &left)) in lines.iter().zip(available).enumerate() {
         if line.quantity.get() > left {
             let title = catalog.get(&line.book_id).map_or(line.book_id.as_str(), |b| b.title.as_str());
@@ -32,7 +32,7 @@ pub fn check_stock(lines: &[OrderLine], catalog: &Catalog, available: &[u32]) ->
                 1 => format!("Only 1 copy of {title} is left; lower the quantity."),
                 n => format!("Only {n} copies of {title} are left; lower the quantity."),
             };
-            return Err(Rejection::new(
+            return Err(RuleRefusal::new(
                 RefusalClass::OutOfStock,
                 "out_of_stock",
                 message,
@@ -45,7 +45,7 @@ pub fn check_stock(lines: &[OrderLine], catalog: &Catalog, available: &[u32]) ->
 
 /// Event b: a name, a valid email, a complete billing address, notes of a sane
 /// length, and the terms accepted.
-pub fn verify_user_data(order: &pb::Order) -> Result<(), Rejection> {
+pub fn verify_user_data(order: &pb::Order) -> Result<(), RuleRefusal> {
     PersonName::parse(&order.name)?;
     Email::parse(&order.email)?;
     let address = order.billing_address.clone().unwrap_or_default();
@@ -64,7 +64,7 @@ pub fn verify_user_data(order: &pb::Order) -> Result<(), Rejection> {
 
 /// Event c: the card number (network, length, Luhn), the CVV for that network, and
 /// an expiry that is not past on `today`.
-pub fn verify_card_format(order: &pb::Order, today: YearMonth) -> Result<(), Rejection> {
+pub fn verify_card_format(order: &pb::Order, today: YearMonth) -> Result<(), RuleRefusal> {
     let card = order.card.clone().unwrap_or_default();
     let number = CardNumber::parse(&card.number)?;
     Cvv::parse(&card.cvv, Some(number.network()))?;
