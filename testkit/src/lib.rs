@@ -1,12 +1,14 @@
 //! Test support for the integration tests and benches of the services and the web
-//! server (a dev-dependency only; nothing here ships): replicated groups of three replicas on loopback port 0, each with its
-//! own data directory under a folder the caller owns, which can be stopped and
-//! restarted on the same port and data; and single services on loopback.
-//! [`processes`] runs the execution side as real processes instead, to kill them.
+//! server (a dev-dependency only; nothing here ships): replicated groups of three
+//! replicas on loopback port 0, each with its own data directory under a folder the
+//! caller owns, which can be stopped and restarted on the same port and data;
+//! single services on loopback ([`service`]); the seed's order ([`seed`]); and
+//! [`processes`], the execution side as real processes instead, to kill them.
 
 pub mod probe;
 pub mod processes;
 pub mod seed;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -137,18 +139,4 @@ pub async fn order_executors(
         }),
     )
     .await
-}
-
-/// Serves `start`'s service on a loopback port until the test ends; its URL.
-pub async fn serve<F, Fut, E>(start: F) -> String
-where
-    F: FnOnce(TcpListener) -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
-    E: std::fmt::Debug + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let server = start(listener);
-    tokio::spawn(async move { server.await.expect("service runs") });
-    url(&addr)
 }

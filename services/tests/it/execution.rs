@@ -6,9 +6,8 @@ use std::time::Duration;
 use domain::ClientCard;
 use platform::card_token::FingerprintKey;
 use proto::v1 as pb;
-use services::order_queue::QueueConfig;
-use testkit as support;
 use testkit::probe::{self, eventually};
+use testkit::{self as support, service};
 
 struct Shop {
     queue: String,
@@ -32,17 +31,8 @@ async fn shop() -> Shop {
 async fn shop_without_executors() -> Shop {
     let dir = tempfile::tempdir().unwrap();
     let key = FingerprintKey::new("test-key");
-    let store = services::order_queue::open(&dir.path().join("queue.redb")).unwrap();
-    let queue =
-        support::serve(|l| services::order_queue::serve(l, store, QueueConfig::default(), std::future::pending()))
-            .await;
-    let ledger = services::payment::open(&dir.path().join("payments.redb")).unwrap();
-    let payment_key = key.clone();
-    let payment =
-        support::serve(
-            |l| async move { services::payment::serve(l, ledger, &payment_key, std::future::pending()).await },
-        )
-        .await;
+    let queue = service::start_order_queue(dir.path().to_owned()).await.detach();
+    let payment = service::start_payment(&dir.path().join("payments.redb"), key.clone()).await.detach();
     let books_db = support::books_db(dir.path().join("books_db")).await;
     Shop { queue, payment, books_db, executors: None, key, dir }
 }

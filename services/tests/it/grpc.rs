@@ -2,50 +2,28 @@
 //! clock discipline of events a–f and clear_order, and the queue's long poll,
 //! acknowledgement and validation.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use domain::Catalog;
 use proto::v1 as pb;
 use services::fraud_detection::FraudConfig;
-use services::order_queue::QueueConfig;
-use services::transaction_verification::stock::CatalogStock;
-use testkit::serve;
+use testkit::service;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
 async fn transaction_verification() -> String {
-    let catalog = Arc::new(Catalog::embedded());
-    serve(|l| {
-        services::transaction_verification::serve(
-            l,
-            catalog.clone(),
-            Arc::new(CatalogStock(catalog)),
-            std::future::pending(),
-        )
-    })
-    .await
+    service::start_transaction_verification(Vec::new(), false).await.detach()
 }
 
 async fn fraud_detection() -> String {
-    serve(|l| {
-        services::fraud_detection::serve(
-            l,
-            Arc::new(Catalog::embedded()),
-            FraudConfig::default(),
-            std::future::pending(),
-        )
-    })
-    .await
+    service::start_fraud_detection(FraudConfig::default()).await.detach()
 }
 
 async fn suggestions() -> String {
-    serve(|l| services::suggestions::serve(l, Arc::new(Catalog::embedded()), 3, std::future::pending())).await
+    service::start_suggestions().await.detach()
 }
 
 async fn order_queue(dir: &tempfile::TempDir) -> String {
-    let store = services::order_queue::open(&dir.path().join("queue.redb")).unwrap();
-    serve(|l| services::order_queue::serve(l, store, QueueConfig::default(), std::future::pending())).await
+    service::start_order_queue(dir.path().to_owned()).await.detach()
 }
 
 fn clock(entries: [u64; 3]) -> Option<pb::VectorClock> {
@@ -264,9 +242,7 @@ async fn a_take_over_fences_out_a_deposed_leader_and_a_release_gives_an_order_ba
 }
 
 async fn payment(dir: &tempfile::TempDir, key: &platform::card_token::FingerprintKey) -> String {
-    let ledger = services::payment::open(&dir.path().join("payments.redb")).unwrap();
-    let key = key.clone();
-    serve(|l| async move { services::payment::serve(l, ledger, &key, std::future::pending()).await }).await
+    service::start_payment(&dir.path().join("payments.redb"), key.clone()).await.detach()
 }
 
 #[tokio::test]

@@ -20,128 +20,10 @@ use server::startup::Application;
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
 use services::transaction_verification::stock;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-/// A running service: its address and how to stop it.
-pub struct Running {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Graceful shutdown; afterwards the port refuses connections.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
-        self.task.abort();
-    }
-}
-
-async fn listener() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    (listener, addr)
-}
-
-fn spawn<F, Fut>(listener: TcpListener, addr: SocketAddr, serve: F) -> Running
-where
-    F: FnOnce(TcpListener, futures::future::BoxFuture<'static, ()>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (stop, stopped) = oneshot::channel::<()>();
-    let shutdown: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
-        let _ = stopped.await;
-    });
-    let task = tokio::spawn(serve(listener, shutdown));
-    Running { addr, stop: Some(stop), task }
-}
-
-/// Stock that takes 5 ms to read on every other call: event a (and so c after it)
-/// then ends after d on one checkout in two, and the two chains really race.
-struct RacingStock {
-    inner: Arc<dyn stock::StockSource>,
-    reads: std::sync::atomic::AtomicU64,
-}
-
-impl stock::StockSource for RacingStock {
-    fn available<'a>(&'a self, book_ids: &'a [String]) -> stock::StockFuture<'a> {
-        let slow = self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 1;
-        Box::pin(async move {
-            if slow {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            self.inner.available(book_ids).await
-        })
-    }
-}
-
-/// transaction_verification, reading stock from `books_db` (or, if empty, the
-/// catalog); `racing` slows every other read ([`RacingStock`]).
-pub async fn start_transaction_verification(books_db: Vec<String>, racing: bool) -> Running {
-    let (listener, addr) = listener().await;
-    let catalog = Arc::new(Catalog::embedded());
-    spawn(listener, addr, move |listener, shutdown| async move {
-        let mut stock = stock::source(&catalog, &books_db).expect("books_db urls");
-        if racing {
-            stock = Arc::new(RacingStock { inner: stock, reads: Default::default() });
-        }
-        services::transaction_verification::serve(listener, catalog, stock, shutdown)
-            .await
-            .expect("transaction_verification runs");
-    })
-}
-
-pub async fn start_fraud_detection(config: FraudConfig) -> Running {
-    let (listener, addr) = listener().await;
-    spawn(listener, addr, move |listener, shutdown| async move {
-        services::fraud_detection::serve(listener, Arc::new(Catalog::embedded()), config, shutdown)
-            .await
-            .expect("fraud_detection runs");
-    })
-}
-
-pub async fn start_suggestions() -> Running {
-    let (listener, addr) = listener().await;
-    spawn(listener, addr, move |listener, shutdown| async move {
-        services::suggestions::serve(listener, Arc::new(Catalog::embedded()), 3, shutdown)
-            .await
-            .expect("suggestions runs");
-    })
-}
-
-pub async fn start_order_queue(data_dir: PathBuf) -> Running {
-    let (listener, addr) = listener().await;
-    let store = services::order_queue::open(&data_dir.join("queue.redb")).expect("open the queue");
-    spawn(listener, addr, move |listener, shutdown| async move {
-        services::order_queue::serve(listener, store, QueueConfig::default(), shutdown)
-            .await
-            .expect("order_queue runs");
-    })
-}
-
-/// A port that accepts connections and never answers: a hung service.
-pub async fn start_hung_service() -> Running {
-    let (listener, addr) = listener().await;
-    spawn(listener, addr, move |listener, shutdown| async move {
-        let mut held = Vec::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => if let Ok((socket, _)) = accepted { held.push(socket) },
-                () = &mut shutdown => break,
-            }
-        }
-    })
-}
+pub use testkit::service::{
+    self, start_fraud_detection, start_hung_service, start_order_queue, start_payment, start_suggestions,
+    start_transaction_verification, Running,
+};
 
 /// The replicated part of the shop, when the stack runs it.
 pub struct Execution {
@@ -186,13 +68,8 @@ impl Stack {
         let order_queue = start_order_queue(queue_dir.path().to_owned()).await;
         let execution = if options.execution {
             let books_db = testkit::books_db(queue_dir.path().join("books_db")).await;
-            let ledger = services::payment::open(&queue_dir.path().join("payments.redb")).expect("open the ledger");
             let key = platform::card_token::FingerprintKey::new(platform::card_token::DEVELOPMENT_KEY);
-            let payment =
-                testkit::serve(
-                    |l| async move { services::payment::serve(l, ledger, &key, std::future::pending()).await },
-                )
-                .await;
+            let payment = start_payment(&queue_dir.path().join("payments.redb"), key).await.detach();
             let executors = testkit::order_executors(
                 queue_dir.path().join("order_executor"),
                 order_queue.url(),
@@ -229,16 +106,11 @@ impl Stack {
         }
         let app = Application::build(config).await.expect("web server builds");
         let addr = app.local_addr().expect("web address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = app
-                .run_until(async move {
-                    let _ = stopped.await;
-                })
-                .await;
+        let web = service::spawn(addr, move |shutdown| async move {
+            let _ = app.run_until(shutdown).await;
         });
         Self {
-            web: Running { addr, stop: Some(stop), task },
+            web,
             execution,
             transaction_verification: Some(transaction_verification),
             fraud_detection: Some(fraud_detection),
