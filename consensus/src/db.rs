@@ -28,7 +28,7 @@ pub(crate) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("
 #[derive(Debug, thiserror::Error)]
 pub enum StorageFailure {
     #[error("the Raft database failed: {0}")]
-    Redb(#[from] redb::Error),
+    Redb(redb::Error),
     #[error("stored Raft data could not be encoded or decoded: {0}")]
     Serde(#[from] serde_json::Error),
     #[error("a storage task ended abnormally: {0}")]
@@ -37,23 +37,7 @@ pub enum StorageFailure {
     Io(#[from] std::io::Error),
 }
 
-macro_rules! redb_errors {
-    ($($ty:ty),*) => {$(
-        impl From<$ty> for StorageFailure {
-            fn from(error: $ty) -> Self {
-                Self::Redb(error.into())
-            }
-        }
-    )*};
-}
-redb_errors!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
+storage::redb_errors_into!(StorageFailure, StorageFailure::Redb);
 
 pub(crate) struct Db {
     db: Database,
@@ -65,15 +49,12 @@ impl Db {
     /// Opens (or creates) the file with its tables, and a receiver whose `changed()`
     /// fails once every handle to the database is dropped.
     pub(crate) fn open(path: &Path) -> Result<(Arc<Self>, watch::Receiver<()>), StorageFailure> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(LOG)?;
-        txn.open_table(LOG_META)?;
-        txn.open_table(SNAPSHOT)?;
-        txn.commit()?;
+        let db = storage::open(path, |txn| {
+            txn.open_table(LOG)?;
+            txn.open_table(LOG_META)?;
+            txn.open_table(SNAPSHOT)?;
+            Ok(())
+        })?;
         let (open, closed) = watch::channel(());
         Ok((Arc::new(Self { db, _open: open }), closed))
     }

@@ -53,16 +53,7 @@ pub enum StoreError {
     Superseded { term: u64, current: u64 },
 }
 
-macro_rules! storage_errors {
-    ($($ty:ty),*) => {$(
-        impl From<$ty> for StoreError {
-            fn from(error: $ty) -> Self {
-                Self::Storage(error.to_string())
-            }
-        }
-    )*};
-}
-storage_errors!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+storage::redb_errors_into!(StoreError, |error| StoreError::Storage(error.to_string()));
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
@@ -144,18 +135,16 @@ pub struct QueueStore {
 
 impl QueueStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Storage(format!("{}: {e}", parent.display())))?;
-        }
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(ORDERS)?;
-        txn.open_table(READY)?;
-        txn.open_table(LEASES)?;
-        txn.open_table(HOLDERS)?;
-        txn.open_table(DONE)?;
-        txn.open_table(META)?;
-        txn.commit()?;
+        let db = storage::open(path, |txn| {
+            txn.open_table(ORDERS)?;
+            txn.open_table(READY)?;
+            txn.open_table(LEASES)?;
+            txn.open_table(HOLDERS)?;
+            txn.open_table(DONE)?;
+            txn.open_table(META)?;
+            Ok(())
+        })
+        .map_err(|error| StoreError::Storage(format!("{}: {error}", path.display())))?;
         Ok(Self { db })
     }
 

@@ -70,23 +70,13 @@ pub enum LedgerError {
     Conflict { order_id: String, state: PaymentState, action: &'static str },
 }
 
-macro_rules! storage_errors {
-    ($($ty:ty),*) => {$(
-        impl From<$ty> for LedgerError {
-            fn from(error: $ty) -> Self {
-                Self::Storage(error.to_string())
-            }
-        }
-    )*};
+storage::redb_errors_into!(LedgerError, |error| LedgerError::Storage(error.to_string()));
+
+impl From<serde_json::Error> for LedgerError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Storage(error.to_string())
+    }
 }
-storage_errors!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    serde_json::Error
-);
 
 pub struct Ledger {
     db: Database,
@@ -94,13 +84,8 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| LedgerError::Storage(format!("{}: {e}", parent.display())))?;
-        }
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(PAYMENTS)?;
-        txn.commit()?;
+        let db = storage::open(path, |txn| txn.open_table(PAYMENTS).map(drop))
+            .map_err(|error| LedgerError::Storage(format!("{}: {error}", path.display())))?;
         Ok(Self { db })
     }
 
