@@ -1,6 +1,6 @@
 //! The gRPC contracts of the bookstore's services (`proto/bookstore/v1/*.proto`), the
 //! tonic code generated from them, and the conversions between their messages and
-//! the domain's types ([`enums`], [`journey`], [`vector_clock`]). No logic beyond converting.
+//! the domain's types ([`enums`], [`journey`], [`order_line`], [`vector_clock`]). No logic beyond converting.
 
 /// Messages and services of package `bookstore.v1`.
 pub mod v1 {
@@ -12,4 +12,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 
 pub mod enums;
 pub mod journey;
+pub mod order_line;
 pub mod vector_clock;

@@ -66,10 +66,7 @@ pub fn to_queued_order(
     Ok(pb::QueuedOrder {
         order_id: order_id.to_owned(),
         client_card: pb::ClientCard::from(client_card).into(),
-        lines: lines
-            .iter()
-            .map(|line| pb::OrderLine { book_id: line.book_id.clone(), quantity: line.quantity.get() })
-            .collect(),
+        lines: lines.iter().map(pb::OrderLine::from).collect(),
         total_cents: order_total(catalog, &lines, shipping, request.gift_wrapping).cents(),
         card: Some(key.token(&card, expiry)),
         name: request.user.name.trim().to_owned(),

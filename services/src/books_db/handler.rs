@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use consensus::Node;
 use domain::Catalog;
+use proto::order_line::order_lines_from_proto;
 use proto::v1 as pb;
 use proto::v1::books_db_server::BooksDb;
 use tonic::{Request, Response, Status};
 
-use super::state::{BooksState, Command, Line, Outcome};
+use super::state::{BooksState, Command, Outcome};
 use crate::leader_client::status_from;
 
 pub struct BooksDbService {
@@ -57,12 +58,9 @@ impl BooksDb for BooksDbService {
     async fn prepare(&self, request: Request<pb::BooksPrepareRequest>) -> Result<Response<pb::BooksVote>, Status> {
         let request = request.into_inner();
         let order_id = order_id(&request.order_id)?;
-        if request.lines.is_empty() || request.lines.iter().any(|line| line.quantity == 0) {
-            return Err(Status::invalid_argument("prepare needs at least one line, each with a quantity above 0"));
-        }
+        let lines = order_lines_from_proto("lines", &request.lines)
+            .map_err(|error| Status::invalid_argument(format!("{}: {}", error.field, error.message)))?;
         self.ensure_loaded().await?;
-        let lines =
-            request.lines.into_iter().map(|line| Line { book_id: line.book_id, quantity: line.quantity }).collect();
         let vote = match self.write(Command::Prepare { order_id: order_id.clone(), lines }).await? {
             Outcome::Reserved => pb::BooksVote { yes: true, reason: String::new() },
             Outcome::Refused { reason } => pb::BooksVote { yes: false, reason },

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use domain::Catalog;
+use domain::{Catalog, OrderLine};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,19 +39,13 @@ pub enum Decision {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Line {
-    pub book_id: String,
-    pub quantity: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Load the catalog's initial stock; ignored once loaded (the first
     /// initialisation of the cluster wins).
     LoadCatalog(Vec<(String, String, u32)>),
     Prepare {
         order_id: String,
-        lines: Vec<Line>,
+        lines: Vec<OrderLine>,
     },
     Commit {
         order_id: String,
@@ -89,7 +83,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BooksState {
     stock: BTreeMap<String, Stock>,
-    reservations: BTreeMap<String, Vec<Line>>,
+    reservations: BTreeMap<String, Vec<OrderLine>>,
     decisions: BTreeMap<String, Decision>,
 }
 
@@ -130,7 +124,7 @@ impl BooksState {
         Outcome::Done
     }
 
-    fn prepare(&mut self, order_id: &str, lines: &[Line]) -> Outcome {
+    fn prepare(&mut self, order_id: &str, lines: &[OrderLine]) -> Outcome {
         match self.decisions.get(order_id) {
             Some(Decision::Committed) => return Outcome::Reserved,
             Some(Decision::Aborted) => return Outcome::Refused { reason: "the order was already aborted".to_owned() },
@@ -143,7 +137,7 @@ impl BooksState {
         let mut needed: BTreeMap<&str, u32> = BTreeMap::new();
         for line in lines {
             let total = needed.entry(line.book_id.as_str()).or_default();
-            *total = total.saturating_add(line.quantity);
+            *total = total.saturating_add(line.quantity.get());
         }
         for (book_id, quantity) in &needed {
             let Some(stock) = self.stock.get(*book_id) else {
@@ -179,8 +173,8 @@ impl BooksState {
         };
         for line in &lines {
             if let Some(stock) = self.stock.get_mut(&line.book_id) {
-                stock.reserved -= line.quantity;
-                stock.sold += line.quantity;
+                stock.reserved -= line.quantity.get();
+                stock.sold += line.quantity.get();
             }
         }
         self.decisions.insert(order_id.to_owned(), Decision::Committed);
@@ -196,8 +190,8 @@ impl BooksState {
         if let Some(lines) = self.reservations.remove(order_id) {
             for line in &lines {
                 if let Some(stock) = self.stock.get_mut(&line.book_id) {
-                    stock.reserved -= line.quantity;
-                    stock.available += line.quantity;
+                    stock.reserved -= line.quantity.get();
+                    stock.available += line.quantity.get();
                 }
             }
         }
@@ -210,7 +204,7 @@ impl BooksState {
     fn consistent(&self) -> bool {
         let mut reserved: BTreeMap<&str, u32> = BTreeMap::new();
         for line in self.reservations.values().flatten() {
-            *reserved.entry(line.book_id.as_str()).or_default() += line.quantity;
+            *reserved.entry(line.book_id.as_str()).or_default() += line.quantity.get();
         }
         self.stock.iter().all(|(id, stock)| {
             stock.available + stock.reserved + stock.sold == stock.initial
@@ -223,6 +217,10 @@ impl BooksState {
 mod tests {
     use super::*;
 
+    fn line(book_id: &str, quantity: u32) -> OrderLine {
+        OrderLine { book_id: book_id.into(), quantity: domain::Quantity::new(quantity.into(), "quantity").unwrap() }
+    }
+
     fn loaded() -> BooksState {
         let mut state = BooksState::default();
         state.apply(&Command::load(&Catalog::embedded()));
@@ -230,7 +228,7 @@ mod tests {
     }
 
     fn prepare(order_id: &str, book_id: &str, quantity: u32) -> Command {
-        Command::Prepare { order_id: order_id.into(), lines: vec![Line { book_id: book_id.into(), quantity }] }
+        Command::Prepare { order_id: order_id.into(), lines: vec![line(book_id, quantity)] }
     }
 
     fn commit(order_id: &str) -> Command {
@@ -255,10 +253,7 @@ mod tests {
     #[test]
     fn prepare_votes_no_with_the_shortfall_and_reserves_nothing() {
         let mut state = loaded();
-        let order = Command::Prepare {
-            order_id: "o1".into(),
-            lines: vec![Line { book_id: "4".into(), quantity: 1 }, Line { book_id: "20".into(), quantity: 4 }],
-        };
+        let order = Command::Prepare { order_id: "o1".into(), lines: vec![line("4", 1), line("20", 4)] };
         assert_eq!(state.apply(&order), Outcome::Refused { reason: "only 3 copies of Six of Crows left".into() });
         assert_eq!(state.stock("4").unwrap().available, 60, "all or nothing");
         assert_eq!(

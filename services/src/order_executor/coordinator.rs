@@ -275,7 +275,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::books_db::state::Line;
     use crate::order_executor::state::ExecutorState;
 
     /// The log, in memory: the same state machine without the replication.
@@ -359,7 +358,10 @@ mod tests {
     fn execution(order_id: &str) -> Execution {
         Execution {
             order_id: order_id.into(),
-            lines: vec![Line { book_id: "1".into(), quantity: 1 }],
+            lines: vec![domain::OrderLine {
+                book_id: "1".into(),
+                quantity: domain::Quantity::new(1, "quantity").unwrap(),
+            }],
             total_cents: 2398,
             card_network: "visa".into(),
             card_last4: "6287".into(),

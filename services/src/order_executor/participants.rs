@@ -244,11 +244,12 @@ impl Participant for BooksParticipant {
 
     fn prepare<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Result<Vote, Unreachable>> {
         Box::pin(async move {
-            let lines: Vec<pb::OrderLine> = execution
-                .lines
-                .iter()
-                .map(|line| pb::OrderLine { book_id: line.book_id.clone(), quantity: line.quantity })
-                .collect();
+            // An order whose lines could not be read (`replica::execution_from`)
+            // reserves nothing.
+            if execution.lines.is_empty() {
+                return Ok(Vote::No { reason: "the order's lines could not be read".to_owned() });
+            }
+            let lines: Vec<pb::OrderLine> = execution.lines.iter().map(pb::OrderLine::from).collect();
             let vote = self
                 .client
                 .call(|channel| {

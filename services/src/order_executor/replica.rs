@@ -18,12 +18,12 @@ use super::backoff::{Backoff, BackoffPolicy};
 use super::coordinator::{Coordinator, DecisionLog, LogError, RetryPolicy};
 use super::participants::{BooksParticipant, PaymentParticipant, QueueClient, QueueError};
 use super::state::{Command, Execution, ExecutorState, Outcome, Record};
-use crate::books_db::state::Line;
 use crate::leader_client::LeaderClient;
 use crate::replicated::{self, ReplicaError};
 use platform::grpc;
 use proto::enums::client_card_from_proto;
 use proto::journey;
+use proto::order_line::order_lines_from_proto;
 
 impl consensus::StateMachine for ExecutorState {
     type Command = Command;
@@ -257,9 +257,15 @@ async fn take_orders(
 
 fn execution_from(order: pb::QueuedOrder, lease_id: String) -> Execution {
     let card = order.card.unwrap_or_default();
+    // The queue takes only orders whose lines read; should one not, it has none
+    // here, and books_db's participant votes no: nothing is reserved or charged, and
+    // the order is aborted with the reason.
+    let lines = order_lines_from_proto("lines", &order.lines)
+        .inspect_err(|error| tracing::error!(order_id = %order.order_id, ?error, "an order's lines cannot be read"))
+        .unwrap_or_default();
     Execution {
         order_id: order.order_id,
-        lines: order.lines.into_iter().map(|line| Line { book_id: line.book_id, quantity: line.quantity }).collect(),
+        lines,
         total_cents: order.total_cents,
         card_network: card.network,
         card_last4: card.last4,

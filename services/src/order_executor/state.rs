@@ -13,16 +13,14 @@
 use std::collections::BTreeMap;
 
 use domain::journey::{CheckoutEvent, LeaderStamp, Vote};
-use domain::{ClientCard, OrderState};
+use domain::{ClientCard, OrderLine, OrderState};
 use serde::{Deserialize, Serialize};
-
-use crate::books_db::state::Line;
 
 /// What the executors need to run an order's two-phase commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Execution {
     pub order_id: String,
-    pub lines: Vec<Line>,
+    pub lines: Vec<OrderLine>,
     pub total_cents: u64,
     pub card_network: String,
     pub card_last4: String,
@@ -226,7 +224,7 @@ mod tests {
     fn execution(order_id: &str) -> Execution {
         Execution {
             order_id: order_id.into(),
-            lines: vec![Line { book_id: "4".into(), quantity: 1 }],
+            lines: vec![OrderLine { book_id: "4".into(), quantity: domain::Quantity::new(1, "quantity").unwrap() }],
             total_cents: 1598,
             card_network: "visa".into(),
             card_last4: "6287".into(),

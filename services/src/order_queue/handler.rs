@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::enums::client_card_from_proto;
+use proto::order_line::order_lines_from_proto;
 use proto::v1 as pb;
 use proto::v1::order_queue_server::OrderQueue;
 use tokio::sync::Notify;
@@ -58,6 +59,8 @@ impl OrderQueue for OrderQueueService {
         platform::grpc::order_id(&order.order_id)?;
         let priority = client_card_from_proto("QueuedOrder.client_card", order.client_card)
             .map_err(|unreadable| Status::invalid_argument(unreadable.to_string()))?;
+        order_lines_from_proto("lines", &order.lines)
+            .map_err(|error| Status::invalid_argument(format!("{}: {}", error.field, error.message)))?;
         let order_id = order.order_id.clone();
         let enqueued = self.blocking(move |store| store.enqueue(order, priority.queue_rank())).await?;
         if enqueued == Enqueued::Added {

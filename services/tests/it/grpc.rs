@@ -156,7 +156,12 @@ async fn a_malformed_clock_is_an_invalid_argument() {
 
 fn queued(id: &str, client_card: impl Into<i32>) -> pb::EnqueueRequest {
     pb::EnqueueRequest {
-        order: Some(pb::QueuedOrder { order_id: id.into(), client_card: client_card.into(), ..Default::default() }),
+        order: Some(pb::QueuedOrder {
+            order_id: id.into(),
+            client_card: client_card.into(),
+            lines: vec![pb::OrderLine { book_id: "4".into(), quantity: 1 }],
+            ..Default::default()
+        }),
     }
 }
 
@@ -188,11 +193,20 @@ async fn a_long_polling_dequeue_wakes_when_an_order_arrives() {
 }
 
 #[tokio::test]
-async fn the_queue_refuses_unknown_priorities_and_repeats_nothing() {
+async fn the_queue_refuses_unknown_priorities_unreadable_lines_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut queue = pb::order_queue_client::OrderQueueClient::connect(order_queue(&dir).await).await.unwrap();
     for unreadable in [pb::ClientCard::Unspecified as i32, 99] {
         assert_eq!(queue.enqueue(queued("o1", unreadable)).await.unwrap_err().code(), Code::InvalidArgument);
+    }
+    let with_lines = |lines: Vec<pb::OrderLine>| {
+        let mut request = queued("o1", pb::ClientCard::Basic);
+        request.order.as_mut().unwrap().lines = lines;
+        request
+    };
+    for lines in [vec![], vec![pb::OrderLine { book_id: "4".into(), quantity: 0 }]] {
+        let refused = queue.enqueue(with_lines(lines)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     }
     assert!(!queue.enqueue(queued("o1", pb::ClientCard::Premium)).await.unwrap().into_inner().duplicate);
     assert!(queue.enqueue(queued("o1", pb::ClientCard::Premium)).await.unwrap().into_inner().duplicate);
