@@ -112,4 +112,27 @@ mod tests {
             "Refusal.class is unspecified or unknown (7)"
         );
     }
+
+    /// The queue's file holds `QueuedOrder`s written when the client card was a
+    /// string at field 2: they still read, with the priority unspecified (the
+    /// queue keeps the rank apart, and the executors read it as unknown).
+    #[test]
+    fn a_queued_order_written_before_the_enums_still_decodes() {
+        use prost::Message;
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct QueuedOrderBefore {
+            #[prost(string, tag = "1")]
+            order_id: String,
+            #[prost(string, tag = "2")]
+            client_card: String,
+            #[prost(uint64, tag = "4")]
+            total_cents: u64,
+        }
+        let before = QueuedOrderBefore { order_id: "o1".into(), client_card: "Premium".into(), total_cents: 1099 };
+        let read = pb::QueuedOrder::decode(before.encode_to_vec().as_slice()).unwrap();
+        assert_eq!((read.order_id.as_str(), read.total_cents), ("o1", 1099));
+        assert_eq!(read.client_card(), pb::ClientCard::Unspecified);
+        assert!(client_card_from_proto("QueuedOrder.client_card", read.client_card).is_err());
+    }
 }
