@@ -17,7 +17,7 @@ for binary in "${binaries[@]}"; do
   [ -x "$binary" ] || { echo "run-local: $binary is missing; run 'make run' (it builds first)" >&2; exit 1; }
 done
 
-# The port map, from its one source (services/src/ports.rs).
+# The port map, from its one source (platform/src/ports.rs).
 eval "$("$BIN/services" ports)"
 # "1=127.0.0.1:p1,2=127.0.0.1:p2,3=…" and "http://127.0.0.1:p1,…" for a group's ports.
 members() { local id=0 out=() port; for port in $1; do id=$((id + 1)); out+=("$id=127.0.0.1:$port"); done; (IFS=,; echo "${out[*]}"); }

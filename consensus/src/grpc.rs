@@ -2,7 +2,7 @@
 //! request to this replica's openraft node and sends back its answer.
 //!
 //! The service is only a tonic service, not a server: the replica's binary adds it to
-//! the routes it already serves (`services::grpc::serve`, with health and
+//! the routes it already serves (`platform::grpc::serve`, with health and
 //! reflection), so this crate depends on no service crate. The Raft node's own
 //! answer, an error included, goes back in the payload (the peer's openraft acts on
 //! it); a gRPC status is only for a request that could not be handled at all.

@@ -232,7 +232,7 @@ def commands_and_variables_exist():
 
 
 def ports_are_the_port_map():
-    """The chart's ports are those of the one port map (services/src/ports.rs)."""
+    """The chart's ports are those of the one port map (platform/src/ports.rs)."""
     values = (ROOT / "deploy" / "helm" / "bookstore" / "values.yaml").read_text()
     stray = ports_outside_the_map(values, BIN / "services")
     require(not stray, f"values.yaml names ports {stray}, which `services ports` does not list")

@@ -289,7 +289,7 @@ def logs():
 
 
 def ports_are_the_port_map():
-    """compose.yaml's ports are those of the one port map (services/src/ports.rs)."""
+    """compose.yaml's ports are those of the one port map (platform/src/ports.rs)."""
     stray = ports_outside_the_map((ROOT / "compose.yaml").read_text(), BIN / "services")
     require(not stray, f"compose.yaml names ports {stray}, which `services ports` does not list")
 

@@ -36,7 +36,7 @@ def env_names_read(*command):
 
 def port_map(services):
     """The port numbers of the one port map (`services ports`, from
-    services/src/ports.rs)."""
+    platform/src/ports.rs)."""
     return {int(port) for port in re.findall(r"\b(\d{4,5})\b", run([str(services), "ports"]))}
 
 
