@@ -32,7 +32,8 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Self; 9] = [
+    /// Every step, from the input check to the enqueue (the events a–f in order).
+    pub const ALL: [Self; 9] = [
         Self::Input,
         Self::InitOrder,
         Self::VerifyItems,

@@ -57,15 +57,15 @@ fn rank(state: OrderState) -> u8 {
 }
 
 /// The journey of an order the executors know, from one replica's record.
-fn executed_journey(answer: &pb::OrderStatusResponse) -> Journey {
+fn executed_journey(status: OrderState, answer: &pb::OrderStatusResponse) -> Journey {
     let started = answer.started.as_ref().map(journey::stamp_from_proto);
     let decided = answer.decided.as_ref().map(journey::stamp_from_proto);
     let decision = decided.map(|by| {
-        let commit = match order_state_from_proto("OrderStatusResponse.status", answer.status) {
-            Ok(OrderState::Committed) => true,
-            Ok(OrderState::Aborted) => false,
+        let commit = match status {
+            OrderState::Committed => true,
+            OrderState::Aborted => false,
             // Decided, not yet complete: the record's reason tells an abort.
-            _ => answer.reason.is_empty(),
+            OrderState::Queued | OrderState::Executing => answer.reason.is_empty(),
         };
         Decision { commit, by }
     });
@@ -138,7 +138,7 @@ impl StatusReader {
             .max_by_key(|(state, answer)| (rank(*state), answer.completed_at_unix_ms, answer.votes.len()));
         if let Some((status, answer)) = best {
             let reason = Some(answer.reason.clone()).filter(|reason| !reason.is_empty());
-            let journey = Some(executed_journey(&answer));
+            let journey = Some(executed_journey(status, &answer));
             return Ok(Some(OrderStatus { order_id: order_id.to_owned(), status, reason, journey }));
         }
         let mut queue = OrderQueueClient::new(self.queue.clone());
@@ -150,12 +150,9 @@ impl StatusReader {
                 reason: None,
                 journey: lookup.as_ref().map(queued_journey),
             })),
-            // Acknowledged by the executors, who must then know it: they did not
-            // answer in time.
-            Some(pb::QueueState::Done) => {
-                Err("The order's status cannot be read right now; please try again shortly.".to_owned())
-            }
             Some(pb::QueueState::NotFound) if executors_answered => Ok(None),
+            // Acknowledged (done) by the executors, who must then know it, but did
+            // not answer in time; or nobody answered at all.
             _ => Err("The order's status cannot be read right now; please try again shortly.".to_owned()),
         }
     }

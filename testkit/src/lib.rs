@@ -18,8 +18,6 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Starts one replica: (id, listener, members id → URL, data dir, shutdown).
 pub type Starter = Arc<
@@ -28,15 +26,10 @@ pub type Starter = Arc<
         + Sync,
 >;
 
-struct Replica {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
 pub struct Group {
     pub addrs: BTreeMap<u64, SocketAddr>,
     dir: PathBuf,
-    replicas: BTreeMap<u64, Replica>,
+    replicas: BTreeMap<u64, service::Running>,
     starter: Starter,
 }
 
@@ -74,18 +67,17 @@ impl Group {
     fn spawn(&mut self, id: u64, listener: TcpListener) {
         let members = self.addrs.iter().map(|(id, addr)| (*id, url(addr))).collect();
         let dir = self.dir.join(id.to_string());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown: BoxFuture<'static, ()> = Box::pin(async move {
-            let _ = stopped.await;
-        });
-        let task = tokio::spawn((self.starter)(id, listener, members, dir, shutdown));
-        self.replicas.insert(id, Replica { stop, task });
+        let starter = Arc::clone(&self.starter);
+        let replica = service::spawn(self.addrs[&id], move |shutdown| starter(id, listener, members, dir, shutdown));
+        self.replicas.insert(id, replica);
     }
 
     /// Stops replica `id` (its port then refuses connections).
     pub async fn stop(&mut self, id: u64) {
-        let replica = self.replicas.remove(&id).expect("running");
-        let _ = replica.stop.send(());
+        let mut replica = self.replicas.remove(&id).expect("running");
+        if let Some(stop) = replica.stop.take() {
+            let _ = stop.send(());
+        }
         tokio::time::timeout(Duration::from_secs(30), replica.task).await.expect("stops in time").expect("cleanly");
     }
 

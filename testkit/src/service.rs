@@ -21,13 +21,13 @@ use tokio::task::JoinHandle;
 /// A running service: its address and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    pub(crate) stop: Option<oneshot::Sender<()>>,
+    pub(crate) task: JoinHandle<()>,
 }
 
 impl Running {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        crate::url(&self.addr)
     }
 
     /// Leaves the service running until the test process ends; its URL.
@@ -69,11 +69,13 @@ where
     Running { addr, stop: Some(stop), task }
 }
 
-fn serve_on<F, Fut>(listener: TcpListener, addr: SocketAddr, serve: F) -> Running
+/// Runs `serve` on a loopback port of its own (see [`spawn`]).
+async fn serve_on<F, Fut>(serve: F) -> Running
 where
     F: FnOnce(TcpListener, BoxFuture<'static, ()>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let (listener, addr) = listener().await;
     spawn(addr, move |shutdown| serve(listener, shutdown))
 }
 
@@ -99,9 +101,8 @@ impl stock::StockSource for RacingStock {
 /// transaction_verification, reading stock from `books_db` (or, if empty, the
 /// catalog); `racing` slows every other read ([`RacingStock`]).
 pub async fn start_transaction_verification(books_db: Vec<String>, racing: bool) -> Running {
-    let (listener, addr) = listener().await;
     let catalog = Arc::new(Catalog::embedded());
-    serve_on(listener, addr, move |listener, shutdown| async move {
+    serve_on(move |listener, shutdown| async move {
         let mut stock = stock::source(&catalog, &books_db).expect("books_db urls");
         if racing {
             stock = Arc::new(RacingStock { inner: stock, reads: Default::default() });
@@ -110,49 +111,49 @@ pub async fn start_transaction_verification(books_db: Vec<String>, racing: bool)
             .await
             .expect("transaction_verification runs");
     })
+    .await
 }
 
 pub async fn start_fraud_detection(config: FraudConfig) -> Running {
-    let (listener, addr) = listener().await;
-    serve_on(listener, addr, move |listener, shutdown| async move {
+    serve_on(move |listener, shutdown| async move {
         services::fraud_detection::serve(listener, Arc::new(Catalog::embedded()), config, shutdown)
             .await
             .expect("fraud_detection runs");
     })
+    .await
 }
 
 pub async fn start_suggestions() -> Running {
-    let (listener, addr) = listener().await;
-    serve_on(listener, addr, move |listener, shutdown| async move {
+    serve_on(move |listener, shutdown| async move {
         services::suggestions::serve(listener, Arc::new(Catalog::embedded()), 3, shutdown)
             .await
             .expect("suggestions runs");
     })
+    .await
 }
 
 pub async fn start_order_queue(data_dir: PathBuf) -> Running {
-    let (listener, addr) = listener().await;
     let store = services::order_queue::open(&data_dir.join("queue.redb")).expect("open the queue");
-    serve_on(listener, addr, move |listener, shutdown| async move {
+    serve_on(move |listener, shutdown| async move {
         services::order_queue::serve(listener, store, QueueConfig::default(), shutdown)
             .await
             .expect("order_queue runs");
     })
+    .await
 }
 
 /// payment, with its ledger at `ledger`.
 pub async fn start_payment(ledger: &Path, key: FingerprintKey) -> Running {
-    let (listener, addr) = listener().await;
     let ledger = services::payment::open(ledger).expect("open the ledger");
-    serve_on(listener, addr, move |listener, shutdown| async move {
+    serve_on(move |listener, shutdown| async move {
         services::payment::serve(listener, ledger, &key, shutdown).await.expect("payment runs");
     })
+    .await
 }
 
 /// A port that accepts connections and never answers: a hung service.
 pub async fn start_hung_service() -> Running {
-    let (listener, addr) = listener().await;
-    serve_on(listener, addr, move |listener, shutdown| async move {
+    serve_on(move |listener, shutdown| async move {
         let mut held = Vec::new();
         tokio::pin!(shutdown);
         loop {
@@ -162,4 +163,5 @@ pub async fn start_hung_service() -> Running {
             }
         }
     })
+    .await
 }
