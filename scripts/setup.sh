@@ -4,18 +4,25 @@
 # trunk, Chromium, ChromeDriver and axe-core. A tool already at the right version is left
 # alone. (The container tools have a script of their own: scripts/container-tools.sh.)
 #
-# Usage: scripts/setup.sh [build] [release] [browser] [trunk]
+# Usage: scripts/setup.sh [build] [release] [browser] [trunk] [load]
 #   build    wasm32 target, cargo-leptos, wasm-bindgen-cli (always implied)
 #   release  wasm-opt (a release build of the page runs it), from npm's binaryen
 #   browser  chromium and chromium-driver from Debian, axe-core from npm (the
 #            browser tests and their accessibility audit)
 #   trunk    trunk (the client-side-only build)
+#   load     newman from npm (it runs the Postman collection in make test)
 #
-# Why the detours: the lock files that cargo-leptos 0.3.11 and wasm-bindgen-cli 0.2.130
-# ship pin crates this toolchain cannot build or the registry no longer has, so each is
-# built from its published source with one dependency moved back (the pins are
-# below, next to each tool). Tools are built without LTO: they run for seconds, and
-# LTO would triple their install time on two cores.
+# Why the detours, each to build less on two cores:
+# - cargo-leptos is built from its published source with scripts/patches/ applied:
+#   the patch drops `cargo leptos new` (a project generator, never used here) and
+#   with it cargo-generate, 116 crates of its 603 and over half its build time.
+# - wasm-bindgen-cli's lock file pins a crate the registry no longer has, so it is
+#   built from its published source with that one moved back; only its
+#   `wasm-bindgen` binary, and without TLS (it never downloads here). Trunk, too,
+#   without TLS.
+# - The tools share one target folder while they build (so a crate two of them
+#   use is compiled once), removed afterwards, and are built without LTO: they run
+#   for seconds, and LTO would triple their build on two cores.
 set -euo pipefail
 
 CARGO_LEPTOS_VERSION=0.3.11
@@ -23,8 +30,10 @@ WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen version in Cargo.lo
 BINARYEN_VERSION=132.0.0           # npm's binaryen (wasm-opt); Debian's 108 breaks hydration
 AXE_CORE_VERSION=4.11.0
 TRUNK_VERSION=0.21.14
+NEWMAN_VERSION=6.2.2
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # npm packages (wasm-opt, axe-core) live outside the clone, shared by every clone.
 NODE_TOOLS="${BOOKSTORE_TOOLS:-$HOME/.cache/bookstore}/node"
 export PATH="$CARGO_BIN:$NODE_TOOLS/node_modules/.bin:$PATH"
@@ -38,15 +47,30 @@ has_version() { # has_version CMD VERSION: CMD --version prints VERSION
   command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -qF "$2"
 }
 
-# Builds crate NAME at VERSION from its published source, after `cargo update -p PKG
-# --precise V` on its lock file, and installs its binaries into ~/.cargo/bin. Cargo
-# fetches the source (through a throwaway manifest that depends on it), so this
-# follows the machine's cargo configuration: its registry, mirror and proxy.
+# One target folder for every tool this run builds, removed when the script ends.
+# (Made in this shell, not in a $(...) subshell, so the trap is this shell's.)
+TOOL_BUILD=""
+make_tool_build() {
+  if [ -z "$TOOL_BUILD" ]; then
+    TOOL_BUILD=$(mktemp -d "${TMPDIR:-/tmp}/bookstore-tools.XXXXXX")
+    trap 'rm -rf "$TOOL_BUILD"' EXIT
+  fi
+}
+
+# install_from_source NAME VERSION PIN_PKG PIN_VERSION [cargo install flags...]:
+# builds crate NAME at VERSION from its published source, with
+# scripts/patches/NAME-VERSION-*.patch applied if there is one and, if PIN_PKG is
+# not "-", after `cargo update -p PIN_PKG --precise PIN_VERSION` on its lock file;
+# installs its binaries into ~/.cargo/bin. Cargo fetches the source (through a
+# throwaway manifest that depends on it), so this follows the machine's cargo
+# configuration: its registry, mirror and proxy.
 install_from_source() {
   local name=$1 version=$2 pin_pkg=$3 pin_version=$4
-  local dir source
+  shift 4
+  local dir source patch
+  make_tool_build
   dir=$(mktemp -d)
-  log "building $name $version from source (pinning $pin_pkg $pin_version)"
+  log "building $name $version from source"
   mkdir -p "$dir/fetch/src" "$dir/build"
   touch "$dir/fetch/src/lib.rs"
   printf '[package]\nname = "fetch-%s"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n[dependencies]\n%s = "=%s"\n' \
@@ -57,20 +81,30 @@ install_from_source() {
   cp -r "$source" "$dir/build/"
   (
     cd "$dir/build/$name-$version"
-    cargo update -q -p "$pin_pkg" --precise "$pin_version"
-    cargo install -q --locked --path . --root "${CARGO_HOME:-$HOME/.cargo}"
+    for patch in "$SCRIPTS/patches/$name-$version"-*.patch; do
+      [ -e "$patch" ] || continue
+      log "applying $(basename "$patch")"
+      git apply "$patch"
+      # The lock file follows the patched manifest (dropped crates leave it).
+      cargo metadata -q --format-version 1 >/dev/null
+    done
+    if [ "$pin_pkg" != - ]; then
+      cargo update -q -p "$pin_pkg" --precise "$pin_version"
+    fi
+    cargo install -q --locked --path . --root "${CARGO_HOME:-$HOME/.cargo}" --target-dir "$TOOL_BUILD" "$@"
   )
   rm -rf "$dir"
 }
 
-want_release=false want_browser=false want_trunk=false
+want_release=false want_browser=false want_trunk=false want_load=false
 for arg in "$@"; do
   case $arg in
     build) ;;
     release) want_release=true ;;
     browser) want_browser=true ;;
     trunk) want_trunk=true ;;
-    *) echo "setup.sh: unknown part '$arg' (build, release, browser, trunk)" >&2; exit 2 ;;
+    load) want_load=true ;;
+    *) echo "setup.sh: unknown part '$arg' (build, release, browser, trunk, load)" >&2; exit 2 ;;
   esac
 done
 
@@ -79,12 +113,15 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# (Unpatched, cargo-leptos also needed cargo-util-schemas pinned back: only
+# cargo-generate used it.)
 if ! has_version cargo-leptos "$CARGO_LEPTOS_VERSION"; then
-  install_from_source cargo-leptos "$CARGO_LEPTOS_VERSION" cargo-util-schemas 0.14.1
+  install_from_source cargo-leptos "$CARGO_LEPTOS_VERSION" - -
 fi
 
 if ! has_version wasm-bindgen "$WASM_BINDGEN_VERSION"; then
-  install_from_source wasm-bindgen-cli "$WASM_BINDGEN_VERSION" webpki-roots 1.0.10
+  install_from_source wasm-bindgen-cli "$WASM_BINDGEN_VERSION" webpki-roots 1.0.10 \
+    --no-default-features --bin wasm-bindgen
 fi
 
 apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
@@ -113,11 +150,16 @@ fi
 
 if $want_trunk && ! has_version trunk "$TRUNK_VERSION"; then
   log "building trunk $TRUNK_VERSION"
-  cargo install -q --locked trunk --version "$TRUNK_VERSION"
+  make_tool_build
+  cargo install -q --locked trunk --version "$TRUNK_VERSION" --no-default-features --target-dir "$TOOL_BUILD"
 fi
 
 if $want_browser; then
   npm_package axe-core "$AXE_CORE_VERSION"
+fi
+
+if $want_load; then
+  npm_package newman "$NEWMAN_VERSION"
 fi
 
 if $want_browser && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
