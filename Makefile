@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: run services build test lint test-rust build-site trunk-build setup-run setup-test clean \
+.PHONY: run services build test lint test-rust test-load build-site trunk-build setup-run setup-test clean \
 	containers image-context test-containers container-engine
 
 # Container tools (docker compose, helm, kubernetes-validate) live here, outside the
@@ -37,8 +37,9 @@ build: setup-run
 	cargo build --release -p services
 
 ## make test: every test: unit, integration (real services on loopback), browser
-## (headless Chromium against the real page), and the Trunk build.
-test: setup-test lint build-site test-rust trunk-build test-containers
+## (headless Chromium against the real page), the load smoke run (the Postman
+## collection and loadgen against the shop), the Trunk build, the containers.
+test: setup-test lint build-site test-rust test-load trunk-build test-containers
 
 ## The code's shape: formatted, clippy-clean (warnings are errors; the workspace's
 ## lints are in Cargo.toml, and the page's wasm-only code is checked too), and the
@@ -51,6 +52,12 @@ lint:
 
 test-rust:
 	cargo test --workspace --no-fail-fast
+
+# The shop from the debug binaries test-rust built, the Postman collection through
+# newman, and ten seconds of loadgen (its checks must pass).
+test-load:
+	cargo build -p loadgen
+	scripts/load-smoke.sh
 
 # The page as it ships (release), for the browser tests; the servers the tests
 # run are debug builds (`cargo test`), which serve it the same way.
@@ -87,7 +94,7 @@ setup-run:
 	scripts/setup.sh build release
 
 setup-test:
-	scripts/setup.sh build release browser trunk
+	scripts/setup.sh build release browser trunk load
 
 clean:
 	cargo clean

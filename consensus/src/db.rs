@@ -1,10 +1,12 @@
 //! The one redb file a replica keeps (`raft.redb` in its data directory): the Raft log
 //! and its metadata (`log_store.rs`) and the latest snapshot (`state_store.rs`).
 //!
-//! Every write is one transaction, run on tokio's blocking pool: an fsync must not
-//! hold up the async workers that run Raft's timers and RPCs. It is committed with
-//! `Durability::Immediate` (fsync'd before it returns), except what may be lost in a
-//! crash ([`Db::write_lazily`]): redb makes that durable with the next immediate
+//! Every write goes to one writer thread (`storage::GroupCommit`), in order: an
+//! fsync must not hold up the async workers that run Raft's timers and RPCs, and
+//! openraft wants its writes done in the order it asked for them. Writes waiting
+//! together share one transaction and one fsync. Each is durable (fsync'd) before
+//! it is reported done, except what may be lost in a crash
+//! ([`Db::write_lazily_detached`]): redb makes that durable with the next durable
 //! commit. Reads stay inline.
 //!
 //! redb refuses to open a file that is already open in the process, so [`Db`]
@@ -14,7 +16,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, Durability, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+use storage::{GroupCommit, WriterStopped};
 use tokio::sync::watch;
 
 /// Log index → the entry as JSON.
@@ -35,13 +38,18 @@ pub enum StorageFailure {
     Task(#[from] tokio::task::JoinError),
     #[error("creating the data directory failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Writer(#[from] WriterStopped),
 }
 
 storage::redb_errors_into!(StorageFailure, StorageFailure::Redb);
 
 pub(crate) struct Db {
-    db: Database,
-    /// Dropped with the last handle: tells `Node::shutdown` the file is closed.
+    db: Arc<Database>,
+    /// Dropping it waits for the writer thread to end, which closes the file.
+    writer: GroupCommit,
+    /// Dropped with the last handle, after the writer: tells `Node::shutdown` the
+    /// file is closed.
     _open: watch::Sender<()>,
 }
 
@@ -55,44 +63,49 @@ impl Db {
             txn.open_table(SNAPSHOT)?;
             Ok(())
         })?;
+        let db = Arc::new(db);
+        let writer = GroupCommit::start(Arc::clone(&db), "raft")?;
         let (open, closed) = watch::channel(());
-        Ok((Arc::new(Self { db, _open: open }), closed))
+        Ok((Arc::new(Self { db, writer, _open: open }), closed))
     }
 
-    /// Runs `change` in one write transaction and commits it durably; nothing is
-    /// written if `change` fails.
-    pub(crate) async fn write<T, F>(self: &Arc<Self>, change: F) -> Result<T, StorageFailure>
+    /// Runs `change` in the next write transaction and answers once it is
+    /// committed durably; nothing of it is written if `change` fails. It may run
+    /// twice (see `storage::GroupCommit`), so it changes nothing but the
+    /// transaction.
+    pub(crate) async fn write<T, F>(&self, change: F) -> Result<T, StorageFailure>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
     {
-        self.commit(Durability::Immediate, change).await
+        self.writer.write(change).await
     }
 
-    /// Like [`Db::write`], without its own fsync: a crash may lose the change, and
-    /// the next durable write keeps it.
-    pub(crate) async fn write_lazily<T, F>(self: &Arc<Self>, change: F) -> Result<T, StorageFailure>
+    /// Queues `change` for the next write transaction and returns at once; `then`
+    /// is called (on the writer's thread) once it is committed durably.
+    pub(crate) fn write_then<T, F>(
+        &self,
+        change: F,
+        then: impl FnOnce(Result<T, StorageFailure>) + Send + 'static,
+    ) -> Result<(), StorageFailure>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
     {
-        self.commit(Durability::None, change).await
+        self.writer.write_then(change, then)
     }
 
-    async fn commit<T, F>(self: &Arc<Self>, durability: Durability, change: F) -> Result<T, StorageFailure>
+    /// Queues `change`, which a crash may lose, and returns at once: it is written
+    /// in order with the rest, without an fsync of its own. A failure is logged.
+    pub(crate) fn write_lazily_detached<F>(&self, change: F) -> Result<(), StorageFailure>
     where
-        T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<(), StorageFailure> + Send + 'static,
     {
-        let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let mut txn = this.db.begin_write()?;
-            txn.set_durability(durability)?;
-            let out = change(&txn)?;
-            txn.commit()?;
-            Ok(out)
+        self.writer.write_lazily_then(change, |result: Result<(), StorageFailure>| {
+            if let Err(error) = result {
+                tracing::error!(%error, "a lazy write to the Raft database failed");
+            }
         })
-        .await?
     }
 
     pub(crate) fn read<T>(

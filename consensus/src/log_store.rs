@@ -2,16 +2,23 @@
 //! log id, in the replica's redb file.
 //!
 //! Raft's safety rests on this store: a replica must never forget a vote it cast or
-//! an entry it acknowledged. So every change is one fsync'd transaction, and `append`
-//! reports the entries flushed (openraft's `LogFlushed` callback, after which the
-//! leader may count them towards a quorum) only once that transaction is committed.
-//! The committed log id is saved too, so a restarted replica re-applies what was
-//! committed after its last snapshot without waiting for a leader.
+//! an entry it acknowledged. So every change is fsync'd, and `append` reports the
+//! entries flushed (openraft's `LogFlushed` callback, after which the leader may
+//! count them towards a quorum) only once their transaction is committed.
+//!
+//! `append` does not wait for that: it queues the entries for the writer (writes
+//! arriving together share one transaction and one fsync) and returns, so
+//! openraft's core goes on with its work (replicating, taking more proposals) while
+//! the write is under way. Until it is committed the entries are kept here in
+//! memory, where the readers find them: openraft reads what it appended at once.
+//! The committed log id is saved too (lazily), so a restarted replica re-applies
+//! what was committed after its last snapshot without waiting for a leader.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError};
@@ -27,43 +34,96 @@ const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const LAST_PURGED: &str = "last_purged";
 
+/// Entries appended whose transaction is not committed yet, by index, as JSON.
+type Unflushed = BTreeMap<u64, (LogId, Arc<[u8]>)>;
+
+/// An entry's index and JSON.
+type Row = (u64, Arc<[u8]>);
+
 /// The log of a group replicating `M`. Cloning gives another handle on the same file
-/// (openraft reads the log from its replication tasks while the core appends).
+/// and the same unflushed entries (openraft reads the log from its replication
+/// tasks while the core appends).
 pub(crate) struct LogStore<M> {
     db: Arc<Db>,
+    unflushed: Arc<Mutex<Unflushed>>,
+    /// The committed log id last saved (`None` until one is), which reaches the
+    /// file lazily.
+    committed: Arc<Mutex<Option<Option<LogId>>>>,
     _machine: PhantomData<fn() -> M>,
 }
 
 impl<M> Clone for LogStore<M> {
     fn clone(&self) -> Self {
-        Self { db: Arc::clone(&self.db), _machine: PhantomData }
+        Self {
+            db: Arc::clone(&self.db),
+            unflushed: Arc::clone(&self.unflushed),
+            committed: Arc::clone(&self.committed),
+            _machine: PhantomData,
+        }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<M: StateMachine> LogStore<M> {
     pub(crate) fn new(db: Arc<Db>) -> Self {
-        Self { db, _machine: PhantomData }
+        Self { db, unflushed: Arc::default(), committed: Arc::default(), _machine: PhantomData }
     }
 
-    /// The entries in `range`, in order; with a byte budget, stops once the entries
-    /// read reach it (but always returns the first entry present).
+    /// The entries in `range`, in order, from the file and the unflushed ones (which
+    /// are newer where both have an index); with a byte budget, stops once the
+    /// entries read reach it (but always returns the first entry present).
     fn read_entries(
         &self,
         range: impl RangeBounds<u64>,
         byte_budget: Option<usize>,
     ) -> Result<Vec<Entry<M>>, StorageFailure> {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        // The unflushed ones first: an entry leaves them only once its transaction
+        // is committed, so the file, read after, has it.
+        let unflushed: Vec<Row> =
+            lock(&self.unflushed).range(bounds).map(|(index, (_, json))| (*index, Arc::clone(json))).collect();
         self.db.read(|txn| {
             let table = txn.open_table(LOG)?;
+            let mut rows = table.range(bounds)?;
+            let mut next_row = || -> Result<Option<Row>, StorageFailure> {
+                match rows.next() {
+                    Some(row) => {
+                        let (index, json) = row?;
+                        Ok(Some((index.value(), Arc::from(json.value()))))
+                    }
+                    None => Ok(None),
+                }
+            };
+            let mut stored = next_row()?;
+            let mut unflushed = unflushed.into_iter().peekable();
             let mut entries = Vec::new();
             let mut bytes = 0;
-            for row in table.range(range)? {
-                let (_, value) = row?;
-                let value = value.value();
-                if byte_budget.is_some_and(|budget| !entries.is_empty() && bytes + value.len() > budget) {
+            loop {
+                let take_unflushed = match (&stored, unflushed.peek()) {
+                    (None, None) => break,
+                    (None, Some(_)) => true,
+                    (Some(_), None) => false,
+                    (Some((at, _)), Some((unflushed_at, _))) => unflushed_at <= at,
+                };
+                let json = if take_unflushed {
+                    let (at, json) = unflushed.next().expect("peeked");
+                    if stored.as_ref().is_some_and(|(stored_at, _)| *stored_at == at) {
+                        stored = next_row()?;
+                    }
+                    json
+                } else {
+                    let (_, json) = stored.take().expect("compared");
+                    stored = next_row()?;
+                    json
+                };
+                if byte_budget.is_some_and(|budget| !entries.is_empty() && bytes + json.len() > budget) {
                     break;
                 }
-                bytes += value.len();
-                entries.push(serde_json::from_slice(value)?);
+                bytes += json.len();
+                entries.push(serde_json::from_slice(&json)?);
             }
             Ok(entries)
         })
@@ -76,23 +136,17 @@ impl<M: StateMachine> LogStore<M> {
             Ok(value.map(|v| serde_json::from_slice(v.value())).transpose()?)
         })
     }
-
-    /// Saves `value` under `key`, or removes the key for `None`.
-    async fn write_meta<T: Serialize>(&self, key: &'static str, value: Option<&T>) -> Result<(), StorageFailure> {
-        let change = meta_change(key, value)?;
-        self.db.write(change).await
-    }
 }
 
 /// Sets `key` of the log's metadata to `value` (removes it for `None`).
 fn meta_change<T: Serialize>(
     key: &'static str,
     value: Option<&T>,
-) -> Result<impl FnOnce(&WriteTransaction) -> Result<(), StorageFailure> + Send + 'static, StorageFailure> {
+) -> Result<impl FnMut(&WriteTransaction) -> Result<(), StorageFailure> + Send + 'static, StorageFailure> {
     let value = value.map(serde_json::to_vec).transpose()?;
     Ok(move |txn: &WriteTransaction| {
         let mut table = txn.open_table(LOG_META)?;
-        match value {
+        match &value {
             Some(value) => table.insert(key, value.as_slice())?,
             None => table.remove(key)?,
         };
@@ -125,14 +179,20 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
 
     async fn get_log_state(&mut self) -> Result<LogState<Group<M>>, StorageError> {
         let read = || -> Result<_, StorageFailure> {
+            let unflushed_last = lock(&self.unflushed).last_key_value().map(|(_, (log_id, _))| *log_id);
             let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?;
-            let last_entry = self.db.read(|txn| {
+            let stored_last = self.db.read(|txn| {
                 let table = txn.open_table(LOG)?;
                 let last = table.last()?;
                 Ok(last.map(|(_, v)| serde_json::from_slice::<Entry<M>>(v.value())).transpose()?)
             })?;
-            let last_log_id = last_entry.map(|entry| entry.log_id).or(last_purged_log_id);
-            Ok(LogState { last_purged_log_id, last_log_id })
+            let stored_last = stored_last.map(|entry| entry.log_id);
+            let last_log_id = match (unflushed_last, stored_last) {
+                (Some(unflushed), Some(stored)) if stored.index > unflushed.index => Some(stored),
+                (Some(unflushed), _) => Some(unflushed),
+                (None, stored) => stored,
+            };
+            Ok(LogState { last_purged_log_id, last_log_id: last_log_id.or(last_purged_log_id) })
         };
         read().map_err(|e| StorageIOError::read_logs(&e).into())
     }
@@ -142,23 +202,28 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_meta(VOTE, Some(vote)).await.map_err(|e| StorageIOError::write_vote(&e).into())
+        let write = async { self.db.write(meta_change(VOTE, Some(vote))?).await };
+        write.await.map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         self.read_meta(VOTE).map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
-    /// Without an fsync of its own: openraft does not need the committed index to
-    /// survive a crash (a stale one only means applying fewer entries at restart,
-    /// and the leader's next message says how far it has come), and the next log
-    /// append or vote makes it durable anyway.
+    /// Without an fsync of its own, and without waiting for the write: openraft
+    /// does not need the committed index to survive a crash (a stale one only means
+    /// applying fewer entries at restart, and the leader's next message says how far
+    /// it has come), and the next log append or vote makes it durable anyway.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let write = async { self.db.write_lazily(meta_change(COMMITTED, committed.as_ref())?).await };
-        write.await.map_err(|e| StorageIOError::write(&e).into())
+        *lock(&self.committed) = Some(committed);
+        let write = || self.db.write_lazily_detached(meta_change(COMMITTED, committed.as_ref())?);
+        write().map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        if let Some(committed) = *lock(&self.committed) {
+            return Ok(committed);
+        }
         self.read_meta(COMMITTED).map_err(|e| StorageIOError::read(&e).into())
     }
 
@@ -167,28 +232,47 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
         I: IntoIterator<Item = Entry<M>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let encode = |entry: Entry<M>| serde_json::to_vec(&entry).map(|json| (entry.log_id.index, json));
+        let encode = |entry: Entry<M>| serde_json::to_vec(&entry).map(|json| (entry.log_id, Arc::<[u8]>::from(json)));
         let rows = entries
             .into_iter()
             .map(encode)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.db
-            .write(move |txn| {
-                let mut table = txn.open_table(LOG)?;
-                for (index, json) in &rows {
-                    table.insert(index, json.as_slice())?;
+        {
+            let mut unflushed = lock(&self.unflushed);
+            for (log_id, json) in &rows {
+                unflushed.insert(log_id.index, (*log_id, Arc::clone(json)));
+            }
+        }
+        let written: Vec<LogId> = rows.iter().map(|(log_id, _)| *log_id).collect();
+        let unflushed = Arc::clone(&self.unflushed);
+        let write = move |txn: &WriteTransaction| {
+            let mut table = txn.open_table(LOG)?;
+            for (log_id, json) in &rows {
+                table.insert(log_id.index, &json[..])?;
+            }
+            Ok(())
+        };
+        let flushed = move |result: Result<(), StorageFailure>| {
+            if result.is_ok() {
+                // In the file now. An entry truncated and appended anew meanwhile is
+                // another's to remove.
+                let mut unflushed = lock(&unflushed);
+                for log_id in written {
+                    if unflushed.get(&log_id.index).is_some_and(|(kept, _)| *kept == log_id) {
+                        unflushed.remove(&log_id.index);
+                    }
                 }
-                Ok(())
-            })
-            .await
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        callback.log_io_completed(Ok(()));
-        Ok(())
+            }
+            callback.log_io_completed(result.map_err(|e| std::io::Error::other(e.to_string())));
+        };
+        self.db.write_then(write, flushed).map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(%log_id, "truncating the log from this entry on");
+        lock(&self.unflushed).split_off(&log_id.index);
+        // Queued after every earlier append, so it deletes them too.
         self.db
             .write(move |txn| delete_entries(txn, log_id.index..))
             .await
@@ -197,6 +281,7 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(%log_id, "purging the log up to this entry");
+        lock(&self.unflushed).retain(|index, _| *index > log_id.index);
         let json = serde_json::to_vec(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
         self.db
             .write(move |txn| {

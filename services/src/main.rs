@@ -145,6 +145,10 @@ enum Service {
         /// before asking an unreachable one again.
         #[arg(long, env = "ORDER_EXECUTOR_BACKOFF_CEILING_MS", default_value_t = 5000)]
         backoff_ceiling_ms: u64,
+        /// The most orders the leader runs through two-phase commit at once.
+        #[arg(long, env = "ORDER_EXECUTOR_WINDOW", default_value_t = replica::DEFAULT_WINDOW as u32,
+              value_parser = clap::value_parser!(u32).range(1..=4096))]
+        window: u32,
     },
     /// Authorizes, captures and voids payments (two-phase commit participant).
     Payment {
@@ -318,11 +322,13 @@ async fn main() -> anyhow::Result<()> {
             books_db,
             raft,
             backoff_ceiling_ms,
+            window,
         } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/order_executor/{id}")));
             let mut config = ExecutorConfig::new(queue_url, payment_url, books_db);
             raft.apply(&mut config.raft);
             config.backoff.ceiling = Duration::from_millis(backoff_ceiling_ms);
+            config.window = window as usize;
             let listener = bind(listen, "order_executor").await?;
             replica::start(id, listener, members.into_iter().collect(), &data_dir, config, shutdown).await?;
         }

@@ -4,11 +4,16 @@
 //! lets a store's own error take every redb error with `?`.
 //!
 //! What each store writes, and how it encodes it, stays with the store; redb commits
-//! a write transaction durably (fsync'd) before `commit` returns.
+//! a write transaction durably (fsync'd) before `commit` returns. [`GroupCommit`]
+//! lets writes that arrive together share one transaction (one fsync), each
+//! answered only once it is durable.
 
 use std::path::Path;
 
 pub use redb;
+
+pub mod group;
+pub use group::{GroupCommit, WriterStopped};
 
 /// Opens the database at `path`, creating its folder and the file if need be, with
 /// the tables `create_tables` opens (a table is created the first time a write

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use domain::journey::{LeaderStamp, Vote as VoteRecord};
 use futures::future::BoxFuture;
+use futures::TryStreamExt;
 
 use super::state::{Command, Execution, Outcome, Phase, Record};
 use platform::clock::unix_ms;
@@ -123,32 +124,39 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
         Ok(finished)
     }
 
-    /// What a new leader does first: finish every order left in flight.
-    pub async fn recover(&self) -> Result<usize, LogError> {
+    /// What a new leader does first: finish every order left in flight, up to
+    /// `concurrency` of them at once (its predecessor may have left a whole window).
+    pub async fn recover(&self, concurrency: usize) -> Result<usize, LogError> {
         let in_flight = self.log.in_flight();
-        for record in &in_flight {
-            let order_id = &record.execution.order_id;
-            let decided = match &record.phase {
-                Phase::Executing => {
-                    tracing::info!(%order_id, "recovering an undecided order: aborting it");
-                    let reason = "the executor running it stopped before deciding; nothing was charged".to_owned();
-                    let decide = Command::Decide {
-                        order_id: order_id.clone(),
-                        abort_reason: Some(reason),
-                        votes: Vec::new(),
-                        by: Some(self.stamp()),
-                    };
-                    self.record(decide).await?
-                }
-                phase => {
-                    tracing::info!(%order_id, status = %phase.status(), "recovering a decided order: resending the decision");
-                    phase.clone()
-                }
-            };
-            self.finish(order_id, &decided).await?;
-            self.ack_queue(order_id, &record.execution.lease_id).await;
-        }
-        Ok(in_flight.len())
+        let count = in_flight.len();
+        futures::stream::iter(in_flight.into_iter().map(Ok))
+            .try_for_each_concurrent(concurrency.max(1), |record| self.recover_one(record))
+            .await?;
+        Ok(count)
+    }
+
+    async fn recover_one(&self, record: Record) -> Result<(), LogError> {
+        let order_id = &record.execution.order_id;
+        let decided = match &record.phase {
+            Phase::Executing => {
+                tracing::info!(%order_id, "recovering an undecided order: aborting it");
+                let reason = "the executor running it stopped before deciding; nothing was charged".to_owned();
+                let decide = Command::Decide {
+                    order_id: order_id.clone(),
+                    abort_reason: Some(reason),
+                    votes: Vec::new(),
+                    by: Some(self.stamp()),
+                };
+                self.record(decide).await?
+            }
+            phase => {
+                tracing::info!(%order_id, status = %phase.status(), "recovering a decided order: resending the decision");
+                phase.clone()
+            }
+        };
+        self.finish(order_id, &decided).await?;
+        self.ack_queue(order_id, &record.execution.lease_id).await;
+        Ok(())
     }
 
     /// Phase one: both votes, in parallel. `None` to commit, else why to abort;
@@ -436,11 +444,13 @@ mod tests {
             .propose(Command::Decide { order_id: "decided".into(), abort_reason: None, votes: Vec::new(), by: None })
             .await
             .unwrap();
-        assert_eq!(c.recover().await.unwrap(), 2);
+        assert_eq!(c.recover(8).await.unwrap(), 2);
         let state = c.log.0.lock().unwrap().clone();
         assert_eq!(state.get("decided").unwrap().phase, Phase::Committed);
         assert_eq!(state.get("undecided").unwrap().phase.status(), domain::OrderState::Aborted);
-        assert_eq!(c.books.calls(), ["commit decided", "abort undecided"]);
+        let mut calls = c.books.calls();
+        calls.sort();
+        assert_eq!(calls, ["abort undecided", "commit decided"]);
         assert_eq!(state.in_flight().count(), 0);
     }
 

@@ -105,26 +105,33 @@ impl QueueClient {
         Self { client: OrderQueueClient::new(channel), deadline }
     }
 
-    /// Long-polls for the next order, leased for `lease` to `consumer`, the leader
-    /// of `leader_term`.
-    pub async fn next(
+    /// Long-polls for up to `max` orders from the head of the queue, each leased
+    /// for `lease` to `consumer`, the leader of `leader_term`: each with its lease
+    /// id, in delivery order; none if none came within `wait`.
+    pub async fn next_batch(
         &self,
+        max: usize,
         wait: Duration,
         lease: Duration,
         consumer: &str,
         leader_term: u64,
-    ) -> Result<Option<(pb::QueuedOrder, String)>, QueueError> {
-        let message = pb::DequeueRequest {
+    ) -> Result<Vec<(pb::QueuedOrder, String)>, QueueError> {
+        let message = pb::DequeueBatchRequest {
             wait_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
             lease_ms: lease.as_millis().min(u128::from(u32::MAX)) as u32,
             consumer: consumer.to_owned(),
             leader_term,
+            max: max.clamp(1, u32::MAX as usize) as u32,
         };
         let mut client = self.client.clone();
         // The long poll may take `wait`; the deadline comes on top.
         let deadline = wait + self.deadline;
-        let delivery = fenced(deadline, client.dequeue(request(message, deadline))).await?;
-        Ok(delivery.order.map(|order| (order, delivery.lease_id)))
+        let batch = fenced(deadline, client.dequeue_batch(request(message, deadline))).await?;
+        Ok(batch
+            .deliveries
+            .into_iter()
+            .filter_map(|delivery| delivery.order.map(|order| (order, delivery.lease_id)))
+            .collect())
     }
 }
 

@@ -3,19 +3,21 @@
 //! running their two-phase commit (`coordinator`). On becoming leader it first
 //! finishes what its predecessor left in flight.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 use consensus::{Node, NodeError, NodeId};
 use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use proto::v1 as pb;
 use proto::v1::order_executor_server::{OrderExecutor, OrderExecutorServer};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::backoff::{Backoff, BackoffPolicy};
-use super::coordinator::{Coordinator, DecisionLog, LogError, RetryPolicy};
+use super::coordinator::{Coordinator, DecisionLog, Finished, LogError, RetryPolicy};
 use super::participants::{BooksParticipant, PaymentParticipant, QueueClient, QueueError};
 use super::state::{Command, Execution, ExecutorState, Outcome, Record};
 use crate::leader_client::LeaderClient;
@@ -34,6 +36,9 @@ impl consensus::StateMachine for ExecutorState {
     }
 }
 
+/// How many orders the leader runs at once unless told otherwise.
+pub const DEFAULT_WINDOW: usize = 256;
+
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
     pub raft: consensus::Config,
@@ -44,6 +49,10 @@ pub struct ExecutorConfig {
     pub call_deadline: Duration,
     /// How long the queue leases an order to the leader.
     pub lease: Duration,
+    /// The most orders the leader runs at once.
+    pub window: usize,
+    /// The most orders it takes from the queue in one call.
+    pub batch: usize,
     pub backoff: BackoffPolicy,
 }
 
@@ -56,6 +65,8 @@ impl ExecutorConfig {
             books_db_urls,
             call_deadline: Duration::from_secs(1),
             lease: Duration::from_secs(30),
+            window: DEFAULT_WINDOW,
+            batch: 64,
             backoff: BackoffPolicy::default(),
         }
     }
@@ -173,7 +184,7 @@ async fn lead(node: Node<ExecutorState>, coordinator: LiveCoordinator, config: E
             continue;
         }
         let term = node.raft().metrics().borrow().current_term;
-        match coordinator.recover().await {
+        match coordinator.recover(config.window).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "finished the orders the previous leader left in flight"),
             Err(LogError::NotLeader) => continue,
@@ -206,8 +217,13 @@ async fn lead(node: Node<ExecutorState>, coordinator: LiveCoordinator, config: E
     }
 }
 
-/// Takes orders from the queue and runs them, for as long as this replica leads
-/// (by its Raft node, and by the queue's fence).
+/// Takes orders from the queue and runs up to `config.window` of them at once, for
+/// as long as this replica leads (by its Raft node, and by the queue's fence). Each
+/// runs the same two-phase commit; books_db's log orders the prepares of orders
+/// that want the same book, so the last copies go to exactly one of them. The
+/// window is refilled from the head of the queue, a batch at a time, so priority
+/// holds. Once leadership is lost it takes nothing more, lets what runs end, and
+/// gives back what it cannot finish.
 async fn take_orders(
     node: &Node<ExecutorState>,
     coordinator: &LiveCoordinator,
@@ -215,43 +231,95 @@ async fn take_orders(
     consumer: &str,
     term: u64,
 ) {
+    type Batch = Result<Vec<(pb::QueuedOrder, String)>, QueueError>;
+    type Run<'a> = BoxFuture<'a, (String, String, Result<Finished, LogError>)>;
+    let window = config.window.max(1);
     let mut backoff = Backoff::new(config.backoff);
     let mut wait = config.backoff.first;
-    while node.is_leader() {
-        match coordinator.queue.next(wait, config.lease, consumer, term).await {
-            Ok(Some((order, lease_id))) => {
-                backoff.on_order();
-                wait = config.backoff.first;
-                let execution = execution_from(order, lease_id.clone());
-                let order_id = execution.order_id.clone();
-                match coordinator.execute(execution).await {
+    let mut pause_until: Option<Instant> = None;
+    let mut leading = true;
+    let mut running: FuturesUnordered<Run<'_>> = FuturesUnordered::new();
+    // The orders in the window: a lease that ran out while its order was still
+    // running here brings it back, and that delivery is left alone (the run in
+    // progress finishes it; the log makes a later delivery a no-op).
+    let mut in_window: HashSet<String> = HashSet::new();
+    let mut fetch: Option<BoxFuture<'_, Batch>> = None;
+    loop {
+        leading &= node.is_leader();
+        if leading && fetch.is_none() && running.len() < window {
+            let max = (window - running.len()).min(config.batch.max(1));
+            let pause = pause_until.take();
+            fetch = Some(Box::pin(async move {
+                if let Some(at) = pause {
+                    tokio::time::sleep_until(at).await;
+                }
+                coordinator.queue.next_batch(max, wait, config.lease, consumer, term).await
+            }));
+        }
+        if fetch.is_none() && running.is_empty() {
+            return;
+        }
+        tokio::select! {
+            Some((order_id, lease_id, result)) = running.next(), if !running.is_empty() => {
+                in_window.remove(&order_id);
+                match result {
                     Ok(finished) => tracing::info!(%order_id, ?finished, "order finished"),
                     Err(LogError::NotLeader) => {
+                        leading = false;
                         // Whatever the log holds of it, the next leader finishes; the
                         // queue need not wait out the lease to hand it over.
-                        if let Err(error) = coordinator.queue.release(&order_id, &lease_id).await {
-                            tracing::warn!(%order_id, %error, "could not give the order back; its lease will run out");
-                        }
-                        return;
+                        give_back(coordinator, &order_id, &lease_id).await;
                     }
                     Err(error) => {
                         tracing::warn!(%order_id, %error, "order not finished; the queue will redeliver it")
                     }
                 }
             }
-            // The long poll found nothing: wait longer next time (it still answers
-            // the moment an order arrives).
-            Ok(None) => wait = backoff.on_idle(),
-            Err(QueueError::Superseded(reason)) => {
-                tracing::info!(%reason, "a newer leader took over the queue; no longer taking orders");
-                return;
-            }
-            Err(QueueError::Unreachable(error)) => {
-                let pause = backoff.on_idle();
-                tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "the queue is unreachable; backing off");
-                tokio::time::sleep(pause).await;
+            batch = async { fetch.as_mut().expect("polled only while set").await }, if fetch.is_some() => {
+                fetch = None;
+                match batch {
+                    // The long poll found nothing: wait longer next time (it still
+                    // answers the moment an order arrives).
+                    Ok(orders) if orders.is_empty() => wait = backoff.on_idle(),
+                    Ok(orders) => {
+                        backoff.on_order();
+                        wait = config.backoff.first;
+                        for (order, lease_id) in orders {
+                            if !leading {
+                                give_back(coordinator, &order.order_id, &lease_id).await;
+                            } else if in_window.insert(order.order_id.clone()) {
+                                running.push(Box::pin(run(coordinator, execution_from(order, lease_id))));
+                            } else {
+                                tracing::debug!(order_id = %order.order_id, "delivered again while still running here");
+                            }
+                        }
+                    }
+                    Err(QueueError::Superseded(reason)) => {
+                        tracing::info!(%reason, "a newer leader took over the queue; no longer taking orders");
+                        leading = false;
+                    }
+                    Err(QueueError::Unreachable(error)) => {
+                        let pause = backoff.on_idle();
+                        tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "the queue is unreachable; backing off");
+                        pause_until = Some(Instant::now() + pause);
+                    }
+                }
             }
         }
+    }
+}
+
+/// Runs one order of the window to its end; answers its ids with the result.
+async fn run(coordinator: &LiveCoordinator, execution: Execution) -> (String, String, Result<Finished, LogError>) {
+    let (order_id, lease_id) = (execution.order_id.clone(), execution.lease_id.clone());
+    let result = coordinator.execute(execution).await;
+    (order_id, lease_id, result)
+}
+
+/// Hands an order this replica can no longer run back to the queue.
+async fn give_back(coordinator: &LiveCoordinator, order_id: &str, lease_id: &str) {
+    if let Err(error) = coordinator.queue.release(order_id, lease_id).await {
+        tracing::warn!(%order_id, %error, "could not give the order back; its lease will run out");
     }
 }
 

@@ -13,8 +13,20 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-use super::store::{Acked, Enqueued, QueueStore, Released, StoreError};
+use super::store::{Acked, Delivery, Enqueued, QueueStore, Released, StoreError};
 use super::QueueConfig;
+
+/// The most orders one DequeueBatch leases.
+pub const MAX_BATCH: usize = 512;
+
+/// A long poll's parameters, as Dequeue and DequeueBatch carry them.
+struct Poll {
+    wait_ms: u32,
+    lease_ms: u32,
+    consumer: String,
+    leader_term: u64,
+    max: usize,
+}
 
 pub struct OrderQueueService {
     store: Arc<QueueStore>,
@@ -39,7 +51,47 @@ impl OrderQueueService {
         Self { store, config, arrivals: Arc::new(Notify::new()) }
     }
 
-    /// Runs blocking database work on the blocking pool.
+    /// Leases up to `poll.max` orders, waiting up to `poll.wait_ms` (capped) for the
+    /// first to become ready: an enqueue wakes it, and so does the next lease to
+    /// expire. Empty when none came in time.
+    async fn long_poll(&self, poll: Poll) -> Result<Vec<Delivery>, Status> {
+        let wait = Duration::from_millis(u64::from(poll.wait_ms)).min(self.config.max_wait);
+        let lease_ms = match poll.lease_ms {
+            0 => self.config.default_lease.as_millis() as u64,
+            ms => u64::from(ms),
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            // Register for wake-ups before looking, so an enqueue in between is not missed.
+            let arrival = self.arrivals.notified();
+            tokio::pin!(arrival);
+            arrival.as_mut().enable();
+            let deliveries =
+                self.store.dequeue_batch(unix_ms(), lease_ms, &poll.consumer, poll.leader_term, poll.max).await?;
+            if !deliveries.is_empty() {
+                for delivery in &deliveries {
+                    tracing::info!(order_id = %delivery.order.order_id, consumer = %poll.consumer, delivery = delivery.delivery_count, "delivered");
+                }
+                return Ok(deliveries);
+            }
+            if Instant::now() >= deadline {
+                return Ok(deliveries);
+            }
+            // Wake for an arrival, the deadline, or the next lease expiry.
+            let mut wake_at = deadline;
+            if let Some(expiry_ms) = self.blocking(QueueStore::next_lease_expiry).await? {
+                let until_expiry = Duration::from_millis(expiry_ms.saturating_sub(unix_ms()));
+                wake_at = wake_at.min(Instant::now() + until_expiry);
+            }
+            tokio::select! {
+                () = arrival => {},
+                () = tokio::time::sleep_until(wake_at) => {},
+            }
+        }
+    }
+
+    /// Runs a blocking read on the blocking pool (writes go through the store's
+    /// group commit, which has a thread of its own).
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&QueueStore) -> Result<T, StoreError> + Send + 'static,
@@ -62,7 +114,7 @@ impl OrderQueue for OrderQueueService {
         order_lines_from_proto("lines", &order.lines)
             .map_err(|error| Status::invalid_argument(format!("{}: {}", error.field, error.message)))?;
         let order_id = order.order_id.clone();
-        let enqueued = self.blocking(move |store| store.enqueue(order, priority.queue_rank())).await?;
+        let enqueued = self.store.enqueue(order, priority.queue_rank()).await?;
         if enqueued == Enqueued::Added {
             tracing::info!(%order_id, %priority, "enqueued");
             self.arrivals.notify_waiters();
@@ -73,50 +125,45 @@ impl OrderQueue for OrderQueueService {
     }
 
     async fn dequeue(&self, request: Request<pb::DequeueRequest>) -> Result<Response<pb::DequeueResponse>, Status> {
-        let request = request.into_inner();
-        let wait = Duration::from_millis(u64::from(request.wait_ms)).min(self.config.max_wait);
-        let lease_ms = match request.lease_ms {
-            0 => self.config.default_lease.as_millis() as u64,
-            ms => u64::from(ms),
-        };
-        let deadline = Instant::now() + wait;
-        loop {
-            // Register for wake-ups before looking, so an enqueue in between is not missed.
-            let arrival = self.arrivals.notified();
-            tokio::pin!(arrival);
-            arrival.as_mut().enable();
-            let (consumer, term) = (request.consumer.clone(), request.leader_term);
-            if let Some(delivery) =
-                self.blocking(move |store| store.dequeue(unix_ms(), lease_ms, &consumer, term)).await?
-            {
-                tracing::info!(order_id = %delivery.order.order_id, consumer = %request.consumer, delivery = delivery.delivery_count, "delivered");
-                return Ok(Response::new(pb::DequeueResponse {
-                    order: Some(delivery.order),
-                    lease_id: delivery.lease_id,
-                    lease_expires_at_unix_ms: delivery.lease_expires_at_ms,
-                    delivery_count: delivery.delivery_count,
-                }));
+        let pb::DequeueRequest { wait_ms, lease_ms, consumer, leader_term } = request.into_inner();
+        let poll = Poll { wait_ms, lease_ms, consumer, leader_term, max: 1 };
+        let answer = self.long_poll(poll).await?.pop().map_or_else(pb::DequeueResponse::default, |delivery| {
+            pb::DequeueResponse {
+                order: Some(delivery.order),
+                lease_id: delivery.lease_id,
+                lease_expires_at_unix_ms: delivery.lease_expires_at_ms,
+                delivery_count: delivery.delivery_count,
             }
-            if Instant::now() >= deadline {
-                return Ok(Response::new(pb::DequeueResponse::default()));
-            }
-            // Wake for an arrival, the deadline, or the next lease expiry.
-            let mut wake_at = deadline;
-            if let Some(expiry_ms) = self.blocking(QueueStore::next_lease_expiry).await? {
-                let until_expiry = Duration::from_millis(expiry_ms.saturating_sub(unix_ms()));
-                wake_at = wake_at.min(Instant::now() + until_expiry);
-            }
-            tokio::select! {
-                () = arrival => {},
-                () = tokio::time::sleep_until(wake_at) => {},
-            }
+        });
+        Ok(Response::new(answer))
+    }
+
+    async fn dequeue_batch(
+        &self,
+        request: Request<pb::DequeueBatchRequest>,
+    ) -> Result<Response<pb::DequeueBatchResponse>, Status> {
+        let pb::DequeueBatchRequest { wait_ms, lease_ms, consumer, leader_term, max } = request.into_inner();
+        if max == 0 {
+            return Err(Status::invalid_argument("max: must be at least 1"));
         }
+        let max = (max as usize).min(MAX_BATCH);
+        let deliveries = self.long_poll(Poll { wait_ms, lease_ms, consumer, leader_term, max }).await?;
+        let deliveries = deliveries
+            .into_iter()
+            .map(|delivery| pb::Delivery {
+                order: Some(delivery.order),
+                lease_id: delivery.lease_id,
+                lease_expires_at_unix_ms: delivery.lease_expires_at_ms,
+                delivery_count: delivery.delivery_count,
+            })
+            .collect();
+        Ok(Response::new(pb::DequeueBatchResponse { deliveries }))
     }
 
     async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
         let request = request.into_inner();
         let order_id = request.order_id.clone();
-        let acked = self.blocking(move |store| store.ack(&request.order_id, &request.lease_id, unix_ms())).await?;
+        let acked = self.store.ack(&request.order_id, &request.lease_id, unix_ms()).await?;
         match acked {
             Acked::Removed => tracing::info!(%order_id, "acknowledged"),
             Acked::AlreadyDone => tracing::debug!(%order_id, "acknowledged again"),
@@ -133,7 +180,7 @@ impl OrderQueue for OrderQueueService {
     async fn release(&self, request: Request<pb::ReleaseRequest>) -> Result<Response<pb::ReleaseResponse>, Status> {
         let request = request.into_inner();
         let order_id = request.order_id.clone();
-        let released = self.blocking(move |store| store.release(&request.order_id, &request.lease_id)).await?;
+        let released = self.store.release(&request.order_id, &request.lease_id).await?;
         match released {
             Released::Ready => {
                 tracing::info!(%order_id, "released by its holder: ready again");
@@ -156,7 +203,7 @@ impl OrderQueue for OrderQueueService {
             return Err(Status::invalid_argument("consumer must name the new leader"));
         }
         let keeper = consumer.clone();
-        let released = self.blocking(move |store| store.take_over(&keeper, leader_term)).await?;
+        let released = self.store.take_over(&keeper, leader_term).await?;
         tracing::info!(%consumer, leader_term, released, "an executor leader took over");
         if released > 0 {
             self.arrivals.notify_waiters();

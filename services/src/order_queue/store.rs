@@ -1,6 +1,7 @@
-//! The queue's durable state, in a redb database: every operation is one
-//! transaction, committed (fsync'd) before it answers, so an order accepted before a
-//! crash or restart is still there after it.
+//! The queue's durable state, in a redb database: every write is committed
+//! (fsync'd) before it answers, so an order accepted before a crash or restart is
+//! still there after it. Writes arriving together share one transaction (group
+//! commit, `storage::GroupCommit`), each seeing the ones before it.
 //!
 //! Tables:
 //! - `orders`: order id → the stored order (its priority rank, its sequence number
@@ -16,10 +17,12 @@
 //! redelivered order keeps its place in line. Time is passed in.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use prost::Message;
 use proto::v1 as pb;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use storage::GroupCommit;
 
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 const READY: TableDefinition<(u8, u64), &str> = TableDefinition::new("ready");
@@ -54,6 +57,12 @@ pub enum StoreError {
 }
 
 storage::redb_errors_into!(StoreError, |error| StoreError::Storage(error.to_string()));
+
+impl From<storage::WriterStopped> for StoreError {
+    fn from(error: storage::WriterStopped) -> Self {
+        Self::Storage(error.to_string())
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
@@ -130,7 +139,10 @@ pub struct Depth {
 }
 
 pub struct QueueStore {
-    db: Database,
+    db: Arc<Database>,
+    /// Every write goes through it: writes that arrive together share one
+    /// transaction and one fsync, each answered once durable.
+    writer: GroupCommit,
 }
 
 impl QueueStore {
@@ -145,154 +157,67 @@ impl QueueStore {
             Ok(())
         })
         .map_err(|error| StoreError::Storage(format!("{}: {error}", path.display())))?;
-        Ok(Self { db })
+        let db = Arc::new(db);
+        let writer = GroupCommit::start(Arc::clone(&db), "order_queue")
+            .map_err(|error| StoreError::Storage(format!("starting the writer: {error}")))?;
+        Ok(Self { db, writer })
+    }
+
+    /// How many transactions the queue has committed (writes share them).
+    pub fn commits(&self) -> u64 {
+        self.writer.commits()
     }
 
     /// Adds `order` at priority `rank` (0 first), unless its id is known already.
-    pub fn enqueue(&self, order: pb::QueuedOrder, rank: u8) -> Result<Enqueued, StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut orders = txn.open_table(ORDERS)?;
-            let done = txn.open_table(DONE)?;
-            if orders.get(order.order_id.as_str())?.is_some() || done.get(order.order_id.as_str())?.is_some() {
-                return Ok(Enqueued::Duplicate);
-            }
-            let mut meta = txn.open_table(META)?;
-            let sequence = meta.get(NEXT_SEQUENCE)?.map_or(0, |v| v.value());
-            meta.insert(NEXT_SEQUENCE, sequence + 1)?;
-            let id = order.order_id.clone();
-            let stored = StoredOrder { order: Some(order), rank: u32::from(rank), sequence, deliveries: 0 };
-            orders.insert(id.as_str(), stored.encode_to_vec().as_slice())?;
-            txn.open_table(READY)?.insert((rank, sequence), id.as_str())?;
-        }
-        txn.commit()?;
-        Ok(Enqueued::Added)
+    pub async fn enqueue(&self, order: pb::QueuedOrder, rank: u8) -> Result<Enqueued, StoreError> {
+        self.writer.write(move |txn| enqueue_in(txn, &order, rank)).await
     }
 
     /// Leases the first ready order to `consumer` until `now_ms + lease_ms`, after
     /// putting back every order whose lease expired by `now_ms`. A consumer naming
     /// a leader term (not 0) older than the fence is refused.
-    pub fn dequeue(
+    pub async fn dequeue(
         &self,
         now_ms: u64,
         lease_ms: u64,
         consumer: &str,
         leader_term: u64,
     ) -> Result<Option<Delivery>, StoreError> {
-        let txn = self.db.begin_write()?;
-        if leader_term != 0 {
-            check_fence(&txn, leader_term)?;
-        }
-        let delivery = {
-            let expired: Vec<String> = txn
-                .open_table(LEASES)?
-                .iter()?
-                .filter_map(Result::ok)
-                .filter(|(_, lease)| lease.value().0 <= now_ms)
-                .map(|(id, _)| id.value().to_owned())
-                .collect();
-            for id in &expired {
-                make_ready(&txn, id)?;
-            }
-            let mut orders = txn.open_table(ORDERS)?;
-            let mut ready = txn.open_table(READY)?;
-            let mut leases = txn.open_table(LEASES)?;
-            let Some((_, id)) = ready.pop_first()?.map(|(k, v)| (k.value(), v.value().to_owned())) else {
-                // Nothing was ready, so nothing expired either: no write to make durable.
-                drop((orders, ready, leases));
-                txn.abort()?;
-                return Ok(None);
-            };
-            let mut stored = match orders.get(id.as_str())? {
-                Some(bytes) => decode(&id, bytes.value())?,
-                None => return Err(StoreError::Storage(format!("ready order {id} has no record"))),
-            };
-            stored.deliveries += 1;
-            orders.insert(id.as_str(), stored.encode_to_vec().as_slice())?;
-            let lease_id = uuid::Uuid::new_v4().to_string();
-            let lease_expires_at_ms = now_ms.saturating_add(lease_ms);
-            leases.insert(id.as_str(), (lease_expires_at_ms, lease_id.as_str()))?;
-            txn.open_table(HOLDERS)?.insert(id.as_str(), consumer)?;
-            Delivery {
-                order: stored.order.unwrap_or_default(),
-                lease_id,
-                lease_expires_at_ms,
-                delivery_count: stored.deliveries,
-            }
-        };
-        txn.commit()?;
-        Ok(Some(delivery))
+        Ok(self.dequeue_batch(now_ms, lease_ms, consumer, leader_term, 1).await?.pop())
+    }
+
+    /// Leases up to `max` ready orders from the head of the queue, as `dequeue`
+    /// leases one, in one transaction. In delivery order; empty when none is ready.
+    pub async fn dequeue_batch(
+        &self,
+        now_ms: u64,
+        lease_ms: u64,
+        consumer: &str,
+        leader_term: u64,
+        max: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let consumer = consumer.to_owned();
+        self.writer.write(move |txn| dequeue_in(txn, now_ms, lease_ms, &consumer, leader_term, max)).await
     }
 
     /// Removes a delivered order for good, if `lease_id` is its current lease.
-    pub fn ack(&self, order_id: &str, lease_id: &str, now_ms: u64) -> Result<Acked, StoreError> {
-        let txn = self.db.begin_write()?;
-        let acked = {
-            let mut done = txn.open_table(DONE)?;
-            if done.get(order_id)?.is_some() {
-                Acked::AlreadyDone
-            } else {
-                let mut orders = txn.open_table(ORDERS)?;
-                let mut leases = txn.open_table(LEASES)?;
-                let current = leases.get(order_id)?.map(|lease| lease.value().1.to_owned());
-                match current {
-                    Some(current) if current == lease_id => {
-                        leases.remove(order_id)?;
-                        txn.open_table(HOLDERS)?.remove(order_id)?;
-                        orders.remove(order_id)?;
-                        done.insert(order_id, now_ms)?;
-                        Acked::Removed
-                    }
-                    _ if orders.get(order_id)?.is_some() => Acked::LeaseLost,
-                    _ => Acked::UnknownOrder,
-                }
-            }
-        };
-        txn.commit()?;
-        Ok(acked)
+    pub async fn ack(&self, order_id: &str, lease_id: &str, now_ms: u64) -> Result<Acked, StoreError> {
+        let (order_id, lease_id) = (order_id.to_owned(), lease_id.to_owned());
+        self.writer.write(move |txn| ack_in(txn, &order_id, &lease_id, now_ms)).await
     }
 
     /// Ends the lease `lease_id` on `order_id` early: the order is ready again.
-    pub fn release(&self, order_id: &str, lease_id: &str) -> Result<Released, StoreError> {
-        let txn = self.db.begin_write()?;
-        let current = txn.open_table(LEASES)?.get(order_id)?.map(|lease| lease.value().1.to_owned());
-        let released = match current {
-            Some(current) if current == lease_id => {
-                make_ready(&txn, order_id)?;
-                Released::Ready
-            }
-            _ if txn.open_table(ORDERS)?.get(order_id)?.is_some() => Released::LeaseLost,
-            _ if txn.open_table(DONE)?.get(order_id)?.is_some() => Released::AlreadyDone,
-            _ => Released::UnknownOrder,
-        };
-        txn.commit()?;
-        Ok(released)
+    pub async fn release(&self, order_id: &str, lease_id: &str) -> Result<Released, StoreError> {
+        let (order_id, lease_id) = (order_id.to_owned(), lease_id.to_owned());
+        self.writer.write(move |txn| release_in(txn, &order_id, &lease_id)).await
     }
 
     /// Ends every lease not held by `consumer` (a lease from before holders were
     /// recorded counts as another's) and fences out older leader terms; answers
     /// how many leases ended. Refused if a newer term took over already.
-    pub fn take_over(&self, consumer: &str, leader_term: u64) -> Result<u32, StoreError> {
-        let txn = self.db.begin_write()?;
-        check_fence(&txn, leader_term)?;
-        txn.open_table(META)?.insert(LEADER_TERM, leader_term)?;
-        let others: Vec<String> = {
-            let holders = txn.open_table(HOLDERS)?;
-            let leased: Vec<String> =
-                txn.open_table(LEASES)?.iter()?.filter_map(Result::ok).map(|(id, _)| id.value().to_owned()).collect();
-            let mut others = Vec::new();
-            for id in leased {
-                if holders.get(id.as_str())?.is_none_or(|holder| holder.value() != consumer) {
-                    others.push(id);
-                }
-            }
-            others
-        };
-        for id in &others {
-            make_ready(&txn, id)?;
-        }
-        txn.commit()?;
-        Ok(others.len() as u32)
+    pub async fn take_over(&self, consumer: &str, leader_term: u64) -> Result<u32, StoreError> {
+        let consumer = consumer.to_owned();
+        self.writer.write(move |txn| take_over_in(txn, &consumer, leader_term)).await
     }
 
     pub fn depth(&self) -> Result<Depth, StoreError> {
@@ -337,8 +262,129 @@ impl QueueStore {
     }
 }
 
+/// Writes of the queue, each run inside the writer's transaction (which commits
+/// it). Each decides from what the transaction shows, so it may run again.
+fn enqueue_in(txn: &WriteTransaction, order: &pb::QueuedOrder, rank: u8) -> Result<Enqueued, StoreError> {
+    let mut orders = txn.open_table(ORDERS)?;
+    let done = txn.open_table(DONE)?;
+    let id = order.order_id.as_str();
+    if orders.get(id)?.is_some() || done.get(id)?.is_some() {
+        return Ok(Enqueued::Duplicate);
+    }
+    let mut meta = txn.open_table(META)?;
+    let sequence = meta.get(NEXT_SEQUENCE)?.map_or(0, |v| v.value());
+    meta.insert(NEXT_SEQUENCE, sequence + 1)?;
+    let stored = StoredOrder { order: Some(order.clone()), rank: u32::from(rank), sequence, deliveries: 0 };
+    orders.insert(id, stored.encode_to_vec().as_slice())?;
+    txn.open_table(READY)?.insert((rank, sequence), id)?;
+    Ok(Enqueued::Added)
+}
+
+fn dequeue_in(
+    txn: &WriteTransaction,
+    now_ms: u64,
+    lease_ms: u64,
+    consumer: &str,
+    leader_term: u64,
+    max: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    if leader_term != 0 {
+        check_fence(txn, leader_term)?;
+    }
+    let expired: Vec<String> = txn
+        .open_table(LEASES)?
+        .iter()?
+        .filter_map(Result::ok)
+        .filter(|(_, lease)| lease.value().0 <= now_ms)
+        .map(|(id, _)| id.value().to_owned())
+        .collect();
+    for id in &expired {
+        make_ready(txn, id)?;
+    }
+    let mut orders = txn.open_table(ORDERS)?;
+    let mut ready = txn.open_table(READY)?;
+    let mut leases = txn.open_table(LEASES)?;
+    let mut holders = txn.open_table(HOLDERS)?;
+    let lease_expires_at_ms = now_ms.saturating_add(lease_ms);
+    let mut deliveries = Vec::new();
+    while deliveries.len() < max {
+        let Some(id) = ready.pop_first()?.map(|(_, id)| id.value().to_owned()) else { break };
+        let mut stored = match orders.get(id.as_str())? {
+            Some(bytes) => decode(&id, bytes.value())?,
+            None => return Err(StoreError::Storage(format!("ready order {id} has no record"))),
+        };
+        stored.deliveries += 1;
+        orders.insert(id.as_str(), stored.encode_to_vec().as_slice())?;
+        let lease_id = uuid::Uuid::new_v4().to_string();
+        leases.insert(id.as_str(), (lease_expires_at_ms, lease_id.as_str()))?;
+        holders.insert(id.as_str(), consumer)?;
+        deliveries.push(Delivery {
+            order: stored.order.unwrap_or_default(),
+            lease_id,
+            lease_expires_at_ms,
+            delivery_count: stored.deliveries,
+        });
+    }
+    Ok(deliveries)
+}
+
+fn ack_in(txn: &WriteTransaction, order_id: &str, lease_id: &str, now_ms: u64) -> Result<Acked, StoreError> {
+    let mut done = txn.open_table(DONE)?;
+    if done.get(order_id)?.is_some() {
+        return Ok(Acked::AlreadyDone);
+    }
+    let mut orders = txn.open_table(ORDERS)?;
+    let mut leases = txn.open_table(LEASES)?;
+    let current = leases.get(order_id)?.map(|lease| lease.value().1.to_owned());
+    Ok(match current {
+        Some(current) if current == lease_id => {
+            leases.remove(order_id)?;
+            txn.open_table(HOLDERS)?.remove(order_id)?;
+            orders.remove(order_id)?;
+            done.insert(order_id, now_ms)?;
+            Acked::Removed
+        }
+        _ if orders.get(order_id)?.is_some() => Acked::LeaseLost,
+        _ => Acked::UnknownOrder,
+    })
+}
+
+fn release_in(txn: &WriteTransaction, order_id: &str, lease_id: &str) -> Result<Released, StoreError> {
+    let current = txn.open_table(LEASES)?.get(order_id)?.map(|lease| lease.value().1.to_owned());
+    Ok(match current {
+        Some(current) if current == lease_id => {
+            make_ready(txn, order_id)?;
+            Released::Ready
+        }
+        _ if txn.open_table(ORDERS)?.get(order_id)?.is_some() => Released::LeaseLost,
+        _ if txn.open_table(DONE)?.get(order_id)?.is_some() => Released::AlreadyDone,
+        _ => Released::UnknownOrder,
+    })
+}
+
+fn take_over_in(txn: &WriteTransaction, consumer: &str, leader_term: u64) -> Result<u32, StoreError> {
+    check_fence(txn, leader_term)?;
+    txn.open_table(META)?.insert(LEADER_TERM, leader_term)?;
+    let others: Vec<String> = {
+        let holders = txn.open_table(HOLDERS)?;
+        let leased: Vec<String> =
+            txn.open_table(LEASES)?.iter()?.filter_map(Result::ok).map(|(id, _)| id.value().to_owned()).collect();
+        let mut others = Vec::new();
+        for id in leased {
+            if holders.get(id.as_str())?.is_none_or(|holder| holder.value() != consumer) {
+                others.push(id);
+            }
+        }
+        others
+    };
+    for id in &others {
+        make_ready(txn, id)?;
+    }
+    Ok(others.len() as u32)
+}
+
 /// Refuses a leader term older than the newest one that took over.
-fn check_fence(txn: &redb::WriteTransaction, leader_term: u64) -> Result<(), StoreError> {
+fn check_fence(txn: &WriteTransaction, leader_term: u64) -> Result<(), StoreError> {
     let current = txn.open_table(META)?.get(LEADER_TERM)?.map_or(0, |term| term.value());
     if leader_term < current {
         return Err(StoreError::Superseded { term: leader_term, current });
@@ -347,7 +393,7 @@ fn check_fence(txn: &redb::WriteTransaction, leader_term: u64) -> Result<(), Sto
 }
 
 /// Ends `id`'s lease and puts it back under its original (rank, sequence).
-fn make_ready(txn: &redb::WriteTransaction, id: &str) -> Result<(), StoreError> {
+fn make_ready(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
     txn.open_table(LEASES)?.remove(id)?;
     txn.open_table(HOLDERS)?.remove(id)?;
     if let Some(bytes) = txn.open_table(ORDERS)?.get(id)? {
@@ -373,16 +419,16 @@ mod tests {
         QueueStore::open(&dir.path().join("queue.redb")).unwrap()
     }
 
-    fn next_id(store: &QueueStore, now_ms: u64) -> Option<String> {
-        store.dequeue(now_ms, 1_000, "test", 0).unwrap().map(|d| d.order.order_id)
+    async fn next_id(store: &QueueStore, now_ms: u64) -> Option<String> {
+        store.dequeue(now_ms, 1_000, "test", 0).await.unwrap().map(|d| d.order.order_id)
     }
 
-    #[test]
-    fn a_waiting_order_knows_its_place_and_a_delivered_one_has_none() {
+    #[tokio::test]
+    async fn a_waiting_order_knows_its_place_and_a_delivered_one_has_none() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
         for (id, rank) in [("none-1", 2), ("basic-1", 1), ("premium-1", 0), ("none-2", 2)] {
-            store.enqueue(order(id), rank).unwrap();
+            store.enqueue(order(id), rank).await.unwrap();
         }
         let place = |id: &str| store.look_up(id).unwrap().position;
         // Premium first, then Basic, then None in arrival order.
@@ -390,7 +436,7 @@ mod tests {
             [place("premium-1"), place("basic-1"), place("none-1"), place("none-2")],
             [Some(1), Some(2), Some(3), Some(4)]
         );
-        assert_eq!(next_id(&store, 0).as_deref(), Some("premium-1"));
+        assert_eq!(next_id(&store, 0).await.as_deref(), Some("premium-1"));
         let leased = store.look_up("premium-1").unwrap();
         assert_eq!((leased.location, leased.position), (Location::Leased, None));
         assert_eq!(leased.order.map(|order| order.order_id).as_deref(), Some("premium-1"), "the queue still holds it");
@@ -399,127 +445,170 @@ mod tests {
         assert_eq!((unknown.location, unknown.order, unknown.position), (Location::Unknown, None, None));
     }
 
-    #[test]
-    fn serves_premium_then_basic_then_none_fifo_within_each() {
+    #[tokio::test]
+    async fn serves_premium_then_basic_then_none_fifo_within_each() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
         for (id, rank) in
             [("none-1", 2), ("basic-1", 1), ("premium-1", 0), ("none-2", 2), ("premium-2", 0), ("basic-2", 1)]
         {
-            assert_eq!(store.enqueue(order(id), rank).unwrap(), Enqueued::Added);
+            assert_eq!(store.enqueue(order(id), rank).await.unwrap(), Enqueued::Added);
         }
-        let order: Vec<String> = std::iter::from_fn(|| next_id(&store, 0)).collect();
+        let mut order = Vec::new();
+        while let Some(id) = next_id(&store, 0).await {
+            order.push(id);
+        }
         assert_eq!(order, ["premium-1", "premium-2", "basic-1", "basic-2", "none-1", "none-2"]);
     }
 
-    #[test]
-    fn enqueue_is_idempotent_by_order_id_even_after_ack() {
+    #[tokio::test]
+    async fn a_batch_takes_the_head_of_the_queue_in_order_each_with_its_own_lease() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        store.enqueue(order("o1"), 2).unwrap();
-        assert_eq!(store.enqueue(order("o1"), 0).unwrap(), Enqueued::Duplicate);
-        let delivery = store.dequeue(0, 1_000, "test", 0).unwrap().unwrap();
-        assert_eq!(store.ack("o1", &delivery.lease_id, 10).unwrap(), Acked::Removed);
-        assert_eq!(store.enqueue(order("o1"), 2).unwrap(), Enqueued::Duplicate);
-        assert_eq!(store.dequeue(20, 1_000, "test", 0).unwrap(), None);
-        assert_eq!(store.ack("o1", &delivery.lease_id, 30).unwrap(), Acked::AlreadyDone);
+        for (id, rank) in [("none-1", 2), ("basic-1", 1), ("premium-1", 0), ("basic-2", 1), ("premium-2", 0)] {
+            store.enqueue(order(id), rank).await.unwrap();
+        }
+        let ids = |batch: &[Delivery]| batch.iter().map(|d| d.order.order_id.clone()).collect::<Vec<_>>();
+        let first = store.dequeue_batch(0, 1_000, "leader", 0, 3).await.unwrap();
+        assert_eq!(ids(&first), ["premium-1", "premium-2", "basic-1"]);
+        let leases: std::collections::BTreeSet<&str> = first.iter().map(|d| d.lease_id.as_str()).collect();
+        assert_eq!(leases.len(), 3, "every order has a lease of its own");
+        assert_eq!(store.depth().unwrap().leased, 3);
+        let rest = store.dequeue_batch(0, 1_000, "leader", 0, 10).await.unwrap();
+        assert_eq!(ids(&rest), ["basic-2", "none-1"], "a batch is capped by what is ready");
+        assert!(store.dequeue_batch(0, 1_000, "leader", 0, 10).await.unwrap().is_empty());
+        for delivery in first.iter().chain(&rest) {
+            assert_eq!(store.ack(&delivery.order.order_id, &delivery.lease_id, 1).await.unwrap(), Acked::Removed);
+        }
+        // Expired leases come back in their old places, in one batch.
+        store.enqueue(order("late"), 2).await.unwrap();
+        let taken = store.dequeue_batch(0, 10, "leader", 0, 1).await.unwrap();
+        assert_eq!(ids(&taken), ["late"]);
+        let again = store.dequeue_batch(10, 10, "leader", 0, 5).await.unwrap();
+        assert_eq!(ids(&again), ["late"]);
+        assert_eq!(again[0].delivery_count, 2);
     }
 
-    #[test]
-    fn an_unacked_order_is_delivered_again_after_its_lease_expires() {
+    #[tokio::test]
+    async fn enqueue_is_idempotent_by_order_id_even_after_ack() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        store.enqueue(order("o1"), 1).unwrap();
-        store.enqueue(order("o2"), 1).unwrap();
-        let first = store.dequeue(0, 100, "test", 0).unwrap().unwrap();
+        store.enqueue(order("o1"), 2).await.unwrap();
+        assert_eq!(store.enqueue(order("o1"), 0).await.unwrap(), Enqueued::Duplicate);
+        let delivery = store.dequeue(0, 1_000, "test", 0).await.unwrap().unwrap();
+        assert_eq!(store.ack("o1", &delivery.lease_id, 10).await.unwrap(), Acked::Removed);
+        assert_eq!(store.enqueue(order("o1"), 2).await.unwrap(), Enqueued::Duplicate);
+        assert_eq!(store.dequeue(20, 1_000, "test", 0).await.unwrap(), None);
+        assert_eq!(store.ack("o1", &delivery.lease_id, 30).await.unwrap(), Acked::AlreadyDone);
+    }
+
+    #[tokio::test]
+    async fn an_unacked_order_is_delivered_again_after_its_lease_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store.enqueue(order("o1"), 1).await.unwrap();
+        store.enqueue(order("o2"), 1).await.unwrap();
+        let first = store.dequeue(0, 100, "test", 0).await.unwrap().unwrap();
         assert_eq!((first.order.order_id.as_str(), first.delivery_count), ("o1", 1));
         assert_eq!(store.next_lease_expiry().unwrap(), Some(100));
         // Before expiry o1 stays leased and o2 comes next.
-        assert_eq!(next_id(&store, 99).as_deref(), Some("o2"));
+        assert_eq!(next_id(&store, 99).await.as_deref(), Some("o2"));
         // After expiry o1 is back, in its old place.
-        let again = store.dequeue(100, 100, "test", 0).unwrap().unwrap();
+        let again = store.dequeue(100, 100, "test", 0).await.unwrap().unwrap();
         assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("o1", 2));
-        assert_eq!(store.ack("o1", &first.lease_id, 150).unwrap(), Acked::LeaseLost, "the stale lease may not ack");
-        assert_eq!(store.ack("o1", &again.lease_id, 150).unwrap(), Acked::Removed);
-        assert_eq!(store.ack("nope", "x", 150).unwrap(), Acked::UnknownOrder);
+        assert_eq!(
+            store.ack("o1", &first.lease_id, 150).await.unwrap(),
+            Acked::LeaseLost,
+            "the stale lease may not ack"
+        );
+        assert_eq!(store.ack("o1", &again.lease_id, 150).await.unwrap(), Acked::Removed);
+        assert_eq!(store.ack("nope", "x", 150).await.unwrap(), Acked::UnknownOrder);
         assert_eq!(store.lookup("o1").unwrap(), Location::Done);
         assert_eq!(store.lookup("o2").unwrap(), Location::Leased);
         assert_eq!(store.lookup("nope").unwrap(), Location::Unknown);
     }
 
-    #[test]
-    fn survives_a_restart_with_ready_and_leased_orders() {
+    #[tokio::test]
+    async fn survives_a_restart_with_ready_and_leased_orders() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = store(&dir);
-            store.enqueue(order("leased"), 0).unwrap();
-            store.enqueue(order("ready"), 2).unwrap();
-            store.dequeue(0, 500, "test", 0).unwrap().unwrap();
+            store.enqueue(order("leased"), 0).await.unwrap();
+            store.enqueue(order("ready"), 2).await.unwrap();
+            store.dequeue(0, 500, "test", 0).await.unwrap().unwrap();
         }
         let store = store(&dir);
         assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 1], leased: 1 });
-        assert_eq!(next_id(&store, 10).as_deref(), Some("ready"));
+        assert_eq!(next_id(&store, 10).await.as_deref(), Some("ready"));
         assert_eq!(
-            next_id(&store, 500).as_deref(),
+            next_id(&store, 500).await.as_deref(),
             Some("leased"),
             "redelivered after the restart once its lease ran out"
         );
     }
 
-    #[test]
-    fn a_released_order_is_ready_again_at_once_in_its_old_place() {
+    #[tokio::test]
+    async fn a_released_order_is_ready_again_at_once_in_its_old_place() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        store.enqueue(order("o1"), 1).unwrap();
-        store.enqueue(order("o2"), 1).unwrap();
-        let first = store.dequeue(0, 10_000, "leader-a", 0).unwrap().unwrap();
-        assert_eq!(store.release("o1", "not-the-lease").unwrap(), Released::LeaseLost);
-        assert_eq!(store.release("o1", &first.lease_id).unwrap(), Released::Ready);
+        store.enqueue(order("o1"), 1).await.unwrap();
+        store.enqueue(order("o2"), 1).await.unwrap();
+        let first = store.dequeue(0, 10_000, "leader-a", 0).await.unwrap().unwrap();
+        assert_eq!(store.release("o1", "not-the-lease").await.unwrap(), Released::LeaseLost);
+        assert_eq!(store.release("o1", &first.lease_id).await.unwrap(), Released::Ready);
         assert_eq!(store.lookup("o1").unwrap(), Location::Ready);
-        let again = store.dequeue(1, 10_000, "leader-a", 0).unwrap().unwrap();
+        let again = store.dequeue(1, 10_000, "leader-a", 0).await.unwrap().unwrap();
         assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("o1", 2), "before o2, long before expiry");
-        assert_eq!(store.ack("o1", &first.lease_id, 2).unwrap(), Acked::LeaseLost, "the released lease may not ack");
-        assert_eq!(store.ack("o1", &again.lease_id, 2).unwrap(), Acked::Removed);
-        assert_eq!(store.release("o1", &again.lease_id).unwrap(), Released::AlreadyDone);
-        assert_eq!(store.release("nope", "x").unwrap(), Released::UnknownOrder);
+        assert_eq!(
+            store.ack("o1", &first.lease_id, 2).await.unwrap(),
+            Acked::LeaseLost,
+            "the released lease may not ack"
+        );
+        assert_eq!(store.ack("o1", &again.lease_id, 2).await.unwrap(), Acked::Removed);
+        assert_eq!(store.release("o1", &again.lease_id).await.unwrap(), Released::AlreadyDone);
+        assert_eq!(store.release("nope", "x").await.unwrap(), Released::UnknownOrder);
     }
 
-    #[test]
-    fn a_take_over_ends_the_leases_of_every_other_consumer() {
+    #[tokio::test]
+    async fn a_take_over_ends_the_leases_of_every_other_consumer() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
         for id in ["old-1", "old-2", "mine", "waiting"] {
-            store.enqueue(order(id), 2).unwrap();
+            store.enqueue(order(id), 2).await.unwrap();
         }
-        store.dequeue(0, 10_000, "leader-1/term-3", 0).unwrap().unwrap();
-        store.dequeue(0, 10_000, "leader-2/term-4", 0).unwrap().unwrap();
-        let mine = store.dequeue(0, 10_000, "leader-3/term-5", 0).unwrap().unwrap();
-        assert_eq!(store.take_over("leader-3/term-5", 5).unwrap(), 2);
+        store.dequeue(0, 10_000, "leader-1/term-3", 0).await.unwrap().unwrap();
+        store.dequeue(0, 10_000, "leader-2/term-4", 0).await.unwrap().unwrap();
+        let mine = store.dequeue(0, 10_000, "leader-3/term-5", 0).await.unwrap().unwrap();
+        assert_eq!(store.take_over("leader-3/term-5", 5).await.unwrap(), 2);
         assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 3], leased: 1 });
-        assert_eq!(next_id(&store, 1).as_deref(), Some("old-1"), "taken-back orders keep their place");
-        assert_eq!(store.ack("mine", &mine.lease_id, 2).unwrap(), Acked::Removed, "the new leader's lease stands");
-        assert_eq!(store.take_over("leader-3/term-5", 5).unwrap(), 1, "old-1, just leased to \"test\"");
-        assert_eq!(store.take_over("leader-3/term-5", 5).unwrap(), 0);
+        assert_eq!(next_id(&store, 1).await.as_deref(), Some("old-1"), "taken-back orders keep their place");
+        assert_eq!(
+            store.ack("mine", &mine.lease_id, 2).await.unwrap(),
+            Acked::Removed,
+            "the new leader's lease stands"
+        );
+        assert_eq!(store.take_over("leader-3/term-5", 5).await.unwrap(), 1, "old-1, just leased to \"test\"");
+        assert_eq!(store.take_over("leader-3/term-5", 5).await.unwrap(), 0);
     }
 
-    #[test]
-    fn a_take_over_fences_out_older_leaders() {
+    #[tokio::test]
+    async fn a_take_over_fences_out_older_leaders() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
         for id in ["o1", "o2"] {
-            store.enqueue(order(id), 2).unwrap();
+            store.enqueue(order(id), 2).await.unwrap();
         }
-        assert!(store.dequeue(0, 10_000, "old", 3).unwrap().is_some(), "no fence yet");
-        assert_eq!(store.take_over("new", 4).unwrap(), 1);
+        assert!(store.dequeue(0, 10_000, "old", 3).await.unwrap().is_some(), "no fence yet");
+        assert_eq!(store.take_over("new", 4).await.unwrap(), 1);
         let superseded =
             |result: Result<_, StoreError>| matches!(result, Err(StoreError::Superseded { term: 3, current: 4 }));
-        assert!(superseded(store.dequeue(1, 10_000, "old", 3).map(drop)), "a deposed leader takes nothing more");
-        assert!(superseded(store.take_over("old", 3).map(drop)), "nor ends the new leader's leases");
+        assert!(superseded(store.dequeue(1, 10_000, "old", 3).await.map(drop)), "a deposed leader takes nothing more");
+        assert!(superseded(store.take_over("old", 3).await.map(drop)), "nor ends the new leader's leases");
         assert_eq!(store.depth().unwrap(), Depth { ready_by_rank: [0, 0, 2], leased: 0 });
-        assert!(store.dequeue(1, 10_000, "new", 4).unwrap().is_some());
-        assert!(store.dequeue(1, 10_000, "unfenced", 0).unwrap().is_some(), "term 0 is not fenced");
+        assert!(store.dequeue(1, 10_000, "new", 4).await.unwrap().is_some());
+        assert!(store.dequeue(1, 10_000, "unfenced", 0).await.unwrap().is_some(), "term 0 is not fenced");
         drop(store);
         let store = QueueStore::open(&dir.path().join("queue.redb")).unwrap();
-        assert!(store.take_over("old", 3).is_err(), "the fence is durable");
+        assert!(store.take_over("old", 3).await.is_err(), "the fence is durable");
     }
 }

@@ -46,12 +46,14 @@ impl PaymentService {
         Self { ledger, issuer }
     }
 
+    /// Runs a blocking read on the blocking pool (writes go through the ledger's
+    /// group commit, which has a thread of its own).
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Ledger, &Issuer) -> Result<T, LedgerError> + Send + 'static,
+        work: impl FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, Status> {
-        let (ledger, issuer) = (Arc::clone(&self.ledger), Arc::clone(&self.issuer));
-        tokio::task::spawn_blocking(move || work(&ledger, &issuer))
+        let ledger = Arc::clone(&self.ledger);
+        tokio::task::spawn_blocking(move || work(&ledger))
             .await
             .map_err(|e| Status::internal(format!("payment task failed: {e}")))?
             .map_err(Status::from)
@@ -67,17 +69,15 @@ impl PaymentApi for PaymentService {
         if card.fingerprint.len() != 64 || card.last4.len() != 4 {
             return Err(Status::invalid_argument("the card token needs a 64-hex-digit fingerprint and 4 last digits"));
         }
-        let payment = self
-            .blocking(move |ledger, issuer| {
-                let hold = Hold {
-                    order_id: &request.order_id,
-                    amount_cents: request.amount_cents,
-                    card_network: &card.network,
-                    card_last4: &card.last4,
-                };
-                ledger.prepare(&hold, || issuer.authorize(&card.fingerprint))
-            })
-            .await?;
+        let hold = Hold {
+            order_id: request.order_id,
+            amount_cents: request.amount_cents,
+            card_network: card.network,
+            card_last4: card.last4,
+        };
+        let issuer = Arc::clone(&self.issuer);
+        let fingerprint = card.fingerprint;
+        let payment = self.ledger.prepare(hold, move || issuer.authorize(&fingerprint)).await?;
         let yes = matches!(payment.state, PaymentState::Authorized | PaymentState::Captured);
         tracing::info!(order_id = %payment.order_id, state = ?payment.state, last4 = %payment.card_last4, "prepare");
         Ok(Response::new(pb::PaymentVote { yes, reason: payment.reason, code: payment.code }))
@@ -85,14 +85,14 @@ impl PaymentApi for PaymentService {
 
     async fn commit(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
         let id = order_id(&request.get_ref().order_id)?.to_owned();
-        let payment = self.blocking(move |ledger, _| ledger.commit(&id)).await?;
+        let payment = self.ledger.commit(&id).await?;
         tracing::info!(order_id = %payment.order_id, captures = payment.captures, "commit");
         Ok(Response::new(record(payment)))
     }
 
     async fn abort(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
         let id = order_id(&request.get_ref().order_id)?.to_owned();
-        let payment = self.blocking(move |ledger, _| ledger.abort(&id)).await?;
+        let payment = self.ledger.abort(&id).await?;
         tracing::info!(order_id = %payment.order_id, state = ?payment.state, "abort");
         Ok(Response::new(record(payment)))
     }
@@ -100,7 +100,7 @@ impl PaymentApi for PaymentService {
     async fn get(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
         let id = order_id(&request.get_ref().order_id)?.to_owned();
         let lookup = id.clone();
-        let payment = self.blocking(move |ledger, _| ledger.get(&lookup)).await?;
+        let payment = self.blocking(move |ledger| ledger.get(&lookup)).await?;
         payment.map(record).map(Response::new).ok_or_else(|| Status::not_found(format!("no payment for order {id}")))
     }
 }

@@ -1,5 +1,7 @@
-//! The payment ledger: one record per order, in a redb database, every change one
-//! fsync'd transaction. The state machine of a payment:
+//! The payment ledger: one record per order, in a redb database, every change
+//! committed (fsync'd) before it answers; changes arriving together share one
+//! transaction (group commit, `storage::GroupCommit`). The state machine of a
+//! payment:
 //!
 //! ```text
 //! (none) ──prepare──▶ authorized ──commit──▶ captured
@@ -14,10 +16,12 @@
 //! card's network and last four digits, never the number or the CVV.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use storage::GroupCommit;
 
 const PAYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("payments");
 
@@ -53,11 +57,11 @@ pub enum Authorization {
 
 /// The card and amount to authorize.
 #[derive(Debug, Clone)]
-pub struct Hold<'a> {
-    pub order_id: &'a str,
+pub struct Hold {
+    pub order_id: String,
     pub amount_cents: u64,
-    pub card_network: &'a str,
-    pub card_last4: &'a str,
+    pub card_network: String,
+    pub card_last4: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,12 @@ pub enum LedgerError {
 
 storage::redb_errors_into!(LedgerError, |error| LedgerError::Storage(error.to_string()));
 
+impl From<storage::WriterStopped> for LedgerError {
+    fn from(error: storage::WriterStopped) -> Self {
+        Self::Storage(error.to_string())
+    }
+}
+
 impl From<serde_json::Error> for LedgerError {
     fn from(error: serde_json::Error) -> Self {
         Self::Storage(error.to_string())
@@ -79,14 +89,18 @@ impl From<serde_json::Error> for LedgerError {
 }
 
 pub struct Ledger {
-    db: Database,
+    db: Arc<Database>,
+    writer: GroupCommit,
 }
 
 impl Ledger {
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         let db = storage::open(path, |txn| txn.open_table(PAYMENTS).map(drop))
             .map_err(|error| LedgerError::Storage(format!("{}: {error}", path.display())))?;
-        Ok(Self { db })
+        let db = Arc::new(db);
+        let writer = GroupCommit::start(Arc::clone(&db), "payment")
+            .map_err(|error| LedgerError::Storage(format!("starting the writer: {error}")))?;
+        Ok(Self { db, writer })
     }
 
     pub fn get(&self, order_id: &str) -> Result<Option<Payment>, LedgerError> {
@@ -100,76 +114,85 @@ impl Ledger {
     }
 
     /// Reads the record, lets `change` decide the new one, writes it if it
-    /// changed: one transaction, committed (an fsync) only when it wrote.
-    fn update(
+    /// changed; answers once the transaction holding it is committed.
+    async fn update(
         &self,
         order_id: &str,
-        change: impl FnOnce(Option<Payment>) -> Result<Payment, LedgerError>,
+        mut change: impl FnMut(Option<Payment>) -> Result<Payment, LedgerError> + Send + 'static,
     ) -> Result<Payment, LedgerError> {
-        let txn = self.db.begin_write()?;
-        let (payment, changed) = {
-            let mut table = txn.open_table(PAYMENTS)?;
-            let current: Option<Payment> = match table.get(order_id)? {
-                Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
-                None => None,
-            };
-            let next = change(current.clone())?;
-            let changed = current.as_ref() != Some(&next);
-            if changed {
-                table.insert(order_id, serde_json::to_vec(&next)?.as_slice())?;
-            }
-            (next, changed)
-        };
-        if changed {
-            txn.commit()?;
-        } else {
-            txn.abort()?;
-        }
-        Ok(payment)
+        let order_id = order_id.to_owned();
+        self.writer
+            .write(move |txn| {
+                let mut table = txn.open_table(PAYMENTS)?;
+                let current: Option<Payment> = match table.get(order_id.as_str())? {
+                    Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
+                    None => None,
+                };
+                let next = change(current.clone())?;
+                if current.as_ref() != Some(&next) {
+                    table.insert(order_id.as_str(), serde_json::to_vec(&next)?.as_slice())?;
+                }
+                Ok(next)
+            })
+            .await
     }
 
     /// Phase one: authorize a hold (or vote no). `authorize` is asked only the
     /// first time; a repeated prepare answers what the first one decided.
-    pub fn prepare(&self, hold: &Hold<'_>, authorize: impl FnOnce() -> Authorization) -> Result<Payment, LedgerError> {
-        self.update(hold.order_id, |current| {
+    pub async fn prepare(
+        &self,
+        hold: Hold,
+        authorize: impl FnOnce() -> Authorization + Send + 'static,
+    ) -> Result<Payment, LedgerError> {
+        // The write may run twice (group commit reruns a failed batch one by one):
+        // the issuer is still asked once.
+        let mut authorize = Some(authorize);
+        let mut answer: Option<Authorization> = None;
+        let order_id = hold.order_id.clone();
+        self.update(&order_id, move |current| {
             if let Some(existing) = current {
                 return Ok(existing);
             }
-            let (state, code, reason) = match authorize() {
+            let authorization = answer.get_or_insert_with(|| (authorize.take().expect("asked once"))()).clone();
+            let (state, code, reason) = match authorization {
                 Authorization::Approved => (PaymentState::Authorized, String::new(), String::new()),
                 Authorization::Declined { code, reason } => (PaymentState::Declined, code, reason),
             };
             Ok(Payment {
-                order_id: hold.order_id.to_owned(),
+                order_id: hold.order_id.clone(),
                 state,
                 amount_cents: hold.amount_cents,
-                card_network: hold.card_network.to_owned(),
-                card_last4: hold.card_last4.to_owned(),
+                card_network: hold.card_network.clone(),
+                card_last4: hold.card_last4.clone(),
                 captures: 0,
                 reason,
                 code,
             })
         })
+        .await
     }
 
     /// Phase two, commit: capture the hold, once.
-    pub fn commit(&self, order_id: &str) -> Result<Payment, LedgerError> {
-        self.update(order_id, |current| {
-            let payment = current.ok_or_else(|| LedgerError::Unknown(order_id.to_owned()))?;
+    pub async fn commit(&self, order_id: &str) -> Result<Payment, LedgerError> {
+        let id = order_id.to_owned();
+        self.update(order_id, move |current| {
+            let payment = current.ok_or_else(|| LedgerError::Unknown(id.clone()))?;
             match payment.state {
                 PaymentState::Authorized => Ok(Payment { state: PaymentState::Captured, captures: 1, ..payment }),
                 PaymentState::Captured => Ok(payment),
-                state => Err(LedgerError::Conflict { order_id: order_id.to_owned(), state, action: "captured" }),
+                state => Err(LedgerError::Conflict { order_id: id.clone(), state, action: "captured" }),
             }
         })
+        .await
     }
 
     /// Phase two, abort: release the hold. Aborting an order never prepared here
     /// records it as voided, so a prepare arriving late votes no.
-    pub fn abort(&self, order_id: &str) -> Result<Payment, LedgerError> {
-        self.update(order_id, |current| match current {
+    pub async fn abort(&self, order_id: &str) -> Result<Payment, LedgerError> {
+        let id = order_id.to_owned();
+        self.update(order_id, move |current| match current {
             None => Ok(Payment {
-                order_id: order_id.to_owned(),
+                order_id: id.clone(),
                 state: PaymentState::Voided,
                 amount_cents: 0,
                 card_network: String::new(),
@@ -186,13 +209,12 @@ impl Ledger {
                     ..payment
                 }),
                 PaymentState::Voided | PaymentState::Declined => Ok(payment),
-                PaymentState::Captured => Err(LedgerError::Conflict {
-                    order_id: order_id.to_owned(),
-                    state: PaymentState::Captured,
-                    action: "voided",
-                }),
+                PaymentState::Captured => {
+                    Err(LedgerError::Conflict { order_id: id.clone(), state: PaymentState::Captured, action: "voided" })
+                }
             },
         })
+        .await
     }
 }
 
@@ -200,57 +222,63 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    fn hold(order_id: &str) -> Hold<'_> {
-        Hold { order_id, amount_cents: 3497, card_network: "visa", card_last4: "6287" }
+    fn hold(order_id: &str) -> Hold {
+        Hold { order_id: order_id.into(), amount_cents: 3497, card_network: "visa".into(), card_last4: "6287".into() }
     }
 
     fn ledger(dir: &tempfile::TempDir) -> Ledger {
         Ledger::open(&dir.path().join("payments.redb")).unwrap()
     }
 
-    #[test]
-    fn authorizes_then_captures_exactly_once() {
+    #[tokio::test]
+    async fn authorizes_then_captures_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = ledger(&dir);
-        assert_eq!(ledger.prepare(&hold("o1"), || Authorization::Approved).unwrap().state, PaymentState::Authorized);
-        let captured = ledger.commit("o1").unwrap();
+        assert_eq!(
+            ledger.prepare(hold("o1"), || Authorization::Approved).await.unwrap().state,
+            PaymentState::Authorized
+        );
+        let captured = ledger.commit("o1").await.unwrap();
         assert_eq!((captured.state, captured.captures), (PaymentState::Captured, 1));
-        assert_eq!(ledger.commit("o1").unwrap().captures, 1, "a repeated commit charges nothing more");
-        assert!(matches!(ledger.abort("o1"), Err(LedgerError::Conflict { .. })), "a captured payment is never voided");
+        assert_eq!(ledger.commit("o1").await.unwrap().captures, 1, "a repeated commit charges nothing more");
+        assert!(
+            matches!(ledger.abort("o1").await, Err(LedgerError::Conflict { .. })),
+            "a captured payment is never voided"
+        );
     }
 
-    #[test]
-    fn a_repeated_prepare_answers_the_first_decision_without_asking_again() {
+    #[tokio::test]
+    async fn a_repeated_prepare_answers_the_first_decision_without_asking_again() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = ledger(&dir);
         let declined = || Authorization::Declined { code: "card_declined".into(), reason: "card declined".into() };
-        assert_eq!(ledger.prepare(&hold("o1"), declined).unwrap().state, PaymentState::Declined);
-        let again = ledger.prepare(&hold("o1"), || panic!("the issuer is asked once")).unwrap();
+        assert_eq!(ledger.prepare(hold("o1"), declined).await.unwrap().state, PaymentState::Declined);
+        let again = ledger.prepare(hold("o1"), || panic!("the issuer is asked once")).await.unwrap();
         assert_eq!((again.state, again.reason.as_str()), (PaymentState::Declined, "card declined"));
-        assert!(matches!(ledger.commit("o1"), Err(LedgerError::Conflict { .. })));
-        assert_eq!(ledger.abort("o1").unwrap().state, PaymentState::Declined);
+        assert!(matches!(ledger.commit("o1").await, Err(LedgerError::Conflict { .. })));
+        assert_eq!(ledger.abort("o1").await.unwrap().state, PaymentState::Declined);
     }
 
-    #[test]
-    fn abort_voids_a_hold_and_an_abort_before_prepare_blocks_a_late_prepare() {
+    #[tokio::test]
+    async fn abort_voids_a_hold_and_an_abort_before_prepare_blocks_a_late_prepare() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = ledger(&dir);
-        ledger.prepare(&hold("o1"), || Authorization::Approved).unwrap();
-        assert_eq!(ledger.abort("o1").unwrap().state, PaymentState::Voided);
-        assert_eq!(ledger.abort("o1").unwrap().state, PaymentState::Voided);
-        assert_eq!(ledger.abort("o2").unwrap().state, PaymentState::Voided);
-        let late = ledger.prepare(&hold("o2"), || Authorization::Approved).unwrap();
+        ledger.prepare(hold("o1"), || Authorization::Approved).await.unwrap();
+        assert_eq!(ledger.abort("o1").await.unwrap().state, PaymentState::Voided);
+        assert_eq!(ledger.abort("o1").await.unwrap().state, PaymentState::Voided);
+        assert_eq!(ledger.abort("o2").await.unwrap().state, PaymentState::Voided);
+        let late = ledger.prepare(hold("o2"), || Authorization::Approved).await.unwrap();
         assert_eq!(late.state, PaymentState::Voided, "a late prepare votes no");
-        assert!(matches!(ledger.commit("o3"), Err(LedgerError::Unknown(_))));
+        assert!(matches!(ledger.commit("o3").await, Err(LedgerError::Unknown(_))));
     }
 
-    #[test]
-    fn the_ledger_survives_a_reopen() {
+    #[tokio::test]
+    async fn the_ledger_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
             let ledger = ledger(&dir);
-            ledger.prepare(&hold("o1"), || Authorization::Approved).unwrap();
-            ledger.commit("o1").unwrap();
+            ledger.prepare(hold("o1"), || Authorization::Approved).await.unwrap();
+            ledger.commit("o1").await.unwrap();
         }
         let ledger = ledger(&dir);
         let payment = ledger.get("o1").unwrap().unwrap();

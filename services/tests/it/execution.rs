@@ -131,6 +131,41 @@ async fn premium_orders_execute_first_when_the_executors_resume() {
 }
 
 #[tokio::test]
+async fn with_many_orders_in_flight_the_last_copies_go_to_exactly_as_many_orders() {
+    // Twenty orders for the last three copies, all waiting when the leader starts:
+    // it takes them in one batch and runs them at once.
+    let mut shop = shop_without_executors().await;
+    let order_ids: Vec<String> = (0..20).map(|i| format!("last-copies-{i}")).collect();
+    for order_id in &order_ids {
+        shop.enqueue(order_id, "4716401589806287", &[("20", 1)], ClientCard::None).await;
+    }
+    shop.start_executors().await;
+    let mut statuses = Vec::new();
+    for order_id in &order_ids {
+        let status = shop.final_status(order_id).await;
+        let payment = shop.payment(order_id).await;
+        match status.status() {
+            pb::OrderState::Committed => {
+                assert_eq!((payment.state(), payment.captures), (pb::PaymentState::Captured, 1), "{order_id}")
+            }
+            _ => {
+                assert_eq!(status.reason, "Six of Crows is sold out", "{order_id}: {status:?}");
+                assert_eq!((payment.state(), payment.captures), (pb::PaymentState::Voided, 0), "{order_id}");
+            }
+        }
+        statuses.push(status);
+    }
+    let committed = statuses.iter().filter(|s| s.status() == pb::OrderState::Committed).count();
+    assert_eq!((committed, statuses.len() - committed), (3, 17));
+    assert_eq!(shop.stock_everywhere("20").await, 0, "three sold, none oversold, none left reserved");
+    // They ran at once: several had started before the first was decided.
+    let at = |stamp: &Option<pb::LeaderStamp>| stamp.as_ref().expect("stamped").at_unix_ms;
+    let first_decision = statuses.iter().map(|s| at(&s.decided)).min().unwrap();
+    let started_before = statuses.iter().filter(|s| at(&s.started) < first_decision).count();
+    assert!(started_before > 1, "only {started_before} order(s) started before the first decision");
+}
+
+#[tokio::test]
 async fn a_new_leader_takes_back_an_order_leased_to_a_leader_that_is_gone() {
     let mut shop = shop_without_executors().await;
     shop.enqueue("orphan-1", "4716401589806287", &[("7", 1)], ClientCard::None).await;
