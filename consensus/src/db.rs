@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
-use storage::{GroupCommit, WriterStopped};
+use storage::GroupCommit;
 use tokio::sync::watch;
 
 /// Log index → the entry as JSON.
@@ -34,12 +34,8 @@ pub enum StorageFailure {
     Redb(redb::Error),
     #[error("stored Raft data could not be encoded or decoded: {0}")]
     Serde(#[from] serde_json::Error),
-    #[error("a storage task ended abnormally: {0}")]
-    Task(#[from] tokio::task::JoinError),
     #[error("creating the data directory failed: {0}")]
     Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Writer(#[from] WriterStopped),
 }
 
 storage::redb_errors_into!(StorageFailure, StorageFailure::Redb);

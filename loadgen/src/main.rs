@@ -291,10 +291,11 @@ async fn run(args: &Args, shop: &Shop, plan: &Plan, load: Load, title: &str) -> 
     let start = Instant::now();
     let end = start + args.duration;
     let progress = report::Progress::start(title, args.duration, Arc::clone(&recorder), args.quiet);
+    let load = &load;
     let one = |n: u64, sent_at: Instant| {
-        let (recorder, load) = (Arc::clone(&recorder), load.clone());
+        let recorder = Arc::clone(&recorder);
         async move {
-            let (request, intent, body, order_id) = match &load {
+            let (request, intent, body, order_id) = match load {
                 Load::Checkouts => {
                     let checkout = plan.checkout(n);
                     (Request::Checkout, Some(checkout.intent), Some(checkout.body), None)

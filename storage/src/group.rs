@@ -115,18 +115,6 @@ impl GroupCommit {
         self.submit(Durability::None, work, then)
     }
 
-    /// `write` for callers that are not async: blocks this thread until answered.
-    pub fn write_blocking<T, E, W>(&self, work: W) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<redb::Error> + From<WriterStopped> + Send + 'static,
-        W: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
-    {
-        let (answer, answered) = mpsc::sync_channel(1);
-        self.submit(Durability::Immediate, work, move |result| drop(answer.send(result)))?;
-        answered.recv().map_err(|_| E::from(WriterStopped))?
-    }
-
     fn submit<T, E, W>(
         &self,
         durability: Durability,
@@ -394,25 +382,25 @@ mod tests {
         assert_eq!(read(&db, "capped"), Some(10));
     }
 
-    #[test]
-    fn once_the_last_handle_is_gone_the_database_opens_again() {
+    #[tokio::test]
+    async fn once_the_last_handle_is_gone_the_database_opens_again() {
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir);
         let group = GroupCommit::start(db, "test").unwrap();
-        assert_eq!(group.write_blocking(add("k", 1, 10)), Ok(1));
+        assert_eq!(group.write(add("k", 1, 10)).await, Ok(1));
         drop(group.clone());
         drop(group);
         assert_eq!(read(&database(&dir), "k"), Some(1));
     }
 
-    #[test]
-    fn a_blocking_caller_is_answered_after_the_commit() {
+    #[tokio::test]
+    async fn a_write_is_answered_after_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir);
         let group = GroupCommit::start(Arc::clone(&db), "test").unwrap();
-        assert_eq!(group.write_blocking(add("k", 4, 10)), Ok(4));
+        assert_eq!(group.write(add("k", 4, 10)).await, Ok(4));
         assert_eq!(read(&db, "k"), Some(4), "visible (committed) once answered");
-        assert_eq!(group.write_blocking(add("k", 7, 10)), Err(TestError::Refused("k would be 11".into())));
+        assert_eq!(group.write(add("k", 7, 10)).await, Err(TestError::Refused("k would be 11".into())));
         assert_eq!(read(&db, "k"), Some(4));
     }
 }

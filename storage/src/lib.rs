@@ -32,11 +32,17 @@ pub fn open(
     Ok(db)
 }
 
-/// `impl From<E> for $target` for every redb error `E` (and `redb::Error` itself),
-/// through `$convert: fn(redb::Error) -> $target`.
+/// `impl From<E> for $target` for every redb error `E` (and `redb::Error` itself)
+/// and for [`WriterStopped`], through `$convert: fn(redb::Error) -> $target`.
 #[macro_export]
 macro_rules! redb_errors_into {
     ($target:ty, $convert:expr) => {
+        impl From<$crate::WriterStopped> for $target {
+            fn from(error: $crate::WriterStopped) -> Self {
+                let convert: fn($crate::redb::Error) -> $target = $convert;
+                convert($crate::redb::Error::Io(std::io::Error::other(error)))
+            }
+        }
         $crate::redb_errors_into!(@each $target, $convert;
             $crate::redb::Error,
             $crate::redb::DatabaseError,

@@ -19,6 +19,17 @@ use super::QueueConfig;
 /// The most orders one DequeueBatch leases.
 pub const MAX_BATCH: usize = 512;
 
+impl From<Delivery> for pb::Delivery {
+    fn from(delivery: Delivery) -> Self {
+        Self {
+            order: Some(delivery.order),
+            lease_id: delivery.lease_id,
+            lease_expires_at_unix_ms: delivery.lease_expires_at_ms,
+            delivery_count: delivery.delivery_count,
+        }
+    }
+}
+
 /// A long poll's parameters, as Dequeue and DequeueBatch carry them.
 struct Poll {
     wait_ms: u32,
@@ -127,14 +138,15 @@ impl OrderQueue for OrderQueueService {
     async fn dequeue(&self, request: Request<pb::DequeueRequest>) -> Result<Response<pb::DequeueResponse>, Status> {
         let pb::DequeueRequest { wait_ms, lease_ms, consumer, leader_term } = request.into_inner();
         let poll = Poll { wait_ms, lease_ms, consumer, leader_term, max: 1 };
-        let answer = self.long_poll(poll).await?.pop().map_or_else(pb::DequeueResponse::default, |delivery| {
-            pb::DequeueResponse {
-                order: Some(delivery.order),
-                lease_id: delivery.lease_id,
-                lease_expires_at_unix_ms: delivery.lease_expires_at_ms,
-                delivery_count: delivery.delivery_count,
-            }
-        });
+        let answer = self.long_poll(poll).await?.pop().map(pb::Delivery::from).map_or_else(
+            pb::DequeueResponse::default,
+            |pb::Delivery { order, lease_id, lease_expires_at_unix_ms, delivery_count }| pb::DequeueResponse {
+                order,
+                lease_id,
+                lease_expires_at_unix_ms,
+                delivery_count,
+            },
+        );
         Ok(Response::new(answer))
     }
 
@@ -148,22 +160,13 @@ impl OrderQueue for OrderQueueService {
         }
         let max = (max as usize).min(MAX_BATCH);
         let deliveries = self.long_poll(Poll { wait_ms, lease_ms, consumer, leader_term, max }).await?;
-        let deliveries = deliveries
-            .into_iter()
-            .map(|delivery| pb::Delivery {
-                order: Some(delivery.order),
-                lease_id: delivery.lease_id,
-                lease_expires_at_unix_ms: delivery.lease_expires_at_ms,
-                delivery_count: delivery.delivery_count,
-            })
-            .collect();
+        let deliveries = deliveries.into_iter().map(pb::Delivery::from).collect();
         Ok(Response::new(pb::DequeueBatchResponse { deliveries }))
     }
 
     async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
-        let request = request.into_inner();
-        let order_id = request.order_id.clone();
-        let acked = self.store.ack(&request.order_id, &request.lease_id, unix_ms()).await?;
+        let pb::AckRequest { order_id, lease_id } = request.into_inner();
+        let acked = self.store.ack(&order_id, &lease_id, unix_ms()).await?;
         match acked {
             Acked::Removed => tracing::info!(%order_id, "acknowledged"),
             Acked::AlreadyDone => tracing::debug!(%order_id, "acknowledged again"),
@@ -178,9 +181,8 @@ impl OrderQueue for OrderQueueService {
     }
 
     async fn release(&self, request: Request<pb::ReleaseRequest>) -> Result<Response<pb::ReleaseResponse>, Status> {
-        let request = request.into_inner();
-        let order_id = request.order_id.clone();
-        let released = self.store.release(&request.order_id, &request.lease_id).await?;
+        let pb::ReleaseRequest { order_id, lease_id } = request.into_inner();
+        let released = self.store.release(&order_id, &lease_id).await?;
         match released {
             Released::Ready => {
                 tracing::info!(%order_id, "released by its holder: ready again");
@@ -202,8 +204,7 @@ impl OrderQueue for OrderQueueService {
         if consumer.is_empty() {
             return Err(Status::invalid_argument("consumer must name the new leader"));
         }
-        let keeper = consumer.clone();
-        let released = self.store.take_over(&keeper, leader_term).await?;
+        let released = self.store.take_over(&consumer, leader_term).await?;
         tracing::info!(%consumer, leader_term, released, "an executor leader took over");
         if released > 0 {
             self.arrivals.notify_waiters();

@@ -58,12 +58,6 @@ pub enum StoreError {
 
 storage::redb_errors_into!(StoreError, |error| StoreError::Storage(error.to_string()));
 
-impl From<storage::WriterStopped> for StoreError {
-    fn from(error: storage::WriterStopped) -> Self {
-        Self::Storage(error.to_string())
-    }
-}
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
     Added,
@@ -161,11 +155,6 @@ impl QueueStore {
         let writer = GroupCommit::start(Arc::clone(&db), "order_queue")
             .map_err(|error| StoreError::Storage(format!("starting the writer: {error}")))?;
         Ok(Self { db, writer })
-    }
-
-    /// How many transactions the queue has committed (writes share them).
-    pub fn commits(&self) -> u64 {
-        self.writer.commits()
     }
 
     /// Adds `order` at priority `rank` (0 first), unless its id is known already.

@@ -76,12 +76,6 @@ pub enum LedgerError {
 
 storage::redb_errors_into!(LedgerError, |error| LedgerError::Storage(error.to_string()));
 
-impl From<storage::WriterStopped> for LedgerError {
-    fn from(error: storage::WriterStopped) -> Self {
-        Self::Storage(error.to_string())
-    }
-}
-
 impl From<serde_json::Error> for LedgerError {
     fn from(error: serde_json::Error) -> Self {
         Self::Storage(error.to_string())
