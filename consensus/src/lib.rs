@@ -10,11 +10,13 @@
 //! - `log_store.rs`: the Raft log, vote and committed index (openraft's `RaftLogStorage`);
 //! - `state_store.rs`: the machine in memory and its snapshots (`RaftStateMachine`);
 //! - `network.rs`: calling peers (`RaftNetwork`), `grpc.rs`: answering them ([`RaftGrpc`]);
+//! - `batch.rs`: writes arriving together proposed as one entry ([`Commands`]);
 //! - `node.rs`: the wiring, and writes and reads for the group's service.
 //!
 //! Boundary: no business logic, no dependency on the service crates; the caller
 //! serves [`Node::grpc_service`] itself.
 
+mod batch;
 mod config;
 mod db;
 mod grpc;
@@ -24,6 +26,7 @@ mod node;
 mod state_store;
 mod types;
 
+pub use batch::Commands;
 pub use config::Config;
 pub use db::StorageFailure;
 pub use grpc::RaftGrpc;

@@ -300,6 +300,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
+    use crate::Commands;
 
     /// A machine whose commands are strings: enough to fill a log.
     #[derive(Debug, Default, Serialize, Deserialize)]
@@ -320,7 +321,7 @@ mod tests {
     }
 
     fn entry(term: u64, index: u64) -> Entry<Text> {
-        Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(format!("entry {index}")) }
+        Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(Commands(vec![format!("entry {index}")])) }
     }
 
     fn open(dir: &tempfile::TempDir) -> LogStore<Text> {
@@ -342,7 +343,7 @@ mod tests {
         let read = store.try_get_log_entries(2..4).await.expect("read");
         assert_eq!(read.len(), 2);
         assert_eq!(read[0].log_id, log_id(1, 2));
-        assert!(matches!(&read[1].payload, EntryPayload::Normal(text) if text == "entry 3"));
+        assert!(matches!(&read[1].payload, EntryPayload::Normal(text) if text.0 == ["entry 3"]));
         let state = store.get_log_state().await.expect("state");
         assert_eq!(state.last_log_id, Some(log_id(1, 5)));
         assert_eq!(state.last_purged_log_id, None);
@@ -404,7 +405,7 @@ mod tests {
         let mut store = open(&dir);
         let big = |index: u64, bytes: usize| Entry::<Text> {
             log_id: log_id(1, index),
-            payload: EntryPayload::Normal("x".repeat(bytes)),
+            payload: EntryPayload::Normal(Commands(vec!["x".repeat(bytes)])),
         };
         let entry_bytes = REPLICATION_BATCH_BYTES / 4;
         store.blocking_append((1..=10).map(|i| big(i, entry_bytes))).await.expect("append");

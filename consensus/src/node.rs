@@ -15,6 +15,7 @@ use openraft::BasicNode;
 use proto::v1::raft_server::RaftServer;
 use tokio::sync::watch;
 
+use crate::batch::{Batcher, WriteError};
 use crate::config::Config;
 use crate::db::{Db, StorageFailure};
 use crate::grpc::RaftGrpc;
@@ -54,6 +55,17 @@ fn leader_hint(id: &Option<NodeId>, addr: &Option<String>) -> String {
     }
 }
 
+fn write_error(error: WriteError) -> NodeError {
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => forward.into(),
+        // Only membership changes fail so; kept for completeness of the match.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(refused)) => {
+            NodeError::Refused(refused.to_string())
+        }
+        RaftError::Fatal(fatal) => fatal.into(),
+    }
+}
+
 impl From<ForwardToLeader<NodeId, BasicNode>> for NodeError {
     fn from(forward: ForwardToLeader<NodeId, BasicNode>) -> Self {
         Self::NotLeader { leader_id: forward.leader_id, leader_addr: forward.leader_node.map(|node| node.addr) }
@@ -65,6 +77,8 @@ impl From<ForwardToLeader<NodeId, BasicNode>> for NodeError {
 pub struct Node<M: StateMachine> {
     id: NodeId,
     raft: Raft<M>,
+    /// Where writes go to be proposed together (`batch.rs`).
+    batcher: Batcher<M>,
     state: StateHandle<M>,
     /// Fails once the storage is released (see `db.rs`).
     storage_closed: watch::Receiver<()>,
@@ -76,6 +90,7 @@ impl<M: StateMachine> Clone for Node<M> {
         Self {
             id: self.id,
             raft: self.raft.clone(),
+            batcher: self.batcher.clone(),
             state: self.state.clone(),
             storage_closed: self.storage_closed.clone(),
             shutdown_timeout: self.shutdown_timeout,
@@ -99,7 +114,8 @@ impl<M: StateMachine> Node<M> {
         let network = Network::new(id, config.connect_timeout);
         let raft = Raft::<M>::new(id, raft_config, network, log_store, state_store).await?;
         tracing::info!(id, cluster = %config.cluster_name, path = %path.display(), "Raft replica started");
-        Ok(Self { id, raft, state, storage_closed, shutdown_timeout: config.shutdown_timeout })
+        let batcher = Batcher::start(raft.clone());
+        Ok(Self { id, raft, batcher, state, storage_closed, shutdown_timeout: config.shutdown_timeout })
     }
 
     pub fn id(&self) -> NodeId {
@@ -157,16 +173,13 @@ impl<M: StateMachine> Node<M> {
     /// Replicates `command` and answers what applying it gave, once a majority holds
     /// it. Only the leader accepts writes ([`NodeError::NotLeader`] names it). If the
     /// leader fails before answering, the command may or may not be applied: commands
-    /// should be idempotent (e.g. keyed by order id).
+    /// should be idempotent (e.g. keyed by order id). Writes arriving together share
+    /// one log entry (`batch.rs`), applied in the order they arrived.
     pub async fn write(&self, command: M::Command) -> Result<M::Output, NodeError> {
-        match self.raft.client_write(command).await {
-            Ok(written) => Ok(written.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => Err(forward.into()),
-            // Only membership changes fail so; kept for completeness of the match.
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(refused))) => {
-                Err(NodeError::Refused(refused.to_string()))
-            }
-            Err(RaftError::Fatal(fatal)) => Err(fatal.into()),
+        match self.batcher.write(command).await {
+            Some(Ok(output)) => Ok(output),
+            Some(Err(error)) => Err(write_error(error)),
+            None => Err(NodeError::Stopped(Fatal::Stopped)),
         }
     }
 

@@ -154,7 +154,7 @@ impl<M: StateMachine> RaftStateMachine<Group<M>> for StateStore<M> {
         Ok((applied.last_applied, applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<M::Output>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<M::Output>>, StorageError>
     where
         I: IntoIterator<Item = Entry<M>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -168,11 +168,13 @@ impl<M: StateMachine> RaftStateMachine<Group<M>> for StateStore<M> {
             );
             applied.last_applied = Some(entry.log_id);
             outputs.push(match entry.payload {
-                EntryPayload::Blank => M::Output::default(),
-                EntryPayload::Normal(command) => applied.machine.apply(&command),
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(commands) => {
+                    commands.0.iter().map(|command| applied.machine.apply(command)).collect()
+                }
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    M::Output::default()
+                    Vec::new()
                 }
             });
         }

@@ -18,6 +18,8 @@ use openraft::{BasicNode, RaftTypeConfig, TokioRuntime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::batch::Commands;
+
 /// A replica's id within its group.
 pub type NodeId = u64;
 
@@ -41,8 +43,10 @@ pub trait StateMachine: Default + Serialize + DeserializeOwned + Send + Sync + '
 pub struct Group<M>(PhantomData<fn() -> M>);
 
 impl<M: StateMachine> RaftTypeConfig for Group<M> {
-    type D = M::Command;
-    type R = M::Output;
+    /// An entry carries the commands written together (`batch.rs`).
+    type D = Commands<M::Command>;
+    /// And answers each one's output, in order.
+    type R = Vec<M::Output>;
     type NodeId = NodeId;
     type Node = BasicNode;
     type Entry = openraft::Entry<Self>;

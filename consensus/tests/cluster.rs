@@ -267,3 +267,33 @@ async fn a_restarted_replica_recovers_from_its_snapshot_and_log() {
     assert_eq!(restarted.node.read(Kv::clone), expected(0..9));
     restarted.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_entries_and_each_gets_its_own_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = listener().await;
+    let members = BTreeMap::from([(1, BasicNode::new(listener.local_addr().expect("address")))]);
+    let replica = Replica::start(1, dir.path(), listener).await;
+    replica.node.initialize(members).await.expect("initialize");
+    leader_seen_by(&replica.node, None).await;
+    let node = &replica.node;
+    let set = |i: u32, value: &str| Set { key: format!("k{i}"), value: format!("{value}{i}") };
+
+    const WRITES: u32 = 200;
+    let firsts = futures::future::join_all((0..WRITES).map(|i| node.write(set(i, "old")))).await;
+    assert!(firsts.iter().all(|answer| matches!(answer, Ok(None))), "new keys had no value: {firsts:?}");
+    let before = node.state().last_applied_index().expect("entries applied");
+    let seconds = futures::future::join_all((0..WRITES).map(|i| node.write(set(i, "new")))).await;
+    for (i, answer) in (0..WRITES).zip(seconds) {
+        assert_eq!(answer.expect("written"), Some(format!("old{i}")), "write {i} got another write's answer");
+    }
+    let entries = node.state().last_applied_index().expect("entries applied") - before;
+    assert!(entries < u64::from(WRITES), "{WRITES} concurrent writes took {entries} log entries: none shared");
+    assert_eq!(node.read(Kv::clone), Kv((0..WRITES).map(|i| (format!("k{i}"), format!("new{i}"))).collect()));
+
+    // And they survive a restart like any other entries.
+    let addr = replica.stop().await;
+    let restarted = Replica::start(1, dir.path(), TcpListener::bind(addr).await.expect("rebind")).await;
+    assert_eq!(restarted.node.read(Kv::clone).0.len(), WRITES as usize);
+    restarted.stop().await;
+}

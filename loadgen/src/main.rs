@@ -67,8 +67,9 @@ struct Args {
     /// The run's seed: the same seed sends the same checkouts.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// First load `/healthz` the same way for the same time: the floor the
-    /// scenario's figures are compared with.
+    /// First load `/readyz` the same way for the same time: the floor the
+    /// scenario's figures are compared with (the same web server and the same gRPC
+    /// connections to the services, answering their health checks).
     #[arg(long)]
     floor: bool,
     /// Write the summary as JSON here.
@@ -123,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     shop.health().await.with_context(|| format!("the shop at {} does not answer /healthz", shop.target))?;
 
     let floor = match args.floor {
-        true => Some(run(&args, &shop, &plan, Load::Health, "floor: /healthz").await),
+        true => Some(run(&args, &shop, &plan, Load::Health, "floor: /readyz").await),
         false => None,
     };
     let load = match args.scenario {
@@ -211,7 +212,7 @@ impl Shop {
                 .client
                 .get(format!("{}/orders/{}", self.target, order_id.unwrap_or_default()))
                 .header("accept", "application/json"),
-            Request::Health => self.client.get(format!("{}/healthz", self.target)),
+            Request::Health => self.client.get(format!("{}/readyz", self.target)),
         };
         let response = match call.send().await {
             Ok(response) => response,

@@ -172,7 +172,7 @@ pub struct Check {
 pub struct Summary {
     pub run: RunArgs,
     pub load: Throughput,
-    /// The same load on `/healthz`, when asked for (`--floor`).
+    /// The same load on `/readyz`, when asked for (`--floor`).
     pub floor: Option<Throughput>,
     /// Answers by request, intent and outcome.
     pub answers: BTreeMap<String, u64>,
@@ -317,7 +317,7 @@ impl Summary {
         };
         table(&mut out, "load", &self.load);
         if let Some(floor) = &self.floor {
-            table(&mut out, "floor (/healthz, same load)", floor);
+            table(&mut out, "floor (/readyz, same load)", floor);
             if floor.requests_per_s > 0.0 {
                 let _ = writeln!(out, "  load ÷ floor: {:.2}", self.load.requests_per_s / floor.requests_per_s);
             }

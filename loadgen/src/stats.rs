@@ -16,7 +16,8 @@ pub enum Request {
     Checkout,
     Page,
     OrderStatus,
-    /// The floor: the web server's `/healthz`.
+    /// The floor: the web server's `/readyz` (the gRPC health check of every
+    /// service a checkout calls, over the checkout's connections).
     Health,
 }
 
@@ -139,7 +140,7 @@ fn label(request: Request, intent: Option<Intent>) -> String {
         Request::Checkout => "checkout",
         Request::Page => "page",
         Request::OrderStatus => "order status",
-        Request::Health => "healthz",
+        Request::Health => "readyz",
     };
     match intent {
         Some(intent) => format!("{request} ({})", format!("{intent:?}").to_lowercase()),

@@ -77,7 +77,11 @@ pub async fn one_shape(request: Request, next: Next) -> Response {
 /// The REST API's paths (`/orders/{id}` is the API for clients that do not ask for
 /// HTML, which the caller checks).
 fn is_api(path: &str) -> bool {
-    path == "/checkout" || path == "/openapi.json" || path == "/healthz" || path.starts_with("/api/")
+    path == "/checkout"
+        || path == "/openapi.json"
+        || path == "/healthz"
+        || path == "/readyz"
+        || path.starts_with("/api/")
 }
 
 fn is_json(response: &Response) -> bool {

@@ -1,5 +1,6 @@
 //! The REST API: `POST /checkout` (the seed's JSON contract), `GET /orders/{id}`
-//! (as JSON), `GET /api/cluster`, the OpenAPI document and a health check.
+//! (as JSON), `GET /api/cluster`, the OpenAPI document, a liveness check
+//! (`/healthz`) and a readiness check (`/readyz`).
 //! Refusals map once to HTTP: invalid 400, fraud 403, out of stock 409,
 //! unavailable 503. Every error is `{"error":{code,message,step,service,field}}`
 //! ([`error_response`]).
@@ -126,6 +127,22 @@ pub async fn openapi() -> impl IntoResponse {
 
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+/// `GET /readyz`: whether a checkout could run now. Asks the standard gRPC health
+/// check of every service a checkout calls, over the checkout's own channels:
+/// 200 `ready`, or 503 naming the services that do not serve. (Also the floor
+/// `loadgen --floor` compares checkouts with: the same server and connections,
+/// none of the work.)
+pub async fn readyz(State(shop): State<Shop>) -> Response {
+    let not_serving = shop.orchestrator.clients().not_serving().await;
+    if not_serving.is_empty() {
+        return (StatusCode::OK, "ready").into_response();
+    }
+    let names: Vec<&str> = not_serving.iter().map(|(name, _)| *name).collect();
+    let why: Vec<String> = not_serving.iter().map(|(name, why)| format!("{name}: {why}")).collect();
+    let message = format!("Not ready: {}.", why.join("; "));
+    error_response(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &message, "readiness", &names.join(","), None)
 }
 
 #[cfg(test)]

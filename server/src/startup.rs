@@ -157,6 +157,7 @@ pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Re
         .route("/api/cluster", get(rest::cluster))
         .route("/openapi.json", get(rest::openapi))
         .route("/healthz", get(rest::healthz))
+        .route("/readyz", get(rest::readyz))
         .with_state(shop);
     let hashes = AssetHashes::read(&config.site_root);
     let mut router = api

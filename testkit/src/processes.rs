@@ -31,14 +31,24 @@ pub struct Process {
 impl Process {
     /// Starts `binary args`, its output appended to `<logs>/<name>.log`.
     pub fn start(binary: &Path, name: &str, args: Vec<String>, logs: &Path) -> Self {
-        let log = logs.join(format!("{name}.log"));
-        let mut process = Self { binary: binary.to_owned(), args, log, child: None };
+        let mut process = Self::stopped(binary, name, args, logs);
         process.restart();
         process
     }
 
+    /// The same process, not started yet ([`Process::restart`] starts it).
+    pub fn stopped(binary: &Path, name: &str, args: Vec<String>, logs: &Path) -> Self {
+        let log = logs.join(format!("{name}.log"));
+        Self { binary: binary.to_owned(), args, log, child: None }
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// The operating system's id of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Starts the process again (after [`Process::kill`]).
@@ -99,6 +109,15 @@ pub struct ReplicaGroup {
 impl ReplicaGroup {
     /// `services <subcommand> --id N --listen … --members … --data-dir <dir>/<subcommand>-N <extra>`.
     pub fn start(binary: &Path, subcommand: &str, dir: &Path, extra: &[String]) -> Self {
+        let mut group = Self::stopped(binary, subcommand, dir, extra);
+        for id in 1..=3 {
+            group.restart(id);
+        }
+        group
+    }
+
+    /// The same group, no replica started yet ([`ReplicaGroup::restart`] starts one).
+    pub fn stopped(binary: &Path, subcommand: &str, dir: &Path, extra: &[String]) -> Self {
         let ports: BTreeMap<u64, u16> = (1..=3).map(|id| (id, free_port())).collect();
         let members = ports.iter().map(|(id, port)| format!("{id}=127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
         let replicas = ports
@@ -113,7 +132,7 @@ impl ReplicaGroup {
                     format!("--data-dir={}", dir.join(&name).display()),
                 ];
                 args.extend_from_slice(extra);
-                (id, Process::start(binary, &name, args, dir))
+                (id, Process::stopped(binary, &name, args, dir))
             })
             .collect();
         Self { ports, replicas, logs: dir.to_owned() }
@@ -125,6 +144,11 @@ impl ReplicaGroup {
 
     pub fn running(&self) -> Vec<u64> {
         self.replicas.iter().filter(|(_, process)| process.is_running()).map(|(id, _)| *id).collect()
+    }
+
+    /// The operating system's ids of the running replicas.
+    pub fn pids(&self) -> Vec<u32> {
+        self.replicas.values().filter_map(Process::pid).collect()
     }
 
     pub fn kill(&mut self, id: u64) {
@@ -175,6 +199,23 @@ pub struct ExecutionSide {
 impl ExecutionSide {
     /// Starts every process, keeping data and logs under `dir`.
     pub fn start(binary: &Path, dir: &Path) -> Self {
+        let mut side = Self::without_executors(binary, dir, &[], &[]);
+        for id in 1..=3 {
+            side.executors.restart(id);
+        }
+        side
+    }
+
+    /// Starts the queue, payment and the books database (with `books_db_args`
+    /// added, e.g. `--catalog=…`); the executors (with `extra_executor_args` added) are
+    /// set up but not started (`executors.restart(id)` starts one), so orders can
+    /// wait in the queue first.
+    pub fn without_executors(
+        binary: &Path,
+        dir: &Path,
+        books_db_args: &[String],
+        extra_executor_args: &[String],
+    ) -> Self {
         let queue_port = free_port();
         let payment_port = free_port();
         let service = |name: &str, port: u16| {
@@ -187,13 +228,15 @@ impl ExecutionSide {
         };
         let queue = service("order_queue", queue_port);
         let payment = service("payment", payment_port);
-        let books_db = ReplicaGroup::start(binary, "books-db", dir, &[]);
-        let executor_args = [
+        let books_db = ReplicaGroup::start(binary, "books-db", dir, books_db_args);
+        let mut executor_args = [
             format!("--queue-url={}", url(queue_port)),
             format!("--payment-url={}", url(payment_port)),
             format!("--books-db={}", books_db.urls().join(",")),
-        ];
-        let executors = ReplicaGroup::start(binary, "order-executor", dir, &executor_args);
+        ]
+        .to_vec();
+        executor_args.extend_from_slice(extra_executor_args);
+        let executors = ReplicaGroup::stopped(binary, "order-executor", dir, &executor_args);
         Self {
             queue,
             payment,
@@ -204,6 +247,23 @@ impl ExecutionSide {
             key: FingerprintKey::new(DEVELOPMENT_KEY),
             logs: dir.to_owned(),
         }
+    }
+
+    /// The operating system's ids of every running process.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = [&self.queue, &self.payment].into_iter().filter_map(Process::pid).collect();
+        pids.extend(self.books_db.pids());
+        pids.extend(self.executors.pids());
+        pids
+    }
+
+    pub fn queue_url(&self) -> String {
+        url(self.queue_port)
+    }
+
+    /// The key the processes fingerprint cards with.
+    pub fn key(&self) -> &FingerprintKey {
+        &self.key
     }
 
     fn waiting_for(&self, what: &str) -> String {

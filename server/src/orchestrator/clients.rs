@@ -13,6 +13,9 @@ use proto::v1::suggestions_client::SuggestionsClient;
 use proto::v1::transaction_verification_client::TransactionVerificationClient;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 use crate::config::ServiceUrls;
 
@@ -26,6 +29,9 @@ pub struct Clients {
     pub fraud_detection: FraudDetectionClient<Channel>,
     pub suggestions: SuggestionsClient<Channel>,
     pub order_queue: OrderQueueClient<Channel>,
+    /// The standard gRPC health service of each service a checkout calls, over
+    /// the same channels: `GET /readyz`.
+    pub health: [(&'static str, HealthClient<Channel>); 4],
     /// Every call's deadline.
     pub deadline: Duration,
 }
@@ -38,14 +44,36 @@ impl Clients {
         // One channel per service, shared by its own client and its order cache's.
         let (tv, fd, sg) =
             (channel(&urls.transaction_verification)?, channel(&urls.fraud_detection)?, channel(&urls.suggestions)?);
+        let queue = channel(&urls.order_queue)?;
         Ok(Self {
             order_caches: [tv.clone(), fd.clone(), sg.clone()].map(OrderCacheClient::new),
+            health: [
+                (Verifier::TransactionVerification.name(), HealthClient::new(tv.clone())),
+                (Verifier::FraudDetection.name(), HealthClient::new(fd.clone())),
+                (Verifier::Suggestions.name(), HealthClient::new(sg.clone())),
+                (ORDER_QUEUE, HealthClient::new(queue.clone())),
+            ],
             transaction_verification: TransactionVerificationClient::new(tv),
             fraud_detection: FraudDetectionClient::new(fd),
             suggestions: SuggestionsClient::new(sg),
-            order_queue: OrderQueueClient::new(channel(&urls.order_queue)?),
+            order_queue: OrderQueueClient::new(queue),
             deadline,
         })
+    }
+
+    /// Asks every service a checkout calls whether it serves, all at once, each
+    /// within the deadline; answers the names of those that do not, with why.
+    pub async fn not_serving(&self) -> Vec<(&'static str, String)> {
+        let asks = self.health.iter().map(|(name, client)| async move {
+            let mut client = client.clone();
+            let answer = self.call_raw(name, client.check(self.request(HealthCheckRequest::default()))).await;
+            match answer.map(|response| response.status()) {
+                Ok(ServingStatus::Serving) => None,
+                Ok(status) => Some((*name, format!("reports {}", status.as_str_name()))),
+                Err(failure) => Some((*name, describe(&failure).to_owned())),
+            }
+        });
+        futures::future::join_all(asks).await.into_iter().flatten().collect()
     }
 
     /// A request carrying the deadline, so the service can give up too.

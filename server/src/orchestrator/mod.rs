@@ -103,6 +103,11 @@ impl Orchestrator {
         Self { clients, catalog, fingerprint_key }
     }
 
+    /// The gRPC clients a checkout calls through.
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
     pub async fn checkout(&self, request: CheckoutRequest) -> CheckoutOutcome {
         let order_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::info_span!("checkout", %order_id);

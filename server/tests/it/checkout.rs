@@ -384,6 +384,27 @@ async fn a_stopped_service_gives_503_naming_the_step() {
 }
 
 #[tokio::test]
+async fn readiness_names_the_services_a_checkout_needs_that_do_not_serve() {
+    let mut stack = Stack::start().await;
+    let ready = stack.http.get(stack.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    assert_eq!(ready.text().await.unwrap(), "ready");
+
+    stack.suggestions.take().unwrap().stop().await;
+    let answer = stack.http.get(stack.url("/readyz")).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 503);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        (body["error"]["code"].as_str(), body["error"]["service"].as_str()),
+        (Some("not_ready"), Some("suggestions")),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("suggestions: the service is not reachable"), "{body}");
+    let alive = stack.http.get(stack.url("/healthz")).send().await.unwrap();
+    assert_eq!(alive.status().as_u16(), 200, "liveness does not depend on the services");
+}
+
+#[tokio::test]
 async fn a_hung_service_gives_503_instead_of_a_hung_checkout() {
     let stack =
         Stack::start_with(StackOptions { hung_transaction_verification: true, ..StackOptions::default() }).await;
@@ -430,6 +451,7 @@ async fn every_status_the_api_answers_is_in_the_openapi_document() {
         ),
         ("/api/cluster", "get", stack.http.get(stack.url("/api/cluster"))),
         ("/healthz", "get", stack.http.get(stack.url("/healthz"))),
+        ("/readyz", "get", stack.http.get(stack.url("/readyz"))),
     ];
     for (path, method, request) in answers {
         let status = request.send().await.expect("an answer").status().as_u16();

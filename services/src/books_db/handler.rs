@@ -16,23 +16,31 @@ use crate::leader_client::status_from;
 pub struct BooksDbService {
     node: Node<BooksState>,
     catalog: Arc<Catalog>,
+    /// Set once this replica has seen the stock loaded (it never unloads).
+    loaded: tokio::sync::OnceCell<()>,
 }
 
 impl BooksDbService {
     pub fn new(node: Node<BooksState>, catalog: Arc<Catalog>) -> Self {
-        Self { node, catalog }
+        Self { node, catalog, loaded: tokio::sync::OnceCell::new() }
     }
 
     /// The first prepare or leader stock read a new group's leader serves loads
     /// the catalog's stock through the log first (the state machine ignores any
-    /// later load), so neither ever sees an empty database. A replica's local read
-    /// may still be empty until it has applied the load.
+    /// later load), so neither ever sees an empty database. Requests arriving
+    /// together wait for the one load rather than each proposing its own. A
+    /// replica's local read may still be empty until it has applied the load.
     async fn ensure_loaded(&self) -> Result<(), Status> {
-        if !self.node.read(BooksState::is_loaded) {
-            self.write(Command::load(&self.catalog)).await?;
-            tracing::info!(books = self.catalog.books().len(), "loaded the catalog's stock");
-        }
-        Ok(())
+        self.loaded
+            .get_or_try_init(|| async {
+                if !self.node.read(BooksState::is_loaded) {
+                    self.write(Command::load(&self.catalog)).await?;
+                    tracing::info!(books = self.catalog.books().len(), "loaded the catalog's stock");
+                }
+                Ok::<(), Status>(())
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn write(&self, command: Command) -> Result<Outcome, Status> {

@@ -1,0 +1,141 @@
+//! Writes that arrive together share one log entry.
+//!
+//! Every [`crate::Node::write`] goes to one task, which proposes what is waiting
+//! as a single entry ([`Commands`]) and answers each writer with its own
+//! command's output once that entry is committed and applied. At most
+//! [`ENTRIES_IN_FLIGHT`] entries wait for the log at a time; writes arriving
+//! meanwhile wait for the next entry, so under load one entry (one append, one
+//! fsync on each replica, one replication message) carries many commands, and a
+//! lone write is proposed at once. The machine applies an entry's commands one
+//! after another, in the order they arrived, exactly as if each had its own entry.
+
+use std::fmt::Debug;
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::types::{NodeId, Raft, StateMachine};
+
+/// The most commands one entry carries.
+pub(crate) const MAX_COMMANDS: usize = 512;
+
+/// Entries proposed and not yet applied, at most. One keeps the pipeline full
+/// while the next batch gathers; more would only make the entries smaller.
+pub(crate) const ENTRIES_IN_FLIGHT: usize = 2;
+
+/// The commands of one log entry, applied in order. Written as a JSON array; an
+/// entry written before batching (a single command) reads as a batch of one.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Commands<C>(pub Vec<C>);
+
+impl<'de, C: Deserialize<'de>> Deserialize<'de> for Commands<C> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored<C> {
+            Batch(Vec<C>),
+            One(C),
+        }
+        Ok(match Stored::deserialize(deserializer)? {
+            Stored::Batch(commands) => Self(commands),
+            Stored::One(command) => Self(vec![command]),
+        })
+    }
+}
+
+pub(crate) type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
+
+type Answer<M> = oneshot::Sender<Result<<M as StateMachine>::Output, WriteError>>;
+
+/// The writers' side of the batching task.
+pub(crate) struct Batcher<M: StateMachine> {
+    writes: mpsc::UnboundedSender<(M::Command, Answer<M>)>,
+}
+
+impl<M: StateMachine> Clone for Batcher<M> {
+    fn clone(&self) -> Self {
+        Self { writes: self.writes.clone() }
+    }
+}
+
+impl<M: StateMachine> Batcher<M> {
+    /// Starts the task proposing to `raft`; it ends when the last handle is dropped.
+    pub(crate) fn start(raft: Raft<M>) -> Self {
+        let (writes, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(propose_batches(raft, waiting));
+        Self { writes }
+    }
+
+    /// Proposes `command` with whatever arrives with it; `None` if the task ended
+    /// (the node is shutting down).
+    pub(crate) async fn write(&self, command: M::Command) -> Option<Result<M::Output, WriteError>> {
+        let (answer, answered) = oneshot::channel();
+        self.writes.send((command, answer)).ok()?;
+        answered.await.ok()
+    }
+}
+
+async fn propose_batches<M: StateMachine>(
+    raft: Raft<M>,
+    mut waiting: mpsc::UnboundedReceiver<(M::Command, Answer<M>)>,
+) {
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            first = waiting.recv(), if open && in_flight.len() < ENTRIES_IN_FLIGHT => {
+                let Some(first) = first else {
+                    open = false;
+                    continue;
+                };
+                let mut batch = vec![first];
+                while batch.len() < MAX_COMMANDS {
+                    match waiting.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                in_flight.push(propose(raft.clone(), batch));
+            }
+        }
+    }
+}
+
+/// Proposes one entry and answers each of its writers.
+async fn propose<M: StateMachine>(raft: Raft<M>, batch: Vec<(M::Command, Answer<M>)>) {
+    let (commands, answers): (Vec<M::Command>, Vec<Answer<M>>) = batch.into_iter().unzip();
+    match raft.client_write(Commands(commands)).await {
+        Ok(written) => {
+            debug_assert_eq!(written.data.len(), answers.len(), "one output per command");
+            for (answer, output) in answers.into_iter().zip(written.data) {
+                let _ = answer.send(Ok(output));
+            }
+        }
+        Err(error) => {
+            for answer in answers {
+                let _ = answer.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_a_json_array_and_a_single_stored_command_reads_as_a_batch_of_one() {
+        let batch = Commands(vec!["a".to_owned(), "b".to_owned()]);
+        assert_eq!(serde_json::to_string(&batch).unwrap(), r#"["a","b"]"#);
+        let back: Commands<String> = serde_json::from_str(r#"["a","b"]"#).unwrap();
+        assert_eq!(back.0, ["a", "b"]);
+        let old: Commands<String> = serde_json::from_str(r#""a""#).unwrap();
+        assert_eq!(old.0, ["a"]);
+    }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The checkout benchmark (docs/benchmarks.md): the whole shop from the release
+# binaries (`make build`), with the load catalog, in a fresh folder; then loadgen's
+# `good` scenario closed loop at 1, 8, 32 and 128 shoppers and open loop at 200
+# and 1,000 checkouts a second, each after its floor (the same load on /readyz:
+# the web server asking every service a checkout calls for its gRPC health check,
+# over the same connections). Prints a table; loadgen's JSON and HTML reports stay
+# in the results folder it names.
+#
+#   scripts/bench-checkout.sh              # 20 s a run
+#   DURATION=60s scripts/bench-checkout.sh
+#
+# Not part of `make test` (timings are not asserted anywhere); the load stage of
+# make test runs a short smoke run of loadgen instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-target/release}
+DURATION=${DURATION:-20s}
+for binary in services server loadgen; do
+  [ -x "$BIN/$binary" ] || { echo "bench-checkout: $BIN/$binary is missing: make build && cargo build --release -p loadgen" >&2; exit 1; }
+done
+results=$(mktemp -d "${TMPDIR:-/tmp}/bench-checkout.XXXXXX")
+shop_pid=""
+finish() {
+  if [ -n "$shop_pid" ]; then
+    kill -TERM "$shop_pid" 2>/dev/null || true
+    wait "$shop_pid" 2>/dev/null || true
+  fi
+  echo "bench-checkout: reports and the shop's log in $results"
+}
+trap finish EXIT
+
+CATALOG_FILE=data/books-load.json BIN=$BIN DATA_DIR="$results/data" RUST_LOG=warn \
+  scripts/run-local.sh > "$results/shop.log" 2>&1 &
+shop_pid=$!
+target=http://127.0.0.1:8080
+for _ in $(seq 1 300); do
+  curl -fsS "$target/readyz" >/dev/null 2>&1 && break
+  kill -0 "$shop_pid" 2>/dev/null || { echo "bench-checkout: the shop stopped" >&2; exit 1; }
+  sleep 0.1
+done
+curl -fsS "$target/readyz" >/dev/null
+
+run() { # run NAME ARGS...: one loadgen run with its floor
+  local name=$1; shift
+  echo "bench-checkout: $name"
+  "$BIN/loadgen" --target "$target" --scenario good --catalog data/books-load.json --duration "$DURATION" \
+    --floor --quiet --json "$results/$name.json" --html "$results/$name.html" "$@" > "$results/$name.txt"
+}
+for shoppers in 1 8 32 128; do run "shoppers-$shoppers" --shoppers "$shoppers"; done
+for rate in 200 1000; do run "rate-$rate" --rate "$rate"; done
+
+python3 - "$results" <<'EOF'
+import json, sys, pathlib
+results = pathlib.Path(sys.argv[1])
+print(f"{'run':<14} {'checkouts/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'floor/s':>8} {'fl p50':>7} {'fl p99':>7} {'ratio':>6} {'committed/s':>11}")
+for name in ["shoppers-1", "shoppers-8", "shoppers-32", "shoppers-128", "rate-200", "rate-1000"]:
+    s = json.loads((results / f"{name}.json").read_text())
+    load, floor = s["load"], s["floor"]
+    lat = next(iter(load["latency"].values()))
+    flat = next(iter(floor["latency"].values()))
+    ratio = load["requestsPerS"] / floor["requestsPerS"]
+    committed = s["execution"].get("committedPerS") or float("nan")
+    print(f"{name:<14} {load['requestsPerS']:>11.0f} {lat['p50']:>7.2f} {lat['p99']:>7.2f} {floor['requestsPerS']:>8.0f} "
+          f"{flat['p50']:>7.2f} {flat['p99']:>7.2f} {ratio:>6.2f} {committed:>11.0f}")
+EOF
