@@ -21,32 +21,23 @@ for binary in services server loadgen; do
   [ -x "$BIN/$binary" ] || { echo "bench-checkout: $BIN/$binary is missing: make build && cargo build --release -p loadgen" >&2; exit 1; }
 done
 results=$(mktemp -d "${TMPDIR:-/tmp}/bench-checkout.XXXXXX")
-shop_pid=""
+. scripts/load-shop.sh
 finish() {
-  if [ -n "$shop_pid" ]; then
-    kill -TERM "$shop_pid" 2>/dev/null || true
-    wait "$shop_pid" 2>/dev/null || true
-  fi
+  stop_load_shop
   echo "bench-checkout: reports and the shop's log in $results"
 }
 trap finish EXIT
+start_load_shop "$results" bench-checkout
 
-CATALOG_FILE=data/books-load.json BIN=$BIN DATA_DIR="$results/data" RUST_LOG=warn \
-  scripts/run-local.sh > "$results/shop.log" 2>&1 &
-shop_pid=$!
-target=http://127.0.0.1:8080
-for _ in $(seq 1 300); do
-  curl -fsS "$target/readyz" >/dev/null 2>&1 && break
-  kill -0 "$shop_pid" 2>/dev/null || { echo "bench-checkout: the shop stopped" >&2; exit 1; }
-  sleep 0.1
-done
-curl -fsS "$target/readyz" >/dev/null
-
+seed=0
 run() { # run NAME ARGS...: one loadgen run with its floor
   local name=$1; shift
+  # A seed of its own, so no run repeats an earlier run's shoppers and cards
+  # within fraud detection's velocity window.
+  seed=$((seed + 1))
   echo "bench-checkout: $name"
   "$BIN/loadgen" --target "$target" --scenario good --catalog data/books-load.json --duration "$DURATION" \
-    --floor --quiet --json "$results/$name.json" --html "$results/$name.html" "$@" > "$results/$name.txt"
+    --seed "$seed" --floor --quiet --json "$results/$name.json" --html "$results/$name.html" "$@" > "$results/$name.txt"
 }
 for shoppers in 1 8 32 128; do run "shoppers-$shoppers" --shoppers "$shoppers"; done
 for rate in 200 1000; do run "rate-$rate" --rate "$rate"; done

@@ -11,14 +11,11 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug}
 NEWMAN=${NEWMAN:-newman}
 work=$(mktemp -d "${TMPDIR:-/tmp}/bookstore-load.XXXXXX")
-shop_pid=""
+. scripts/load-shop.sh
 
 finish() {
   local status=$?
-  if [ -n "$shop_pid" ]; then
-    kill -TERM "$shop_pid" 2>/dev/null || true
-    wait "$shop_pid" 2>/dev/null || true
-  fi
+  stop_load_shop
   if [ "$status" != 0 ]; then
     echo "load-smoke: failed; the shop's log:" >&2
     tail -n 80 "$work/shop.log" >&2 || true
@@ -33,16 +30,7 @@ for binary in services server loadgen; do
 done
 
 echo "load-smoke: starting the shop from $BIN with the load catalog"
-CATALOG_FILE=data/books-load.json BIN=$BIN DATA_DIR="$work/data" RUST_LOG=warn \
-  scripts/run-local.sh > "$work/shop.log" 2>&1 &
-shop_pid=$!
-target=http://127.0.0.1:8080
-for _ in $(seq 1 300); do
-  curl -fsS "$target/healthz" >/dev/null 2>&1 && break
-  kill -0 "$shop_pid" 2>/dev/null || { echo "load-smoke: the shop stopped" >&2; exit 1; }
-  sleep 0.1
-done
-curl -fsS "$target/healthz" >/dev/null
+start_load_shop "$work" load-smoke
 
 echo "load-smoke: the Postman collection (newman)"
 "$NEWMAN" run postman/bookstore.postman_collection.json --env-var "baseUrl=$target" --bail --color off

@@ -9,8 +9,6 @@
 //! lone write is proposed at once. The machine applies an entry's commands one
 //! after another, in the order they arrived, exactly as if each had its own entry.
 
-use std::fmt::Debug;
-
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use openraft::error::{ClientWriteError, RaftError};

@@ -71,6 +71,15 @@ impl Replica {
         Self { node, addr, stop_serving, server }
     }
 
+    /// A group of one: replica 1, initialized with itself as the only member.
+    async fn alone(dir: &Path) -> Self {
+        let listener = listener().await;
+        let members = BTreeMap::from([(1, BasicNode::new(listener.local_addr().expect("address")))]);
+        let replica = Self::start(1, dir, listener).await;
+        replica.node.initialize(members).await.expect("initialize");
+        replica
+    }
+
     /// Stops serving and stops the node; answers the address, free to bind again.
     async fn stop(self) -> SocketAddr {
         let _ = self.stop_serving.send(());
@@ -235,10 +244,7 @@ async fn compact(node: &Node<Kv>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_replica_recovers_from_its_snapshot_and_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = listener().await;
-    let members = BTreeMap::from([(1, BasicNode::new(listener.local_addr().expect("address")))]);
-    let replica = Replica::start(1, dir.path(), listener).await;
-    replica.node.initialize(members).await.expect("initialize");
+    let replica = Replica::alone(dir.path()).await;
     for i in 0..5 {
         write(&[&replica], &format!("k{i}"), &format!("v{i}")).await;
     }
@@ -271,10 +277,7 @@ async fn a_restarted_replica_recovers_from_its_snapshot_and_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_entries_and_each_gets_its_own_answer() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = listener().await;
-    let members = BTreeMap::from([(1, BasicNode::new(listener.local_addr().expect("address")))]);
-    let replica = Replica::start(1, dir.path(), listener).await;
-    replica.node.initialize(members).await.expect("initialize");
+    let replica = Replica::alone(dir.path()).await;
     leader_seen_by(&replica.node, None).await;
     let node = &replica.node;
     let set = |i: u32, value: &str| Set { key: format!("k{i}"), value: format!("{value}{i}") };

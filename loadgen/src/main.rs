@@ -64,7 +64,8 @@ struct Args {
     fraud_share: f64,
     #[arg(long, default_value_t = 0.1)]
     invalid_share: f64,
-    /// The run's seed: the same seed sends the same checkouts.
+    /// The run's seed: the same seed sends the same checkouts; another seed
+    /// (below 1,000) sends other shoppers and cards.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// First load `/readyz` the same way for the same time: the floor the

@@ -89,8 +89,13 @@ impl Plan {
             Intent::Contended => (&self.contended, 1),
             _ => (&self.books[(mix(self.seed.wrapping_add(n)) % self.books.len() as u64) as usize], 1),
         };
-        let mut name = format!("Load Shopper {}", letters(n));
-        let mut card = card_number(n);
+        // Who shops: distinct for every checkout of a run and, for seeds below
+        // 1,000, across runs with different seeds, so runs one after another on the
+        // same shop do not meet fraud detection's velocity limits with each other's
+        // shoppers.
+        let shopper = (self.seed % 1_000) * 10_000_000_000 + n;
+        let mut name = format!("Load Shopper {}", letters(shopper));
+        let mut card = card_number(shopper);
         match intent {
             // Half by the buyer, half by the card: both of fraud detection's checks.
             Intent::Fraud if n.is_multiple_of(2) => name = "John Doe".to_owned(),
@@ -100,7 +105,7 @@ impl Plan {
         }
         let client_card = ["None", "Basic", "Premium"][(n % 3) as usize];
         let body = json!({
-            "user": {"name": name, "contact": format!("shopper{n}@load.example.org")},
+            "user": {"name": name, "contact": format!("shopper{shopper}@load.example.org")},
             "creditCard": {"number": card, "expirationDate": expiry(), "cvv": "556"},
             "items": [{"id": book.id, "name": book.title, "quantity": quantity}],
             "shippingMethod": "Standard",

@@ -110,13 +110,12 @@ impl ReplicaGroup {
     /// `services <subcommand> --id N --listen … --members … --data-dir <dir>/<subcommand>-N <extra>`.
     pub fn start(binary: &Path, subcommand: &str, dir: &Path, extra: &[String]) -> Self {
         let mut group = Self::stopped(binary, subcommand, dir, extra);
-        for id in 1..=3 {
-            group.restart(id);
-        }
+        group.start_all();
         group
     }
 
-    /// The same group, no replica started yet ([`ReplicaGroup::restart`] starts one).
+    /// The same group, no replica started yet ([`ReplicaGroup::start_all`] or
+    /// [`ReplicaGroup::restart`] starts them).
     pub fn stopped(binary: &Path, subcommand: &str, dir: &Path, extra: &[String]) -> Self {
         let ports: BTreeMap<u64, u16> = (1..=3).map(|id| (id, free_port())).collect();
         let members = ports.iter().map(|(id, port)| format!("{id}=127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
@@ -157,6 +156,13 @@ impl ReplicaGroup {
 
     pub fn restart(&mut self, id: u64) {
         self.replicas.get_mut(&id).expect("a replica of the group").restart();
+    }
+
+    /// Starts every replica that is not running.
+    pub fn start_all(&mut self) {
+        for process in self.replicas.values_mut().filter(|process| !process.is_running()) {
+            process.restart();
+        }
     }
 
     fn running_urls(&self) -> Vec<(u64, String)> {
@@ -200,15 +206,13 @@ impl ExecutionSide {
     /// Starts every process, keeping data and logs under `dir`.
     pub fn start(binary: &Path, dir: &Path) -> Self {
         let mut side = Self::without_executors(binary, dir, &[], &[]);
-        for id in 1..=3 {
-            side.executors.restart(id);
-        }
+        side.executors.start_all();
         side
     }
 
     /// Starts the queue, payment and the books database (with `books_db_args`
     /// added, e.g. `--catalog=…`); the executors (with `extra_executor_args` added) are
-    /// set up but not started (`executors.restart(id)` starts one), so orders can
+    /// set up but not started (`executors.start_all()` starts them), so orders can
     /// wait in the queue first.
     pub fn without_executors(
         binary: &Path,
@@ -229,12 +233,11 @@ impl ExecutionSide {
         let queue = service("order_queue", queue_port);
         let payment = service("payment", payment_port);
         let books_db = ReplicaGroup::start(binary, "books-db", dir, books_db_args);
-        let mut executor_args = [
+        let mut executor_args = vec![
             format!("--queue-url={}", url(queue_port)),
             format!("--payment-url={}", url(payment_port)),
             format!("--books-db={}", books_db.urls().join(",")),
-        ]
-        .to_vec();
+        ];
         executor_args.extend_from_slice(extra_executor_args);
         let executors = ReplicaGroup::stopped(binary, "order-executor", dir, &executor_args);
         Self {

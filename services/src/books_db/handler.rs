@@ -40,7 +40,7 @@ impl BooksDbService {
                 Ok::<(), Status>(())
             })
             .await
-            .map(|_| ())
+            .copied()
     }
 
     async fn write(&self, command: Command) -> Result<Outcome, Status> {
