@@ -1,4 +1,5 @@
-//! Writes that arrive together share one log entry.
+//! Writes that arrive together share one log entry; reads that arrive together
+//! share one confirmation of leadership.
 //!
 //! Every [`crate::Node::write`] goes to one task, which proposes what is waiting
 //! as a single entry ([`Commands`]) and answers each writer with its own
@@ -8,10 +9,20 @@
 //! fsync on each replica, one replication message) carries many commands, and a
 //! lone write is proposed at once. The machine applies an entry's commands one
 //! after another, in the order they arrived, exactly as if each had its own entry.
+//!
+//! Likewise every [`crate::Node::read_linearizable`] goes to one task
+//! ([`ReadBarrier`]), which confirms leadership with a majority (openraft's
+//! `ensure_linearizable`: a heartbeat round) once for all the reads waiting when
+//! it starts, one round at a time. A read is answered only by a round that started
+//! after it arrived, so it still sees every write completed before it; under load
+//! one round serves many reads instead of each paying its own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -92,6 +103,11 @@ async fn propose_batches<M: StateMachine>(
                     open = false;
                     continue;
                 };
+                // Writers woken by the same message (a gRPC frame carrying many
+                // requests, say) are ready to run but may not have sent yet: the
+                // scheduler runs this task first, as the one the first of them woke.
+                // Let them send, so they share this entry.
+                tokio::task::yield_now().await;
                 let mut batch = vec![first];
                 while batch.len() < MAX_COMMANDS {
                     match waiting.try_recv() {
@@ -120,6 +136,53 @@ async fn propose<M: StateMachine>(raft: Raft<M>, batch: Vec<(M::Command, Answer<
                 let _ = answer.send(Err(error.clone()));
             }
         }
+    }
+}
+
+pub(crate) type ReadError = RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>;
+
+/// The readers' side of the task confirming leadership for them.
+#[derive(Clone)]
+pub(crate) struct ReadBarrier {
+    reads: mpsc::UnboundedSender<oneshot::Sender<Result<(), ReadError>>>,
+    rounds: Arc<AtomicU64>,
+}
+
+impl ReadBarrier {
+    /// Starts the task confirming on `raft`; it ends when the last handle is dropped.
+    pub(crate) fn start<M: StateMachine>(raft: Raft<M>) -> Self {
+        let (reads, mut waiting) = mpsc::unbounded_channel::<oneshot::Sender<Result<(), ReadError>>>();
+        let rounds = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&rounds);
+        tokio::spawn(async move {
+            while let Some(first) = waiting.recv().await {
+                // As for writes: let readers woken together join this round.
+                tokio::task::yield_now().await;
+                let mut round = vec![first];
+                while let Ok(next) = waiting.try_recv() {
+                    round.push(next);
+                }
+                counted.fetch_add(1, Ordering::Relaxed);
+                let confirmed = raft.ensure_linearizable().await.map(|_| ());
+                for reader in round {
+                    let _ = reader.send(confirmed.clone());
+                }
+            }
+        });
+        Self { reads, rounds }
+    }
+
+    /// How many confirmations the task has begun.
+    pub(crate) fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Relaxed)
+    }
+
+    /// Once this replica has confirmed, after this call, that it still leads, and
+    /// has applied everything committed before: `Ok`. `None` if the task ended.
+    pub(crate) async fn confirm(&self) -> Option<Result<(), ReadError>> {
+        let (answer, answered) = oneshot::channel();
+        self.reads.send(answer).ok()?;
+        answered.await.ok()
     }
 }
 

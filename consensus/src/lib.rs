@@ -10,7 +10,8 @@
 //! - `log_store.rs`: the Raft log, vote and committed index (openraft's `RaftLogStorage`);
 //! - `state_store.rs`: the machine in memory and its snapshots (`RaftStateMachine`);
 //! - `network.rs`: calling peers (`RaftNetwork`), `grpc.rs`: answering them ([`RaftGrpc`]);
-//! - `batch.rs`: writes arriving together proposed as one entry ([`Commands`]);
+//! - `batch.rs`: writes arriving together proposed as one entry ([`Commands`]),
+//!   reads arriving together sharing one confirmation of leadership;
 //! - `node.rs`: the wiring, and writes and reads for the group's service.
 //!
 //! Boundary: no business logic, no dependency on the service crates; the caller

@@ -15,7 +15,7 @@ use openraft::BasicNode;
 use proto::v1::raft_server::RaftServer;
 use tokio::sync::watch;
 
-use crate::batch::{Batcher, WriteError};
+use crate::batch::{Batcher, ReadBarrier, WriteError};
 use crate::config::Config;
 use crate::db::{Db, StorageFailure};
 use crate::grpc::RaftGrpc;
@@ -79,6 +79,8 @@ pub struct Node<M: StateMachine> {
     raft: Raft<M>,
     /// Where writes go to be proposed together (`batch.rs`).
     batcher: Batcher<M>,
+    /// Where linearizable reads go to share a confirmation (`batch.rs`).
+    reads: ReadBarrier,
     state: StateHandle<M>,
     /// Fails once the storage is released (see `db.rs`).
     storage_closed: watch::Receiver<()>,
@@ -91,6 +93,7 @@ impl<M: StateMachine> Clone for Node<M> {
             id: self.id,
             raft: self.raft.clone(),
             batcher: self.batcher.clone(),
+            reads: self.reads.clone(),
             state: self.state.clone(),
             storage_closed: self.storage_closed.clone(),
             shutdown_timeout: self.shutdown_timeout,
@@ -115,7 +118,8 @@ impl<M: StateMachine> Node<M> {
         let raft = Raft::<M>::new(id, raft_config, network, log_store, state_store).await?;
         tracing::info!(id, cluster = %config.cluster_name, path = %path.display(), "Raft replica started");
         let batcher = Batcher::start(raft.clone());
-        Ok(Self { id, raft, batcher, state, storage_closed, shutdown_timeout: config.shutdown_timeout })
+        let reads = ReadBarrier::start(raft.clone());
+        Ok(Self { id, raft, batcher, reads, state, storage_closed, shutdown_timeout: config.shutdown_timeout })
     }
 
     pub fn id(&self) -> NodeId {
@@ -197,14 +201,22 @@ impl<M: StateMachine> Node<M> {
 
     /// Runs `f` on the machine once this replica has confirmed with a majority that it
     /// is still the leader and has applied everything committed before the call
-    /// (openraft's `ensure_linearizable`). Only on the leader.
+    /// (openraft's `ensure_linearizable`). Only on the leader. Reads arriving
+    /// together share one confirmation, begun after each of them arrived.
     pub async fn read_linearizable<R>(&self, f: impl FnOnce(&M) -> R) -> Result<R, NodeError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(self.state.read(f)),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => Err(forward.into()),
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Err(NodeError::NoQuorum),
-            Err(RaftError::Fatal(fatal)) => Err(fatal.into()),
+        match self.reads.confirm().await {
+            Some(Ok(())) => Ok(self.state.read(f)),
+            Some(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => Err(forward.into()),
+            Some(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => Err(NodeError::NoQuorum),
+            Some(Err(RaftError::Fatal(fatal))) => Err(fatal.into()),
+            None => Err(NodeError::Stopped(Fatal::Stopped)),
         }
+    }
+
+    /// How many leadership confirmations this replica has run for linearizable
+    /// reads (fewer than the reads when they arrive together).
+    pub fn read_rounds(&self) -> u64 {
+        self.reads.rounds()
     }
 
     /// Stops the Raft node and waits until its storage is released, so the replica can

@@ -190,6 +190,25 @@ async fn three_replicas_replicate_fail_over_and_catch_up() {
         other => panic!("a follower served a linearizable read: {other:?}"),
     }
 
+    // Reads arriving together share a leadership confirmation (a heartbeat round),
+    // and each still sees the write its caller completed just before it (the same
+    // value again, so the state stays `expected`).
+    const READS: u32 = 100;
+    let rounds = leader.node.read_rounds();
+    let reads = futures::future::join_all((0..READS).map(|i| {
+        let (key, value) = (format!("k{}", i % 10), format!("v{}", i % 10));
+        async move {
+            leader.node.write(Set { key: key.clone(), value: value.clone() }).await.expect("rewritten");
+            (value, leader.node.read_linearizable(move |kv| kv.0.get(&key).cloned()).await)
+        }
+    }))
+    .await;
+    for (value, read) in reads {
+        assert_eq!(read.expect("the leader reads"), Some(value));
+    }
+    let rounds = leader.node.read_rounds() - rounds;
+    assert!((1..u64::from(READS)).contains(&rounds), "{READS} concurrent reads took {rounds} confirmations");
+
     // The leader goes down: the others elect a new one and keep accepting writes.
     let position = replicas.iter().position(|r| r.node.id() == leader_id).expect("leader");
     let stopped = replicas.remove(position);

@@ -4,6 +4,12 @@ use clap::Parser;
 use server::config::Config;
 use server::startup::Application;
 
+/// mimalloc rather than glibc's malloc, as in the services (`services/src/main.rs`):
+/// a checkout allocates and frees many small buffers (JSON, HTTP/2 frames,
+/// protobuf for each of its calls).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
