@@ -114,6 +114,18 @@ pub async fn order_executors(
     books_db: Vec<String>,
     lease: Duration,
 ) -> Group {
+    order_executors_with(dir, queue, payment, books_db, move |config| config.lease = lease).await
+}
+
+/// [`order_executors`], with `configure` changing the defaults of each replica's
+/// configuration.
+pub async fn order_executors_with(
+    dir: PathBuf,
+    queue: String,
+    payment: String,
+    books_db: Vec<String>,
+    configure: impl Fn(&mut services::order_executor::replica::ExecutorConfig) + Send + Sync + 'static,
+) -> Group {
     Group::start(
         dir,
         Arc::new(move |id, listener, members, dir, shutdown| {
@@ -122,7 +134,7 @@ pub async fn order_executors(
                 payment.clone(),
                 books_db.clone(),
             );
-            config.lease = lease;
+            configure(&mut config);
             Box::pin(async move {
                 services::order_executor::replica::start(id, listener, members, &dir, config, shutdown)
                     .await

@@ -6,6 +6,7 @@ use std::time::Duration;
 use domain::ClientCard;
 use platform::card_token::FingerprintKey;
 use proto::v1 as pb;
+use services::order_executor::replica;
 use testkit::probe::{self, eventually};
 use testkit::{self as support, service};
 
@@ -45,10 +46,39 @@ async fn leader_of(group: &support::Group) -> u64 {
 
 impl Shop {
     async fn start_executors(&mut self) {
+        self.start_executors_gathering(replica::DEFAULT_GATHER).await;
+    }
+
+    /// Executors whose leader waits `gather` after a short batch (`ExecutorConfig::gather`).
+    async fn start_executors_gathering(&mut self, gather: Duration) {
         let dir = self.dir.path().join("order_executor");
-        let executors =
-            support::order_executors(dir, self.queue.clone(), self.payment.clone(), self.books_db.urls(), LEASE).await;
+        let (queue, payment) = (self.queue.clone(), self.payment.clone());
+        let executors = support::order_executors_with(dir, queue, payment, self.books_db.urls(), move |config| {
+            config.lease = LEASE;
+            config.gather = gather;
+        })
+        .await;
         self.executors = Some(executors);
+    }
+
+    /// Waits (bounded) until the executors' leader has applied `order_id`'s
+    /// Complete record, the last its log holds of an order.
+    async fn completed_on_leader(&self, order_id: &str) -> pb::OrderStatusResponse {
+        let leader = leader_of(self.executors()).await;
+        let url = [support::url(&self.executors().addrs[&leader])];
+        let what = format!("order {order_id} completed on the leader");
+        eventually(what, Duration::from_millis(50), || async {
+            probe::final_status(&url, order_id).await.filter(|status| status.completed_at_unix_ms > 0)
+        })
+        .await
+    }
+
+    /// The index of the last entry the executors' leader applied.
+    async fn executor_log_index(&self) -> u64 {
+        let leader = leader_of(self.executors()).await;
+        let url = support::url(&self.executors().addrs[&leader]);
+        let metrics = eventually("the leader's metrics", Duration::from_millis(50), || probe::raft_metrics(&url)).await;
+        metrics["last_applied"]["index"].as_u64().expect("the leader applied entries")
     }
 
     fn executors(&self) -> &support::Group {
@@ -163,6 +193,29 @@ async fn with_many_orders_in_flight_the_last_copies_go_to_exactly_as_many_orders
     let first_decision = statuses.iter().map(|s| at(&s.decided)).min().unwrap();
     let started_before = statuses.iter().filter(|s| at(&s.started) < first_decision).count();
     assert!(started_before > 1, "only {started_before} order(s) started before the first decision");
+}
+
+#[tokio::test]
+async fn orders_arriving_a_few_apart_start_together_and_share_log_entries() {
+    // The leader waits `gather` after a short batch: orders enqueued one after
+    // another while it waits start together, so their Start, Decide and Complete
+    // records share entries of the executors' log instead of taking three each.
+    let mut shop = shop_without_executors().await;
+    shop.start_executors_gathering(Duration::from_secs(3)).await;
+    shop.enqueue("gather-first", "4716401589806287", &[("1", 1)], ClientCard::None).await;
+    assert_eq!(shop.completed_on_leader("gather-first").await.status(), pb::OrderState::Committed);
+    let before = shop.executor_log_index().await;
+    const ORDERS: u64 = 10;
+    let order_ids: Vec<String> = (0..ORDERS).map(|i| format!("gather-{i}")).collect();
+    for order_id in &order_ids {
+        shop.enqueue(order_id, "4716401589806287", &[("1", 1)], ClientCard::None).await;
+    }
+    for order_id in &order_ids {
+        assert_eq!(shop.completed_on_leader(order_id).await.status(), pb::OrderState::Committed, "{order_id}");
+    }
+    let entries = shop.executor_log_index().await - before;
+    // Here 3 or 4 (two batches would be about 8); 19 without the wait.
+    assert!(entries <= ORDERS, "{ORDERS} orders took {entries} log entries for their {} records", ORDERS * 3);
 }
 
 #[tokio::test]
