@@ -103,22 +103,27 @@ async fn propose_batches<M: StateMachine>(
                     open = false;
                     continue;
                 };
-                // Writers woken by the same message (a gRPC frame carrying many
-                // requests, say) are ready to run but may not have sent yet: the
-                // scheduler runs this task first, as the one the first of them woke.
-                // Let them send, so they share this entry.
-                tokio::task::yield_now().await;
-                let mut batch = vec![first];
-                while batch.len() < MAX_COMMANDS {
-                    match waiting.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
+                let batch = together(first, &mut waiting, MAX_COMMANDS).await;
                 in_flight.push(propose(raft.clone(), batch));
             }
         }
     }
+}
+
+/// `first` and what else is waiting on `waiting`, at most `max` in all. Callers
+/// woken by the same message (a gRPC frame carrying many requests, say) are ready
+/// to run but may not have sent yet: the scheduler runs this task first, as the
+/// one the first of them woke. Yielding once lets them send, so they join.
+async fn together<T>(first: T, waiting: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Vec<T> {
+    tokio::task::yield_now().await;
+    let mut gathered = vec![first];
+    while gathered.len() < max {
+        match waiting.try_recv() {
+            Ok(next) => gathered.push(next),
+            Err(_) => break,
+        }
+    }
+    gathered
 }
 
 /// Proposes one entry and answers each of its writers.
@@ -156,12 +161,7 @@ impl ReadBarrier {
         let counted = Arc::clone(&rounds);
         tokio::spawn(async move {
             while let Some(first) = waiting.recv().await {
-                // As for writes: let readers woken together join this round.
-                tokio::task::yield_now().await;
-                let mut round = vec![first];
-                while let Ok(next) = waiting.try_recv() {
-                    round.push(next);
-                }
+                let round = together(first, &mut waiting, usize::MAX).await;
                 counted.fetch_add(1, Ordering::Relaxed);
                 let confirmed = raft.ensure_linearizable().await.map(|_| ());
                 for reader in round {

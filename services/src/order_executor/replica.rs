@@ -244,7 +244,8 @@ async fn take_orders(
     consumer: &str,
     term: u64,
 ) {
-    type Batch = Result<Vec<(pb::QueuedOrder, String)>, QueueError>;
+    // What a fetch asked for, and what it got.
+    type Batch = (usize, Result<Vec<(pb::QueuedOrder, String)>, QueueError>);
     type Run<'a> = BoxFuture<'a, (String, String, Result<Finished, LogError>)>;
     let window = config.window.max(1);
     let mut backoff = Backoff::new(config.backoff);
@@ -257,19 +258,16 @@ async fn take_orders(
     // progress finishes it; the log makes a later delivery a no-op).
     let mut in_window: HashSet<String> = HashSet::new();
     let mut fetch: Option<BoxFuture<'_, Batch>> = None;
-    // How many orders the fetch under way asked for.
-    let mut asked = 0;
     loop {
         leading &= node.is_leader();
         if leading && fetch.is_none() && running.len() < window {
             let max = (window - running.len()).min(config.batch.max(1));
-            asked = max;
             let pause = pause_until.take();
             fetch = Some(Box::pin(async move {
                 if let Some(at) = pause {
                     tokio::time::sleep_until(at).await;
                 }
-                coordinator.queue.next_batch(max, wait, config.lease, consumer, term).await
+                (max, coordinator.queue.next_batch(max, wait, config.lease, consumer, term).await)
             }));
         }
         if fetch.is_none() && running.is_empty() {
@@ -291,7 +289,7 @@ async fn take_orders(
                     }
                 }
             }
-            batch = async { fetch.as_mut().expect("polled only while set").await }, if fetch.is_some() => {
+            (asked, batch) = async { fetch.as_mut().expect("polled only while set").await }, if fetch.is_some() => {
                 fetch = None;
                 match batch {
                     // The long poll found nothing: wait longer next time (it still
