@@ -23,7 +23,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let descriptors = protox::compile(FILES, ["."])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("bookstore_descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // Maps (a trace context) as BTreeMaps: ordered, so an order's record in the
+    // executors' log serializes the same on every replica.
+    tonic_prost_build::configure().btree_map(".").compile_fds(descriptors)?;
     println!("cargo:rerun-if-changed=bookstore");
     Ok(())
 }

@@ -139,7 +139,13 @@ mod tests {
     use super::*;
 
     fn status(state: OrderState, reason: Option<&str>) -> OrderStatus {
-        OrderStatus { order_id: "o1".into(), status: state, reason: reason.map(str::to_owned), journey: None }
+        OrderStatus {
+            order_id: "o1".into(),
+            status: state,
+            reason: reason.map(str::to_owned),
+            journey: None,
+            trace_id: None,
+        }
     }
 
     #[test]

@@ -81,6 +81,16 @@ pub(crate) fn OrderPage() -> impl IntoView {
 #[component]
 fn OrderFound(status: OrderStatus) -> impl IntoView {
     let refresh = (!status.status.is_final()).then(|| view! { <noscript inner_html=NO_SCRIPT_REFRESH></noscript> });
+    // The order's trace: quoted to support, it leads straight to everything the
+    // shop did with the order.
+    let trace = status.trace_id.clone().map(|trace_id| {
+        view! {
+            <div>
+                <dt>"Support reference"</dt>
+                <dd id="order-trace" class="order-trace">{trace_id}</dd>
+            </div>
+        }
+    });
     view! {
         <section class="panel order" id="order-found">
             <dl class="order-facts">
@@ -88,6 +98,7 @@ fn OrderFound(status: OrderStatus) -> impl IntoView {
                     <dt>"Order number"</dt>
                     <dd id="order-id">{status.order_id.clone()}</dd>
                 </div>
+                {trace}
             </dl>
             <h2 class="order-status-title">"Status"</h2>
             // The status, then the order's journey (`crate::journey`), both kept fresh.

@@ -89,6 +89,7 @@ impl CheckoutBackend for Fake {
                 status,
                 reason: reason.map(str::to_owned),
                 journey: None,
+                trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
             }))
         };
         let answer = match order_id.as_str() {

@@ -12,7 +12,8 @@
 //! - `network.rs`: calling peers (`RaftNetwork`), `grpc.rs`: answering them ([`RaftGrpc`]);
 //! - `batch.rs`: writes arriving together proposed as one entry ([`Commands`]),
 //!   reads arriving together sharing one confirmation of leadership;
-//! - `node.rs`: the wiring, and writes and reads for the group's service.
+//! - `node.rs`: the wiring, and writes and reads for the group's service;
+//! - `metrics.rs`: a replica's Raft state as Prometheus metrics ([`RaftMetrics`]).
 //!
 //! Boundary: no business logic, no dependency on the service crates; the caller
 //! serves [`Node::grpc_service`] itself.
@@ -22,6 +23,7 @@ mod config;
 mod db;
 mod grpc;
 mod log_store;
+mod metrics;
 mod network;
 mod node;
 mod state_store;
@@ -31,6 +33,7 @@ pub use batch::Commands;
 pub use config::Config;
 pub use db::StorageFailure;
 pub use grpc::RaftGrpc;
+pub use metrics::RaftMetrics;
 pub use node::{Node, NodeError, DATA_FILE};
 pub use openraft::BasicNode;
 pub use state_store::StateHandle;

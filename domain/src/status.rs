@@ -65,6 +65,11 @@ pub struct OrderStatus {
     /// recorded it, e.g. for orders placed before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journey: Option<crate::Journey>,
+    /// The trace of the order's checkout and execution (32 hex digits), what an
+    /// operator looks it up by in the trace store; absent when the shop did not
+    /// trace it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// What a replica is in its Raft group, as last seen. Serialized in lowercase.

@@ -2,6 +2,10 @@
 //! services' and the web server's defaults come from here, and `scripts/run-local.sh`
 //! asks `services ports` for it. The Compose file and the Helm chart name the same
 //! ports for their containers; their tests check that they agree with this map.
+//!
+//! Each gRPC service serves its Prometheus metrics on a port of its own, the
+//! gRPC port's last digits after 90 (fraud_detection 50051 → 9051, an executor
+//! 50501 → 9501); the web server serves them on its own port (`/metrics`).
 
 use std::fmt::Write;
 
@@ -14,6 +18,17 @@ pub const PAYMENT: u16 = 50055;
 /// Replica 1, 2, 3 of each Raft group.
 pub const BOOKS_DB: [u16; 3] = [50061, 50062, 50063];
 pub const ORDER_EXECUTOR: [u16; 3] = [50501, 50502, 50503];
+
+/// Where each gRPC service serves `GET /metrics`.
+pub mod metrics {
+    pub const FRAUD_DETECTION: u16 = 9051;
+    pub const TRANSACTION_VERIFICATION: u16 = 9052;
+    pub const SUGGESTIONS: u16 = 9053;
+    pub const ORDER_QUEUE: u16 = 9054;
+    pub const PAYMENT: u16 = 9055;
+    pub const BOOKS_DB: [u16; 3] = [9061, 9062, 9063];
+    pub const ORDER_EXECUTOR: [u16; 3] = [9501, 9502, 9503];
+}
 
 /// `127.0.0.1:port`: where a service listens by default.
 pub fn loopback(port: u16) -> std::net::SocketAddr {
@@ -39,11 +54,22 @@ pub fn as_shell() -> String {
         ("SUGGESTIONS_PORT", SUGGESTIONS),
         ("ORDER_QUEUE_PORT", ORDER_QUEUE),
         ("PAYMENT_PORT", PAYMENT),
+        ("FRAUD_DETECTION_METRICS_PORT", metrics::FRAUD_DETECTION),
+        ("TRANSACTION_VERIFICATION_METRICS_PORT", metrics::TRANSACTION_VERIFICATION),
+        ("SUGGESTIONS_METRICS_PORT", metrics::SUGGESTIONS),
+        ("ORDER_QUEUE_METRICS_PORT", metrics::ORDER_QUEUE),
+        ("PAYMENT_METRICS_PORT", metrics::PAYMENT),
     ];
     for (name, port) in single {
         let _ = writeln!(out, "{name}={port}");
     }
-    for (name, ports) in [("BOOKS_DB_PORTS", BOOKS_DB), ("ORDER_EXECUTOR_PORTS", ORDER_EXECUTOR)] {
+    let groups = [
+        ("BOOKS_DB_PORTS", BOOKS_DB),
+        ("ORDER_EXECUTOR_PORTS", ORDER_EXECUTOR),
+        ("BOOKS_DB_METRICS_PORTS", metrics::BOOKS_DB),
+        ("ORDER_EXECUTOR_METRICS_PORTS", metrics::ORDER_EXECUTOR),
+    ];
+    for (name, ports) in groups {
         let _ = writeln!(out, "{name}=\"{} {} {}\"", ports[0], ports[1], ports[2]);
     }
     out
@@ -58,6 +84,15 @@ mod tests {
         let mut all = vec![WEB, FRAUD_DETECTION, TRANSACTION_VERIFICATION, SUGGESTIONS, ORDER_QUEUE, PAYMENT];
         all.extend(BOOKS_DB);
         all.extend(ORDER_EXECUTOR);
+        all.extend([
+            metrics::FRAUD_DETECTION,
+            metrics::TRANSACTION_VERIFICATION,
+            metrics::SUGGESTIONS,
+            metrics::ORDER_QUEUE,
+            metrics::PAYMENT,
+        ]);
+        all.extend(metrics::BOOKS_DB);
+        all.extend(metrics::ORDER_EXECUTOR);
         let count = all.len();
         all.sort_unstable();
         all.dedup();
@@ -65,6 +100,8 @@ mod tests {
         let shell = as_shell();
         assert!(shell.contains("TRANSACTION_VERIFICATION_PORT=50052\n"), "{shell}");
         assert!(shell.contains("BOOKS_DB_PORTS=\"50061 50062 50063\"\n"), "{shell}");
+        assert!(shell.contains("FRAUD_DETECTION_METRICS_PORT=9051\n"), "{shell}");
+        assert!(shell.contains("ORDER_EXECUTOR_METRICS_PORTS=\"9501 9502 9503\"\n"), "{shell}");
         assert_eq!(local_url(50054), "http://127.0.0.1:50054");
     }
 }

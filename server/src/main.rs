@@ -13,10 +13,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
-    platform::telemetry::init();
-    let app = Application::build(Config::parse()).await?;
+    let config = Config::parse();
+    let telemetry = platform::telemetry::init("web")?;
+    let app = Application::build(config).await?;
+    app.metrics().register_collector(platform::metrics::ProcessMetrics::new());
+    if let Some(exports) = telemetry.export_metrics() {
+        exports.register(app.metrics());
+    }
     tracing::info!(addr = %app.local_addr()?, "web server listening");
     app.run_until(platform::grpc::shutdown_signal()).await?;
     tracing::info!("stopped");
+    drop(telemetry);
     Ok(())
 }

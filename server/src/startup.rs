@@ -1,6 +1,7 @@
 //! Building the whole web server, the same way for `main` and for tests: the
 //! orchestrator and its clients, the Leptos routes (page and server functions), the
-//! REST API, CORS, the 1 MB body limit, compression and cache headers.
+//! REST API, `/metrics`, CORS, the 1 MB body limit, compression and cache
+//! headers, and the span and timing of every request (`observe.rs`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use platform::card_token::{FingerprintKey, DEVELOPMENT_KEY};
+use platform::metrics::Registry;
 use tokio::net::TcpListener;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
@@ -27,6 +29,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::assets::AssetHashes;
 use crate::config::Config;
 use crate::link_seal::LinkSeal;
+use crate::observe::HttpMetrics;
 use crate::orchestrator::{Clients, Orchestrator};
 use crate::rest;
 use crate::status::StatusReader;
@@ -68,6 +71,7 @@ impl CheckoutBackend for Shop {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    metrics: Registry,
 }
 
 impl Application {
@@ -85,15 +89,23 @@ impl Application {
                 (FingerprintKey::new(DEVELOPMENT_KEY), LinkSeal::new(uuid::Uuid::new_v4().as_bytes()))
             }
         };
+        let metrics = Registry::default();
         let clients = Clients::new(&config.services, config.call_timeout())?;
-        let orchestrator = Arc::new(Orchestrator::new(clients, Arc::new(Catalog::embedded()), key));
+        let orchestrator = Arc::new(Orchestrator::new(clients, Arc::new(Catalog::embedded()), key, &metrics));
         let status = Arc::new(StatusReader::new(&config.services, config.call_timeout())?);
-        let router = router(&config, Shop { orchestrator, status, link_seal }, leptos_options(&config, address))?;
-        Ok(Self { listener, router })
+        let shop = Shop { orchestrator, status, link_seal };
+        let router = router(&config, shop, leptos_options(&config, address), &metrics)?;
+        Ok(Self { listener, router, metrics })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The web server's metrics, served on `/metrics` (a binary adds its
+    /// process's own).
+    pub fn metrics(&self) -> &Registry {
+        &self.metrics
     }
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
@@ -121,7 +133,7 @@ fn leptos_options(config: &Config, address: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Result<Router> {
+pub fn router(config: &Config, shop: Shop, options: LeptosOptions, metrics: &Registry) -> anyhow::Result<Router> {
     let backend = Backend(Arc::new(shop.clone()) as Arc<dyn CheckoutBackend>);
     let context = move || provide_context(backend.clone());
     let shell = {
@@ -161,6 +173,7 @@ pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Re
         .with_state(shop);
     let hashes = AssetHashes::read(&config.site_root);
     let mut router = api
+        .merge(platform::metrics::router(metrics.clone()))
         .merge(page)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn(crate::api_errors::one_shape))
@@ -173,7 +186,9 @@ pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Re
         .layer(
             CompressionLayer::new()
                 .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/wasm"))),
-        );
+        )
+        // Outermost: the span and the timing cover everything above.
+        .layer(axum::middleware::from_fn_with_state(HttpMetrics::register(metrics), crate::observe::observe));
     if !config.cors_allowed_origins.is_empty() {
         let origins = config
             .cors_allowed_origins
@@ -184,7 +199,8 @@ pub fn router(config: &Config, shop: Shop, options: LeptosOptions) -> anyhow::Re
             CorsLayer::new()
                 .allow_origin(origins)
                 .allow_methods([Method::GET, Method::POST])
-                .allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::ACCEPT]),
+                .allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::ACCEPT])
+                .expose_headers([axum::http::HeaderName::from_static(crate::observe::TRACERESPONSE)]),
         );
     }
     Ok(router)

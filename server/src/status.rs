@@ -11,6 +11,8 @@ use std::time::Duration;
 use domain::journey::{Decision, Execution, Journey, Queued};
 use domain::{ClusterStatus, OrderState, OrderStatus, QueueDepth, ReplicaStatus, Role};
 use futures::future::join_all;
+use platform::grpc::request;
+use platform::telemetry::context;
 use proto::enums::{client_card_from_proto, order_state_from_proto};
 use proto::journey;
 use proto::v1 as pb;
@@ -122,7 +124,7 @@ impl StatusReader {
         }
         let asks = self.executors.iter().map(|replica| {
             let mut client = OrderExecutorClient::new(replica.channel.clone());
-            let request = pb::OrderStatusRequest { order_id: order_id.to_owned() };
+            let request = request(pb::OrderStatusRequest { order_id: order_id.to_owned() }, self.deadline);
             async move { within(self.deadline, client.order_status(request)).await }
         });
         let answers: Vec<Option<pb::OrderStatusResponse>> = join_all(asks).await;
@@ -139,16 +141,19 @@ impl StatusReader {
         if let Some((status, answer)) = best {
             let reason = Some(answer.reason.clone()).filter(|reason| !reason.is_empty());
             let journey = Some(executed_journey(status, &answer));
-            return Ok(Some(OrderStatus { order_id: order_id.to_owned(), status, reason, journey }));
+            let trace_id = context::trace_id_in(&answer.trace_context);
+            return Ok(Some(OrderStatus { order_id: order_id.to_owned(), status, reason, journey, trace_id }));
         }
         let mut queue = OrderQueueClient::new(self.queue.clone());
-        let lookup = within(self.deadline, queue.lookup(pb::LookupRequest { order_id: order_id.to_owned() })).await;
+        let lookup = request(pb::LookupRequest { order_id: order_id.to_owned() }, self.deadline);
+        let lookup = within(self.deadline, queue.lookup(lookup)).await;
         match lookup.as_ref().map(pb::LookupResponse::state) {
             Some(pb::QueueState::Queued | pb::QueueState::Leased) => Ok(Some(OrderStatus {
                 order_id: order_id.to_owned(),
                 status: OrderState::Queued,
                 reason: None,
                 journey: lookup.as_ref().map(queued_journey),
+                trace_id: lookup.as_ref().and_then(|answer| context::trace_id_in(&answer.trace_context)),
             })),
             Some(pb::QueueState::NotFound) if executors_answered => Ok(None),
             // Acknowledged (done) by the executors, who must then know it, but did

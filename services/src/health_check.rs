@@ -86,6 +86,7 @@ mod tests {
             listener,
             tonic::service::Routes::default(),
             "bookstore.v1.Nothing",
+            &platform::metrics::Registry::default(),
             async {
                 let _ = stopped.await;
             },

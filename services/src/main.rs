@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::{Catalog, Money};
 use platform::card_token::{FingerprintKey, DEVELOPMENT_KEY};
+use platform::metrics::{ProcessMetrics, Registry};
 use platform::ports;
 use platform::{grpc, telemetry};
 use services::fraud_detection::FraudConfig;
@@ -54,6 +55,9 @@ enum Service {
     TransactionVerification {
         #[arg(long, env = "TRANSACTION_VERIFICATION_ADDR", default_value_t = ports::loopback(ports::TRANSACTION_VERIFICATION))]
         listen: SocketAddr,
+        /// Where to serve Prometheus metrics (`GET /metrics`).
+        #[arg(long, env = "TRANSACTION_VERIFICATION_METRICS_ADDR", default_value_t = ports::loopback(ports::metrics::TRANSACTION_VERIFICATION))]
+        metrics_listen: SocketAddr,
         #[command(flatten)]
         catalog: CatalogArg,
         /// The books_db replicas to read stock from, comma-separated; without
@@ -65,6 +69,9 @@ enum Service {
     FraudDetection {
         #[arg(long, env = "FRAUD_DETECTION_ADDR", default_value_t = ports::loopback(ports::FRAUD_DETECTION))]
         listen: SocketAddr,
+        /// Where to serve Prometheus metrics (`GET /metrics`).
+        #[arg(long, env = "FRAUD_DETECTION_METRICS_ADDR", default_value_t = ports::loopback(ports::metrics::FRAUD_DETECTION))]
+        metrics_listen: SocketAddr,
         #[command(flatten)]
         catalog: CatalogArg,
         /// Blocked full names, comma-separated (default: the seed's list).
@@ -92,6 +99,9 @@ enum Service {
     Suggestions {
         #[arg(long, env = "SUGGESTIONS_ADDR", default_value_t = ports::loopback(ports::SUGGESTIONS))]
         listen: SocketAddr,
+        /// Where to serve Prometheus metrics (`GET /metrics`).
+        #[arg(long, env = "SUGGESTIONS_METRICS_ADDR", default_value_t = ports::loopback(ports::metrics::SUGGESTIONS))]
+        metrics_listen: SocketAddr,
         #[command(flatten)]
         catalog: CatalogArg,
         /// How many books to suggest.
@@ -102,6 +112,9 @@ enum Service {
     OrderQueue {
         #[arg(long, env = "ORDER_QUEUE_ADDR", default_value_t = ports::loopback(ports::ORDER_QUEUE))]
         listen: SocketAddr,
+        /// Where to serve Prometheus metrics (`GET /metrics`).
+        #[arg(long, env = "ORDER_QUEUE_METRICS_ADDR", default_value_t = ports::loopback(ports::metrics::ORDER_QUEUE))]
+        metrics_listen: SocketAddr,
         /// Where the queue keeps its database.
         #[arg(long, env = "ORDER_QUEUE_DATA_DIR", default_value = ".data/order_queue")]
         data_dir: PathBuf,
@@ -116,6 +129,9 @@ enum Service {
         id: u64,
         #[arg(long, env = "BOOKS_DB_ADDR")]
         listen: SocketAddr,
+        /// Where to serve Prometheus metrics (`GET /metrics`; none if unset).
+        #[arg(long, env = "BOOKS_DB_METRICS_ADDR")]
+        metrics_listen: Option<SocketAddr>,
         /// Every replica of the group as id=host:port, comma-separated (the same list
         /// on every replica).
         #[arg(long, env = "BOOKS_DB_MEMBERS", value_delimiter = ',', value_parser = parse_member)]
@@ -134,6 +150,9 @@ enum Service {
         id: u64,
         #[arg(long, env = "ORDER_EXECUTOR_ADDR")]
         listen: SocketAddr,
+        /// Where to serve Prometheus metrics (`GET /metrics`; none if unset).
+        #[arg(long, env = "ORDER_EXECUTOR_METRICS_ADDR")]
+        metrics_listen: Option<SocketAddr>,
         /// Every replica of the group as id=host:port, comma-separated.
         #[arg(long, env = "ORDER_EXECUTOR_MEMBERS", value_delimiter = ',', value_parser = parse_member)]
         members: Vec<(u64, String)>,
@@ -167,6 +186,9 @@ enum Service {
     Payment {
         #[arg(long, env = "PAYMENT_ADDR", default_value_t = ports::loopback(ports::PAYMENT))]
         listen: SocketAddr,
+        /// Where to serve Prometheus metrics (`GET /metrics`).
+        #[arg(long, env = "PAYMENT_METRICS_ADDR", default_value_t = ports::loopback(ports::metrics::PAYMENT))]
+        metrics_listen: SocketAddr,
         /// Where the payment ledger lives.
         #[arg(long, env = "PAYMENT_DATA_DIR", default_value = ".data/payment")]
         data_dir: PathBuf,
@@ -248,6 +270,56 @@ impl CatalogArg {
     }
 }
 
+impl Service {
+    /// The process as traces name it (`service.name`): the service, and a
+    /// replica's id (`books_db-2`).
+    fn process_name(&self) -> String {
+        match self {
+            Self::TransactionVerification { .. } => "transaction_verification".to_owned(),
+            Self::FraudDetection { .. } => "fraud_detection".to_owned(),
+            Self::Suggestions { .. } => "suggestions".to_owned(),
+            Self::OrderQueue { .. } => "order_queue".to_owned(),
+            Self::Payment { .. } => "payment".to_owned(),
+            Self::BooksDb { id, .. } => format!("books_db-{id}"),
+            Self::OrderExecutor { id, .. } => format!("order_executor-{id}"),
+        }
+    }
+
+    /// Where the process serves its metrics.
+    fn metrics_listen(&self) -> Option<SocketAddr> {
+        match self {
+            Self::TransactionVerification { metrics_listen, .. }
+            | Self::FraudDetection { metrics_listen, .. }
+            | Self::Suggestions { metrics_listen, .. }
+            | Self::OrderQueue { metrics_listen, .. }
+            | Self::Payment { metrics_listen, .. } => Some(*metrics_listen),
+            Self::BooksDb { metrics_listen, .. } | Self::OrderExecutor { metrics_listen, .. } => *metrics_listen,
+        }
+    }
+}
+
+/// This process's metrics registry, with its own health and the trace
+/// exporter's counts, served on `listen` (if given) until the process stops.
+async fn serve_metrics(
+    listen: Option<SocketAddr>,
+    telemetry: &telemetry::Telemetry,
+    name: &str,
+) -> anyhow::Result<Registry> {
+    let registry = Registry::default();
+    registry.register_collector(ProcessMetrics::new());
+    if let Some(exports) = telemetry.export_metrics() {
+        exports.register(&registry);
+    }
+    match listen {
+        Some(addr) => {
+            let listener = bind(addr, &format!("{name} metrics")).await?;
+            tokio::spawn(platform::metrics::serve(listener, registry.clone(), grpc::shutdown_signal()));
+        }
+        None => tracing::warn!("no metrics address is set: this replica serves no /metrics"),
+    }
+    Ok(registry)
+}
+
 /// `2=127.0.0.1:50062`
 fn parse_member(text: &str) -> Result<(u64, String), String> {
     let (id, addr) = text.split_once('=').ok_or_else(|| format!("{text:?} is not id=host:port"))?;
@@ -264,26 +336,31 @@ async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
-    telemetry::init();
     let cli = Cli::parse();
     let service = match cli.command {
-        Command::Health(probe) => return probe.run().await,
+        Command::Health(probe) => {
+            let _telemetry = telemetry::init("services_health")?;
+            return probe.run().await;
+        }
         Command::Ports => {
             print!("{}", ports::as_shell());
             return Ok(());
         }
         Command::Serve(service) => service,
     };
+    let name = service.process_name();
+    let telemetry = telemetry::init(&name)?;
+    let metrics = serve_metrics(service.metrics_listen(), &telemetry, &name).await?;
     let shutdown = grpc::shutdown_signal();
     match service {
-        Service::TransactionVerification { listen, catalog, books_db } => {
+        Service::TransactionVerification { listen, catalog, books_db, .. } => {
             let catalog = catalog.load()?;
             if books_db.is_empty() {
                 tracing::warn!("BOOKS_DB_URLS is not set: stock comes from the catalog, not the books database");
             }
             let stock = stock::source(&catalog, &books_db)?;
-            transaction_verification::serve(bind(listen, "transaction_verification").await?, catalog, stock, shutdown)
-                .await?;
+            let listener = bind(listen, "transaction_verification").await?;
+            transaction_verification::serve(listener, catalog, stock, &metrics, shutdown).await?;
         }
         Service::FraudDetection {
             listen,
@@ -295,6 +372,7 @@ async fn main() -> anyhow::Result<()> {
             velocity_limit,
             velocity_window_secs,
             amount_ceiling_cents,
+            ..
         } => {
             let defaults = FraudConfig::default();
             let config = FraudConfig {
@@ -306,24 +384,25 @@ async fn main() -> anyhow::Result<()> {
                 velocity_window: Duration::from_secs(velocity_window_secs),
                 amount_ceiling: Money::from_cents(amount_ceiling_cents),
             };
-            fraud_detection::serve(bind(listen, "fraud_detection").await?, catalog.load()?, config, shutdown).await?;
+            let listener = bind(listen, "fraud_detection").await?;
+            fraud_detection::serve(listener, catalog.load()?, config, &metrics, shutdown).await?;
         }
-        Service::Suggestions { listen, catalog, count } => {
-            suggestions::serve(bind(listen, "suggestions").await?, catalog.load()?, count, shutdown).await?;
+        Service::Suggestions { listen, catalog, count, .. } => {
+            suggestions::serve(bind(listen, "suggestions").await?, catalog.load()?, count, &metrics, shutdown).await?;
         }
-        Service::OrderQueue { listen, data_dir, lease_ms } => {
+        Service::OrderQueue { listen, data_dir, lease_ms, .. } => {
             let store = order_queue::open(&data_dir.join("queue.redb"))
                 .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
             let config = QueueConfig { default_lease: Duration::from_millis(lease_ms), ..QueueConfig::default() };
-            order_queue::serve(bind(listen, "order_queue").await?, store, config, shutdown).await?;
+            order_queue::serve(bind(listen, "order_queue").await?, store, config, &metrics, shutdown).await?;
         }
-        Service::BooksDb { id, listen, members, data_dir, catalog, raft } => {
+        Service::BooksDb { id, listen, members, data_dir, catalog, raft, .. } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/books_db/{id}")));
             let listener = bind(listen, "books_db").await?;
             let members = members.into_iter().collect();
             let mut config = books_db::raft_config();
             raft.apply(&mut config);
-            books_db::start(id, listener, members, &data_dir, catalog.load()?, &config, shutdown).await?;
+            books_db::start(id, listener, members, &data_dir, catalog.load()?, &config, &metrics, shutdown).await?;
         }
         Service::OrderExecutor {
             id,
@@ -337,6 +416,7 @@ async fn main() -> anyhow::Result<()> {
             backoff_ceiling_ms,
             window,
             gather_ms,
+            ..
         } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/order_executor/{id}")));
             let mut config = ExecutorConfig::new(queue_url, payment_url, books_db);
@@ -345,15 +425,16 @@ async fn main() -> anyhow::Result<()> {
             config.window = window as usize;
             config.gather = Duration::from_millis(gather_ms);
             let listener = bind(listen, "order_executor").await?;
-            replica::start(id, listener, members.into_iter().collect(), &data_dir, config, shutdown).await?;
+            replica::start(id, listener, members.into_iter().collect(), &data_dir, config, &metrics, shutdown).await?;
         }
-        Service::Payment { listen, data_dir, card_fingerprint_key } => {
+        Service::Payment { listen, data_dir, card_fingerprint_key, .. } => {
             let ledger = payment::open(&data_dir.join("payments.redb"))
                 .with_context(|| format!("opening the payment ledger in {}", data_dir.display()))?;
             let key = FingerprintKey::new(card_fingerprint_key.as_deref().unwrap_or(DEVELOPMENT_KEY));
-            payment::serve(bind(listen, "payment").await?, ledger, &key, shutdown).await?;
+            payment::serve(bind(listen, "payment").await?, ledger, &key, &metrics, shutdown).await?;
         }
     }
     tracing::info!("stopped");
+    drop(telemetry);
     Ok(())
 }

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use consensus::{BasicNode, Node, NodeError, NodeId, StateMachine};
+use consensus::{BasicNode, Node, NodeError, NodeId, RaftMetrics, StateMachine};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
 
 use platform::grpc::{self, ServeError};
+use platform::metrics::Registry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -23,19 +24,24 @@ pub enum ReplicaError {
 }
 
 /// Serves `routes` and the node's Raft service on `listener` (reported healthy as
-/// `service_name`) until `shutdown`, forming the group `members` (id → address).
-/// `beside` is aborted when serving ends.
+/// `service_name`) until `shutdown`, forming the group `members` (id → address),
+/// with the calls' and the replica's Raft metrics (as a replica of `group`) in
+/// `metrics`. `beside` is aborted when serving ends.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<M: StateMachine>(
     node: Node<M>,
+    group: &str,
     listener: TcpListener,
     routes: Routes,
     service_name: &'static str,
     members: BTreeMap<NodeId, String>,
+    metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     beside: Option<JoinHandle<()>>,
 ) -> Result<(), ReplicaError> {
+    metrics.register_collector(RaftMetrics::new(&node, group));
     let routes = routes.add_service(node.grpc_service());
-    let serving = tokio::spawn(grpc::serve(listener, routes, service_name, shutdown));
+    let serving = tokio::spawn(grpc::serve(listener, routes, service_name, metrics, shutdown));
     let formed = node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await;
     if formed.is_err() {
         serving.abort();

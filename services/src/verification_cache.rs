@@ -170,6 +170,7 @@ impl OrderCache for OrderCacheService {
         request: Request<pb::InitOrderRequest>,
     ) -> Result<Response<pb::InitOrderResponse>, Status> {
         let request = request.into_inner();
+        platform::telemetry::about_order(&request.order_id);
         let order = request.order.ok_or_else(|| Status::invalid_argument("init_order needs the order"))?;
         let clock = self.cache.init(&request.order_id, order)?;
         Ok(Response::new(pb::InitOrderResponse { clock: Some(clock_to_proto(clock)) }))
@@ -182,6 +183,7 @@ impl OrderCache for OrderCacheService {
         request: Request<pb::ClearOrderRequest>,
     ) -> Result<Response<pb::ClearOrderResponse>, Status> {
         let request = request.into_inner();
+        platform::telemetry::about_order(&request.order_id);
         let final_clock = clock_from_proto(request.final_clock.as_ref()).map_err(CacheError::from)?;
         let answer = match self.cache.clear(&request.order_id, &final_clock) {
             Cleared::Deleted | Cleared::NotFound => pb::ClearOrderResponse { cleared: true, ..Default::default() },
@@ -220,6 +222,7 @@ where
     F: FnOnce(Arc<T>) -> Fut,
     Fut: std::future::Future<Output = Result<(), RuleRefusal>>,
 {
+    platform::telemetry::about_order(&request.order_id);
     let incoming = clock_from_proto(request.clock.as_ref()).map_err(CacheError::from)?;
     let (order, clock) = cache.event(&request.order_id, &incoming)?;
     let refusal = check(order).await.err();

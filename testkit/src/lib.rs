@@ -96,7 +96,8 @@ pub async fn books_db(dir: PathBuf) -> Group {
             Box::pin(async move {
                 let catalog = Arc::new(domain::Catalog::embedded());
                 let config = services::books_db::raft_config();
-                services::books_db::start(id, listener, members, &dir, catalog, &config, shutdown)
+                let metrics = platform::metrics::Registry::default();
+                services::books_db::start(id, listener, members, &dir, catalog, &config, &metrics, shutdown)
                     .await
                     .expect("books_db runs");
             })
@@ -136,7 +137,8 @@ pub async fn order_executors_with(
             );
             configure(&mut config);
             Box::pin(async move {
-                services::order_executor::replica::start(id, listener, members, &dir, config, shutdown)
+                let metrics = platform::metrics::Registry::default();
+                services::order_executor::replica::start(id, listener, members, &dir, config, &metrics, shutdown)
                     .await
                     .expect("order_executor runs");
             })

@@ -1,5 +1,6 @@
 //! Single services in-process on loopback port 0, each until its [`Running`] is
-//! stopped (graceful: the port then refuses connections) or dropped; a stand-in
+//! stopped (graceful: the port then refuses connections) or dropped, each with
+//! a metrics registry of its own (not served: the process tests scrape); a stand-in
 //! that accepts connections and never answers (a hung service); and a stock source
 //! that slows every other read, so the checkout's two chains really race.
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use domain::Catalog;
 use futures::future::BoxFuture;
 use platform::card_token::FingerprintKey;
+use platform::metrics::Registry;
 use services::fraud_detection::FraudConfig;
 use services::order_queue::QueueConfig;
 use services::transaction_verification::stock;
@@ -107,7 +109,7 @@ pub async fn start_transaction_verification(books_db: Vec<String>, racing: bool)
         if racing {
             stock = Arc::new(RacingStock { inner: stock, reads: Default::default() });
         }
-        services::transaction_verification::serve(listener, catalog, stock, shutdown)
+        services::transaction_verification::serve(listener, catalog, stock, &Registry::default(), shutdown)
             .await
             .expect("transaction_verification runs");
     })
@@ -116,16 +118,22 @@ pub async fn start_transaction_verification(books_db: Vec<String>, racing: bool)
 
 pub async fn start_fraud_detection(config: FraudConfig) -> Running {
     serve_on(move |listener, shutdown| async move {
-        services::fraud_detection::serve(listener, Arc::new(Catalog::embedded()), config, shutdown)
-            .await
-            .expect("fraud_detection runs");
+        services::fraud_detection::serve(
+            listener,
+            Arc::new(Catalog::embedded()),
+            config,
+            &Registry::default(),
+            shutdown,
+        )
+        .await
+        .expect("fraud_detection runs");
     })
     .await
 }
 
 pub async fn start_suggestions() -> Running {
     serve_on(move |listener, shutdown| async move {
-        services::suggestions::serve(listener, Arc::new(Catalog::embedded()), 3, shutdown)
+        services::suggestions::serve(listener, Arc::new(Catalog::embedded()), 3, &Registry::default(), shutdown)
             .await
             .expect("suggestions runs");
     })
@@ -135,7 +143,7 @@ pub async fn start_suggestions() -> Running {
 pub async fn start_order_queue(data_dir: PathBuf) -> Running {
     let store = services::order_queue::open(&data_dir.join("queue.redb")).expect("open the queue");
     serve_on(move |listener, shutdown| async move {
-        services::order_queue::serve(listener, store, QueueConfig::default(), shutdown)
+        services::order_queue::serve(listener, store, QueueConfig::default(), &Registry::default(), shutdown)
             .await
             .expect("order_queue runs");
     })
@@ -146,7 +154,7 @@ pub async fn start_order_queue(data_dir: PathBuf) -> Running {
 pub async fn start_payment(ledger: &Path, key: FingerprintKey) -> Running {
     let ledger = services::payment::open(ledger).expect("open the ledger");
     serve_on(move |listener, shutdown| async move {
-        services::payment::serve(listener, ledger, &key, shutdown).await.expect("payment runs");
+        services::payment::serve(listener, ledger, &key, &Registry::default(), shutdown).await.expect("payment runs");
     })
     .await
 }

@@ -36,6 +36,7 @@ fn ApprovedPanel(order: ApprovedOrder) -> impl IntoView {
         status: OrderState::parse(&order.status).unwrap_or(OrderState::Queued),
         reason: None,
         journey: None,
+        trace_id: None,
     };
     let order_page = order_href(&order.order_id);
     let suggestions = (!order.suggested_books.is_empty()).then(|| {

@@ -83,7 +83,9 @@ pub fn to_queued_order(
         gift_message: request.gift_message.trim().to_owned(),
         comment: request.user_comment.trim().to_owned(),
         accepted_at_unix_ms,
-        // The orchestrator adds the events it saw (`Orchestrator::enqueue`).
+        // The orchestrator adds the events it saw and the trace context
+        // (`Orchestrator::enqueue`).
         checkout_events: Vec::new(),
+        trace_context: Default::default(),
     })
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use consensus::{Config, Node, NodeId};
 use domain::Catalog;
+use platform::metrics::Registry;
 use tokio::net::TcpListener;
 
 pub use handler::BooksDbService;
@@ -35,6 +36,8 @@ pub fn raft_config() -> Config {
 /// Runs replica `id` of the group `members` (id → address) on `listener` until
 /// `shutdown`: serves the books_db and Raft services and forms the group on first
 /// start (idempotent). The leader loads the catalog's stock on its first request.
+/// Its metrics go to `metrics`.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     id: NodeId,
     listener: TcpListener,
@@ -42,10 +45,12 @@ pub async fn start(
     data_dir: &Path,
     catalog: Arc<Catalog>,
     config: &Config,
+    metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReplicaError> {
     let node = Node::<BooksState>::start(id, data_dir, config).await?;
     let service = BooksDbService::new(node.clone(), catalog);
     let routes = tonic::service::Routes::new(proto::v1::books_db_server::BooksDbServer::new(service));
-    replicated::run(node, listener, routes, "bookstore.v1.BooksDb", members, shutdown, None).await
+    let group = &config.cluster_name;
+    replicated::run(node, group, listener, routes, "bookstore.v1.BooksDb", members, metrics, shutdown, None).await
 }

@@ -16,6 +16,7 @@ pub use handler::FraudDetectionService;
 pub use rules::FraudConfig;
 
 use platform::grpc::{self, ServeError};
+use platform::metrics::Registry;
 
 use crate::verification_cache::OrderCacheService;
 
@@ -23,11 +24,12 @@ pub async fn serve(
     listener: TcpListener,
     catalog: Arc<Catalog>,
     config: FraudConfig,
+    metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let service = Arc::new(FraudDetectionService::new(catalog, config));
     let order_cache = OrderCacheService::new(service.cache(), Some(service.clone()));
     let server = proto::v1::fraud_detection_server::FraudDetectionServer::from_arc(service);
     let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
-    grpc::serve(listener, routes, "bookstore.v1.FraudDetection", shutdown).await
+    grpc::serve(listener, routes, "bookstore.v1.FraudDetection", metrics, shutdown).await
 }

@@ -14,15 +14,23 @@
 //!
 //! The log and the participants are traits so the flow is tested with injected
 //! faults; production wires the Raft group and gRPC clients behind them.
+//!
+//! Each order's run is a span of the trace its checkout began (the trace context
+//! came with it through the queue and is kept in the log, so a new leader's
+//! recovery continues the same trace); each step is timed into the metrics.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use domain::journey::{LeaderStamp, Vote as VoteRecord};
 use futures::future::BoxFuture;
 use futures::TryStreamExt;
+use tracing::Instrument as _;
 
+use super::metrics::{AbortCause, ExecutionMetrics, Step};
 use super::state::{Command, Execution, Outcome, Phase, Record};
 use platform::clock::unix_ms;
+use platform::telemetry::context;
 
 /// A participant's vote in phase one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +102,38 @@ pub struct Coordinator<L, B, P, Q> {
     pub payment: P,
     pub queue: Q,
     pub retry: RetryPolicy,
+    pub metrics: ExecutionMetrics,
+}
+
+/// What phase one gave: why to abort, if it must, and the votes as they came.
+struct Votes {
+    abort: Option<(String, AbortCause)>,
+    records: Vec<VoteRecord>,
+}
+
+/// The span of one order's run on this leader: a consumer of the queue
+/// (OpenTelemetry's messaging conventions), continuing the order's trace.
+/// `operation` is `execute` for a delivered order, `recover` for one a previous
+/// leader left in flight.
+pub fn order_span(execution: &Execution, operation: &'static str) -> tracing::Span {
+    if !platform::telemetry::tracing_enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        parent: None,
+        "order.process",
+        otel.name = "process orders",
+        otel.kind = "consumer",
+        messaging.system = "bookstore",
+        messaging.destination.name = "orders",
+        messaging.operation.type = "process",
+        messaging.operation.name = operation,
+        messaging.consumer.group.name = "order_executor",
+        messaging.message.id = %execution.order_id,
+        order.id = %execution.order_id,
+    );
+    context::continue_from(&span, &execution.trace_context);
+    span
 }
 
 /// How an order ended, as far as this leader saw it through.
@@ -104,17 +144,27 @@ pub enum Finished {
 }
 
 impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L, B, P, Q> {
-    /// Runs an order delivered by the queue to its end.
+    /// Runs an order delivered by the queue to its end (in the caller's span:
+    /// [`order_span`]).
     pub async fn execute(&self, mut execution: Execution) -> Result<Finished, LogError> {
         let order_id = execution.order_id.clone();
         let lease_id = execution.lease_id.clone();
         execution.started = Some(self.stamp());
-        let phase = self.record(Command::Start(execution.clone())).await?;
+        let phase = self.timed(Step::Start, self.record(Command::Start(execution.clone()))).await?;
         let decided = match phase {
             Phase::Executing => {
-                let (abort_reason, votes) = self.prepare_both(&execution).await;
-                let by = Some(self.stamp());
-                self.record(Command::Decide { order_id: order_id.clone(), abort_reason, votes, by }).await?
+                let votes = self.timed(Step::Prepare, self.prepare_both(&execution)).await;
+                let (abort_reason, cause) =
+                    votes.abort.map_or((None, None), |(reason, cause)| (Some(reason), Some(cause)));
+                let decide = Command::Decide {
+                    order_id: order_id.clone(),
+                    abort_reason,
+                    votes: votes.records,
+                    by: Some(self.stamp()),
+                };
+                let decided = self.timed(Step::Decide, self.record(decide)).await?;
+                self.metrics.decided(cause);
+                decided
             }
             // Redelivered after a decision: finish what the log says.
             other => other,
@@ -124,13 +174,24 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
         Ok(finished)
     }
 
+    /// Awaits `step`, timing it.
+    async fn timed<T>(&self, step: Step, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let done = work.await;
+        self.metrics.step(step, started);
+        done
+    }
+
     /// What a new leader does first: finish every order left in flight, up to
     /// `concurrency` of them at once (its predecessor may have left a whole window).
     pub async fn recover(&self, concurrency: usize) -> Result<usize, LogError> {
         let in_flight = self.log.in_flight();
         let count = in_flight.len();
         futures::stream::iter(in_flight.into_iter().map(Ok))
-            .try_for_each_concurrent(concurrency.max(1), |record| self.recover_one(record))
+            .try_for_each_concurrent(concurrency.max(1), |record| {
+                let span = order_span(&record.execution, "recover");
+                self.recover_one(record).instrument(span)
+            })
             .await?;
         Ok(count)
     }
@@ -147,7 +208,9 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
                     votes: Vec::new(),
                     by: Some(self.stamp()),
                 };
-                self.record(decide).await?
+                let decided = self.timed(Step::Decide, self.record(decide)).await?;
+                self.metrics.decided(Some(AbortCause::LeaderStopped));
+                decided
             }
             phase => {
                 tracing::info!(%order_id, status = %phase.status(), "recovering a decided order: resending the decision");
@@ -159,21 +222,30 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
         Ok(())
     }
 
-    /// Phase one: both votes, in parallel. `None` to commit, else why to abort;
-    /// and the votes as they came, for the journey (an unreachable participant
-    /// counts as a no).
-    async fn prepare_both(&self, execution: &Execution) -> (Option<String>, Vec<VoteRecord>) {
+    /// Phase one: both votes, in parallel: why to abort (books_db's no before
+    /// payment's), if either said no or could not be reached, and the votes as
+    /// they came, for the journey (an unreachable participant counts as a no).
+    async fn prepare_both(&self, execution: &Execution) -> Votes {
         let (books, payment) = tokio::join!(
-            timed(self.books.name(), self.books.prepare(execution)),
-            timed(self.payment.name(), self.payment.prepare(execution)),
+            voted(self.books.name(), self.books.prepare(execution)),
+            voted(self.payment.name(), self.payment.prepare(execution)),
         );
         let reason = |vote: &Result<Vote, Unreachable>| match vote {
             Ok(Vote::Yes) => None,
             Ok(Vote::No { reason }) => Some(reason.clone()),
             Err(unreachable) => Some(format!("{}; nothing was charged", unreachable)),
         };
-        let abort_reason = reason(&books.1).or_else(|| reason(&payment.1));
-        let mut votes: Vec<VoteRecord> = [books, payment]
+        let cause = |vote: &Result<Vote, Unreachable>, refused, unreachable| match vote {
+            Ok(Vote::Yes) => None,
+            Ok(Vote::No { .. }) => Some(refused),
+            Err(_) => Some(unreachable),
+        };
+        let books_no =
+            reason(&books.1).zip(cause(&books.1, AbortCause::BooksDbRefused, AbortCause::BooksDbUnreachable));
+        let payment_no =
+            reason(&payment.1).zip(cause(&payment.1, AbortCause::PaymentDeclined, AbortCause::PaymentUnreachable));
+        let abort = books_no.or(payment_no);
+        let mut records: Vec<VoteRecord> = [books, payment]
             .into_iter()
             .map(|(participant, vote, at_ms)| VoteRecord {
                 participant: participant.to_owned(),
@@ -182,8 +254,8 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
                 at_ms,
             })
             .collect();
-        votes.sort_by_key(|vote| vote.at_ms);
-        (abort_reason, votes)
+        records.sort_by_key(|vote| vote.at_ms);
+        Votes { abort, records }
     }
 
     fn stamp(&self) -> LeaderStamp {
@@ -200,8 +272,11 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
             Phase::Executing => return Err(LogError::Failed(format!("order {order_id} has no decision"))),
         };
         if !decided.is_final() {
-            self.deliver(order_id, finished == Finished::Committed).await?;
-            self.record(Command::Complete { order_id: order_id.to_owned(), at_ms: Some(unix_ms()) }).await?;
+            let committed = finished == Finished::Committed;
+            self.timed(Step::Deliver, self.deliver(order_id, committed)).await?;
+            let complete = Command::Complete { order_id: order_id.to_owned(), at_ms: Some(unix_ms()) };
+            self.timed(Step::Complete, self.record(complete)).await?;
+            self.metrics.finished(committed);
         }
         Ok(finished)
     }
@@ -247,8 +322,14 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
         }
     }
 
+    /// Appends `command` to the group's log (a span of the order's trace).
     async fn record(&self, command: Command) -> Result<Phase, LogError> {
-        match self.log.propose(command).await? {
+        let span = if platform::telemetry::tracing_enabled() {
+            tracing::info_span!("execution.log", otel.name = %format_args!("log {}", command.name()), raft.group = "order_executor")
+        } else {
+            tracing::Span::none()
+        };
+        match self.log.propose(command).instrument(span).await? {
             Outcome::Phase(phase) => Ok(phase),
             Outcome::Refused { reason } => Err(LogError::Failed(reason)),
             Outcome::Nothing => Err(LogError::Failed("the log answered nothing".to_owned())),
@@ -257,7 +338,7 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
 }
 
 /// A participant's vote, with its name and when it came.
-async fn timed(
+async fn voted(
     participant: &'static str,
     vote: BoxFuture<'_, Result<Vote, Unreachable>>,
 ) -> (&'static str, Result<Vote, Unreachable>, u64) {
@@ -379,6 +460,7 @@ mod tests {
             client_card: Some(domain::ClientCard::None),
             accepted_at_ms: 0,
             started: None,
+            trace_context: Default::default(),
         }
     }
 
@@ -389,6 +471,7 @@ mod tests {
             payment,
             queue: Acks::default(),
             retry: RetryPolicy { first_pause: Duration::from_millis(1), max_pause: Duration::from_millis(4) },
+            metrics: ExecutionMetrics::default(),
         }
     }
 

@@ -1,11 +1,12 @@
 //! order_executor: three replicas in one Raft group; the leader takes orders from
 //! the queue and runs two-phase commit against books_db and payment. [`state`] is
 //! the group's replicated state machine, [`coordinator`] the two-phase commit,
-//! [`participants`] its gRPC clients, [`backoff`] the polling pace, and
-//! [`replica`] runs one replica.
+//! [`participants`] its gRPC clients, [`backoff`] the polling pace, [`metrics`]
+//! what it counts and times, and [`replica`] runs one replica.
 
 pub mod backoff;
 pub mod coordinator;
+pub mod metrics;
 pub mod participants;
 pub mod replica;
 pub mod state;

@@ -10,14 +10,17 @@ use std::time::Duration;
 use consensus::{Node, NodeError, NodeId};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
+use platform::metrics::Registry;
 use proto::v1 as pb;
 use proto::v1::order_executor_server::{OrderExecutor, OrderExecutorServer};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use super::backoff::{Backoff, BackoffPolicy};
-use super::coordinator::{Coordinator, DecisionLog, Finished, LogError, RetryPolicy};
+use super::coordinator::{order_span, Coordinator, DecisionLog, Finished, LogError, RetryPolicy};
+use super::metrics::ExecutionMetrics;
 use super::participants::{BooksParticipant, PaymentParticipant, QueueClient, QueueError};
 use super::state::{Command, Execution, ExecutorState, Outcome, Record};
 use crate::leader_client::LeaderClient;
@@ -142,6 +145,7 @@ impl OrderExecutor for StatusService {
                 votes: record.votes.iter().map(journey::vote_to_proto).collect(),
                 decided: record.decided.as_ref().map(journey::stamp_to_proto),
                 completed_at_unix_ms: record.completed_at_ms.unwrap_or_default(),
+                trace_context: record.execution.trace_context.clone(),
             })
         });
         Ok(Response::new(answer.unwrap_or_default()))
@@ -150,13 +154,15 @@ impl OrderExecutor for StatusService {
 
 type LiveCoordinator = Coordinator<RaftLog, BooksParticipant, PaymentParticipant, QueueClient>;
 
-/// Runs replica `id` of the executors' group until `shutdown`.
+/// Runs replica `id` of the executors' group until `shutdown`, its metrics in
+/// `metrics`.
 pub async fn start(
     id: NodeId,
     listener: TcpListener,
     members: BTreeMap<NodeId, String>,
     data_dir: &Path,
     config: ExecutorConfig,
+    metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReplicaError> {
     let node = Node::<ExecutorState>::start(id, data_dir, &config.raft).await?;
@@ -174,10 +180,13 @@ pub async fn start(
         ),
         queue: QueueClient::new(grpc::channel(&config.queue_url, config.call_deadline)?, config.call_deadline),
         retry: RetryPolicy::default(),
+        metrics: ExecutionMetrics::register(metrics),
     };
     let routes = tonic::service::Routes::new(OrderExecutorServer::new(StatusService(node.clone())));
+    let group = config.raft.cluster_name.clone();
     let leading = tokio::spawn(lead(node.clone(), coordinator, config));
-    replicated::run(node, listener, routes, "bookstore.v1.OrderExecutor", members, shutdown, Some(leading)).await
+    let service = "bookstore.v1.OrderExecutor";
+    replicated::run(node, &group, listener, routes, service, members, metrics, shutdown, Some(leading)).await
 }
 
 /// While this replica leads: recover, take over the queue's leases, then take
@@ -244,8 +253,8 @@ async fn take_orders(
     consumer: &str,
     term: u64,
 ) {
-    // What a fetch asked for, and what it got.
-    type Batch = (usize, Result<Vec<(pb::QueuedOrder, String)>, QueueError>);
+    // What a fetch asked for, what it got, and the span that received it.
+    type Batch = (usize, Result<Vec<(pb::QueuedOrder, String)>, QueueError>, tracing::Span);
     type Run<'a> = BoxFuture<'a, (String, String, Result<Finished, LogError>)>;
     let window = config.window.max(1);
     let mut backoff = Backoff::new(config.backoff);
@@ -260,6 +269,7 @@ async fn take_orders(
     let mut fetch: Option<BoxFuture<'_, Batch>> = None;
     loop {
         leading &= node.is_leader();
+        coordinator.metrics.set_in_flight(running.len());
         if leading && fetch.is_none() && running.len() < window {
             let max = (window - running.len()).min(config.batch.max(1));
             let pause = pause_until.take();
@@ -267,7 +277,13 @@ async fn take_orders(
                 if let Some(at) = pause {
                     tokio::time::sleep_until(at).await;
                 }
-                (max, coordinator.queue.next_batch(max, wait, config.lease, consumer, term).await)
+                let receive = receive_span(max);
+                let batch = coordinator
+                    .queue
+                    .next_batch(max, wait, config.lease, consumer, term)
+                    .instrument(receive.clone())
+                    .await;
+                (max, batch, receive)
             }));
         }
         if fetch.is_none() && running.is_empty() {
@@ -289,8 +305,11 @@ async fn take_orders(
                     }
                 }
             }
-            (asked, batch) = async { fetch.as_mut().expect("polled only while set").await }, if fetch.is_some() => {
+            (asked, batch, receive) = async { fetch.as_mut().expect("polled only while set").await }, if fetch.is_some() => {
                 fetch = None;
+                if let Ok(orders) = &batch {
+                    receive.record("messaging.batch.message_count", orders.len());
+                }
                 match batch {
                     // The long poll found nothing: wait longer next time (it still
                     // answers the moment an order arrives).
@@ -305,7 +324,7 @@ async fn take_orders(
                             if !leading {
                                 give_back(coordinator, &order.order_id, &lease_id).await;
                             } else if in_window.insert(order.order_id.clone()) {
-                                running.push(Box::pin(run(coordinator, execution_from(order, lease_id))));
+                                running.push(Box::pin(run(coordinator, execution_from(order, lease_id), &receive)));
                             } else {
                                 tracing::debug!(order_id = %order.order_id, "delivered again while still running here");
                             }
@@ -327,10 +346,41 @@ async fn take_orders(
 }
 
 /// Runs one order of the window to its end; answers its ids with the result.
-async fn run(coordinator: &LiveCoordinator, execution: Execution) -> (String, String, Result<Finished, LogError>) {
+/// Its span continues the order's trace and links to the span that received it.
+fn run<'a>(
+    coordinator: &'a LiveCoordinator,
+    execution: Execution,
+    received: &tracing::Span,
+) -> impl std::future::Future<Output = (String, String, Result<Finished, LogError>)> + 'a {
+    let span = order_span(&execution, "execute");
+    platform::telemetry::context::link(&span, received);
     let (order_id, lease_id) = (execution.order_id.clone(), execution.lease_id.clone());
-    let result = coordinator.execute(execution).await;
-    (order_id, lease_id, result)
+    async move {
+        let result = coordinator.execute(execution).await;
+        (order_id, lease_id, result)
+    }
+    .instrument(span)
+}
+
+/// The span of one long poll of the queue: a messaging receive (a client of the
+/// queue), which the orders it brings link to.
+fn receive_span(max: usize) -> tracing::Span {
+    if !platform::telemetry::tracing_enabled() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        parent: None,
+        "orders.receive",
+        otel.name = "receive orders",
+        otel.kind = "client",
+        messaging.system = "bookstore",
+        messaging.destination.name = "orders",
+        messaging.operation.type = "receive",
+        messaging.operation.name = "dequeue_batch",
+        messaging.consumer.group.name = "order_executor",
+        messaging.batch.message_count = tracing::field::Empty,
+        bookstore.batch.asked = max,
+    )
 }
 
 /// Hands an order this replica can no longer run back to the queue.
@@ -363,5 +413,6 @@ fn execution_from(order: pb::QueuedOrder, lease_id: String) -> Execution {
         accepted_at_ms: order.accepted_at_unix_ms,
         // Stamped by the coordinator when it starts the order.
         started: None,
+        trace_context: order.trace_context,
     }
 }

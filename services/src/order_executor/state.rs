@@ -40,6 +40,11 @@ pub struct Execution {
     /// The leader that started the two-phase commit (set by it, when proposing).
     #[serde(default)]
     pub started: Option<LeaderStamp>,
+    /// The checkout's trace context (W3C `traceparent`), as it came through the
+    /// queue: the order's execution, by whichever leader, continues that trace.
+    /// Empty when tracing was off, and in records written before it was kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trace_context: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +131,17 @@ pub enum Command {
         #[serde(default)]
         at_ms: Option<u64>,
     },
+}
+
+impl Command {
+    /// What the command does, as a span names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Start(_) => "Start",
+            Self::Decide { .. } => "Decide",
+            Self::Complete { .. } => "Complete",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -234,6 +250,10 @@ mod tests {
             client_card: Some(ClientCard::Premium),
             accepted_at_ms: 1_000,
             started: Some(LeaderStamp { node: 1, term: 2, at_ms: 1_010 }),
+            trace_context: BTreeMap::from([(
+                "traceparent".to_owned(),
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+            )]),
         }
     }
 
@@ -282,6 +302,18 @@ mod tests {
         let record = state.get("o1").unwrap();
         assert_eq!(record.phase, Phase::Committed);
         assert_eq!((record.execution.started, record.decided, record.completed_at_ms), (None, None, None));
+    }
+
+    #[test]
+    fn the_trace_context_is_logged_with_the_order_and_kept_in_its_record() {
+        let logged = serde_json::to_string(&Command::Start(execution("o1"))).unwrap();
+        let mut state = ExecutorState::default();
+        state.apply(&serde_json::from_str(&logged).unwrap());
+        let kept = &state.get("o1").unwrap().execution.trace_context;
+        assert_eq!(kept, &execution("o1").trace_context);
+        let untraced = Execution { trace_context: BTreeMap::new(), ..execution("o2") };
+        let logged = serde_json::to_string(&Command::Start(untraced)).unwrap();
+        assert!(!logged.contains("trace_context"), "an order without a trace logs no empty field: {logged}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
+use super::metrics::QueueMetrics;
 use super::store::{Acked, Delivery, Enqueued, QueueStore, Released, StoreError};
 use super::QueueConfig;
 
@@ -44,6 +45,7 @@ pub struct OrderQueueService {
     config: QueueConfig,
     /// Woken on every enqueue, so a long-polling consumer gets the order at once.
     arrivals: Arc<Notify>,
+    metrics: QueueMetrics,
 }
 
 impl From<StoreError> for Status {
@@ -58,8 +60,8 @@ impl From<StoreError> for Status {
 }
 
 impl OrderQueueService {
-    pub fn new(store: Arc<QueueStore>, config: QueueConfig) -> Self {
-        Self { store, config, arrivals: Arc::new(Notify::new()) }
+    pub(super) fn new(store: Arc<QueueStore>, config: QueueConfig, metrics: QueueMetrics) -> Self {
+        Self { store, config, arrivals: Arc::new(Notify::new()), metrics }
     }
 
     /// Leases up to `poll.max` orders, waiting up to `poll.wait_ms` (capped) for the
@@ -81,6 +83,7 @@ impl OrderQueueService {
                 self.store.dequeue_batch(unix_ms(), lease_ms, &poll.consumer, poll.leader_term, poll.max).await?;
             if !deliveries.is_empty() {
                 for delivery in &deliveries {
+                    self.metrics.delivered(delivery.delivery_count);
                     tracing::info!(order_id = %delivery.order.order_id, consumer = %poll.consumer, delivery = delivery.delivery_count, "delivered");
                 }
                 return Ok(deliveries);
@@ -127,6 +130,7 @@ impl OrderQueue for OrderQueueService {
         let order_id = order.order_id.clone();
         let enqueued = self.store.enqueue(order, priority.queue_rank()).await?;
         if enqueued == Enqueued::Added {
+            self.metrics.enqueued(priority);
             tracing::info!(%order_id, %priority, "enqueued");
             self.arrivals.notify_waiters();
         } else {
@@ -168,7 +172,10 @@ impl OrderQueue for OrderQueueService {
         let pb::AckRequest { order_id, lease_id } = request.into_inner();
         let acked = self.store.ack(&order_id, &lease_id, unix_ms()).await?;
         match acked {
-            Acked::Removed => tracing::info!(%order_id, "acknowledged"),
+            Acked::Removed => {
+                self.metrics.acknowledged();
+                tracing::info!(%order_id, "acknowledged");
+            }
             Acked::AlreadyDone => tracing::debug!(%order_id, "acknowledged again"),
             Acked::LeaseLost => {
                 return Err(Status::failed_precondition(format!(
@@ -222,6 +229,7 @@ impl OrderQueue for OrderQueueService {
             client_card: order.client_card,
             accepted_at_unix_ms: order.accepted_at_unix_ms,
             checkout_events: order.checkout_events,
+            trace_context: order.trace_context,
         }))
     }
 

@@ -3,6 +3,7 @@
 //! acknowledgement; idempotent enqueue; long-poll dequeue.
 
 mod handler;
+mod metrics;
 pub mod store;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ pub use handler::OrderQueueService;
 pub use store::QueueStore;
 
 use platform::grpc::{self, ServeError};
+use platform::metrics::Registry;
 
 #[derive(Debug, Clone, Copy)]
 pub struct QueueConfig {
@@ -43,13 +45,16 @@ pub fn open(path: &Path) -> Result<Arc<QueueStore>, store::StoreError> {
     QueueStore::open(path).map(Arc::new)
 }
 
+/// Serves the queue on `listener` until `shutdown`, its metrics in `metrics`.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<QueueStore>,
     config: QueueConfig,
+    metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), QueueError> {
-    let server = proto::v1::order_queue_server::OrderQueueServer::new(OrderQueueService::new(store, config));
-    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.OrderQueue", shutdown).await?;
+    let counts = metrics::QueueMetrics::register(metrics, Arc::clone(&store));
+    let server = proto::v1::order_queue_server::OrderQueueServer::new(OrderQueueService::new(store, config, counts));
+    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.OrderQueue", metrics, shutdown).await?;
     Ok(())
 }

@@ -9,11 +9,13 @@ use tonic::{Request, Response, Status};
 
 use super::issuer::Issuer;
 use super::ledger::{Hold, Ledger, LedgerError, Payment, PaymentState};
+use super::metrics::PaymentMetrics;
 use platform::grpc::order_id;
 
 pub struct PaymentService {
     ledger: Arc<Ledger>,
     issuer: Arc<Issuer>,
+    metrics: PaymentMetrics,
 }
 
 impl From<LedgerError> for Status {
@@ -42,8 +44,8 @@ fn record(payment: Payment) -> pb::PaymentRecord {
 }
 
 impl PaymentService {
-    pub fn new(ledger: Arc<Ledger>, issuer: Arc<Issuer>) -> Self {
-        Self { ledger, issuer }
+    pub(super) fn new(ledger: Arc<Ledger>, issuer: Arc<Issuer>, metrics: PaymentMetrics) -> Self {
+        Self { ledger, issuer, metrics }
     }
 
     /// Runs a blocking read on the blocking pool (writes go through the ledger's
@@ -77,7 +79,9 @@ impl PaymentApi for PaymentService {
         };
         let issuer = Arc::clone(&self.issuer);
         let fingerprint = card.fingerprint;
-        let payment = self.ledger.prepare(hold, move || issuer.authorize(&fingerprint)).await?;
+        let recorded = self.ledger.prepare(hold, move || issuer.authorize(&fingerprint)).await?;
+        self.metrics.recorded(&recorded);
+        let payment = recorded.payment;
         let yes = matches!(payment.state, PaymentState::Authorized | PaymentState::Captured);
         tracing::info!(order_id = %payment.order_id, state = ?payment.state, last4 = %payment.card_last4, "prepare");
         Ok(Response::new(pb::PaymentVote { yes, reason: payment.reason, code: payment.code }))
@@ -85,14 +89,18 @@ impl PaymentApi for PaymentService {
 
     async fn commit(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
         let id = order_id(&request.get_ref().order_id)?.to_owned();
-        let payment = self.ledger.commit(&id).await?;
+        let recorded = self.ledger.commit(&id).await?;
+        self.metrics.recorded(&recorded);
+        let payment = recorded.payment;
         tracing::info!(order_id = %payment.order_id, captures = payment.captures, "commit");
         Ok(Response::new(record(payment)))
     }
 
     async fn abort(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
         let id = order_id(&request.get_ref().order_id)?.to_owned();
-        let payment = self.ledger.abort(&id).await?;
+        let recorded = self.ledger.abort(&id).await?;
+        self.metrics.recorded(&recorded);
+        let payment = recorded.payment;
         tracing::info!(order_id = %payment.order_id, state = ?payment.state, "abort");
         Ok(Response::new(record(payment)))
     }

@@ -82,6 +82,14 @@ impl From<serde_json::Error> for LedgerError {
     }
 }
 
+/// A payment as a call left it, and whether that call changed it (a repeated
+/// call, idempotent, changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub payment: Payment,
+    pub changed: bool,
+}
+
 pub struct Ledger {
     db: Arc<Database>,
     writer: GroupCommit,
@@ -113,7 +121,7 @@ impl Ledger {
         &self,
         order_id: &str,
         mut change: impl FnMut(Option<Payment>) -> Result<Payment, LedgerError> + Send + 'static,
-    ) -> Result<Payment, LedgerError> {
+    ) -> Result<Recorded, LedgerError> {
         let order_id = order_id.to_owned();
         self.writer
             .write(move |txn| {
@@ -123,10 +131,11 @@ impl Ledger {
                     None => None,
                 };
                 let next = change(current.clone())?;
-                if current.as_ref() != Some(&next) {
+                let changed = current.as_ref() != Some(&next);
+                if changed {
                     table.insert(order_id.as_str(), serde_json::to_vec(&next)?.as_slice())?;
                 }
-                Ok(next)
+                Ok(Recorded { payment: next, changed })
             })
             .await
     }
@@ -137,7 +146,7 @@ impl Ledger {
         &self,
         hold: Hold,
         authorize: impl FnOnce() -> Authorization + Send + 'static,
-    ) -> Result<Payment, LedgerError> {
+    ) -> Result<Recorded, LedgerError> {
         // The write may run twice (group commit reruns a failed batch one by one):
         // the issuer is still asked once.
         let mut authorize = Some(authorize);
@@ -167,7 +176,7 @@ impl Ledger {
     }
 
     /// Phase two, commit: capture the hold, once.
-    pub async fn commit(&self, order_id: &str) -> Result<Payment, LedgerError> {
+    pub async fn commit(&self, order_id: &str) -> Result<Recorded, LedgerError> {
         let id = order_id.to_owned();
         self.update(order_id, move |current| {
             let payment = current.ok_or_else(|| LedgerError::Unknown(id.clone()))?;
@@ -182,7 +191,7 @@ impl Ledger {
 
     /// Phase two, abort: release the hold. Aborting an order never prepared here
     /// records it as voided, so a prepare arriving late votes no.
-    pub async fn abort(&self, order_id: &str) -> Result<Payment, LedgerError> {
+    pub async fn abort(&self, order_id: &str) -> Result<Recorded, LedgerError> {
         let id = order_id.to_owned();
         self.update(order_id, move |current| match current {
             None => Ok(Payment {
@@ -229,12 +238,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = ledger(&dir);
         assert_eq!(
-            ledger.prepare(hold("o1"), || Authorization::Approved).await.unwrap().state,
+            ledger.prepare(hold("o1"), || Authorization::Approved).await.unwrap().payment.state,
             PaymentState::Authorized
         );
         let captured = ledger.commit("o1").await.unwrap();
-        assert_eq!((captured.state, captured.captures), (PaymentState::Captured, 1));
-        assert_eq!(ledger.commit("o1").await.unwrap().captures, 1, "a repeated commit charges nothing more");
+        assert_eq!(
+            (captured.payment.state, captured.payment.captures, captured.changed),
+            (PaymentState::Captured, 1, true)
+        );
+        let again = ledger.commit("o1").await.unwrap();
+        assert_eq!((again.payment.captures, again.changed), (1, false), "a repeated commit charges nothing more");
         assert!(
             matches!(ledger.abort("o1").await, Err(LedgerError::Conflict { .. })),
             "a captured payment is never voided"
@@ -246,11 +259,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = ledger(&dir);
         let declined = || Authorization::Declined { code: "card_declined".into(), reason: "card declined".into() };
-        assert_eq!(ledger.prepare(hold("o1"), declined).await.unwrap().state, PaymentState::Declined);
+        assert_eq!(ledger.prepare(hold("o1"), declined).await.unwrap().payment.state, PaymentState::Declined);
         let again = ledger.prepare(hold("o1"), || panic!("the issuer is asked once")).await.unwrap();
-        assert_eq!((again.state, again.reason.as_str()), (PaymentState::Declined, "card declined"));
+        assert_eq!((again.payment.state, again.payment.reason.as_str()), (PaymentState::Declined, "card declined"));
+        assert!(!again.changed);
         assert!(matches!(ledger.commit("o1").await, Err(LedgerError::Conflict { .. })));
-        assert_eq!(ledger.abort("o1").await.unwrap().state, PaymentState::Declined);
+        assert_eq!(ledger.abort("o1").await.unwrap().payment.state, PaymentState::Declined);
     }
 
     #[tokio::test]
@@ -258,11 +272,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = ledger(&dir);
         ledger.prepare(hold("o1"), || Authorization::Approved).await.unwrap();
-        assert_eq!(ledger.abort("o1").await.unwrap().state, PaymentState::Voided);
-        assert_eq!(ledger.abort("o1").await.unwrap().state, PaymentState::Voided);
-        assert_eq!(ledger.abort("o2").await.unwrap().state, PaymentState::Voided);
+        assert_eq!(ledger.abort("o1").await.unwrap().payment.state, PaymentState::Voided);
+        assert_eq!(ledger.abort("o1").await.unwrap().payment.state, PaymentState::Voided);
+        assert_eq!(ledger.abort("o2").await.unwrap().payment.state, PaymentState::Voided);
         let late = ledger.prepare(hold("o2"), || Authorization::Approved).await.unwrap();
-        assert_eq!(late.state, PaymentState::Voided, "a late prepare votes no");
+        assert_eq!(late.payment.state, PaymentState::Voided, "a late prepare votes no");
         assert!(matches!(ledger.commit("o3").await, Err(LedgerError::Unknown(_))));
     }
 

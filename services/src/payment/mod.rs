@@ -5,6 +5,7 @@
 mod handler;
 pub mod issuer;
 pub mod ledger;
+mod metrics;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,18 +17,22 @@ pub use ledger::Ledger;
 
 use platform::card_token::FingerprintKey;
 use platform::grpc::{self, ServeError};
+use platform::metrics::Registry;
 
 pub fn open(path: &Path) -> Result<Arc<Ledger>, ledger::LedgerError> {
     Ledger::open(path).map(Arc::new)
 }
 
+/// Serves payment on `listener` until `shutdown`, its metrics in `metrics`.
 pub async fn serve(
     listener: TcpListener,
     ledger: Arc<Ledger>,
     key: &FingerprintKey,
+    metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let service = PaymentService::new(ledger, Arc::new(issuer::Issuer::new(key)));
+    let counts = metrics::PaymentMetrics::register(metrics);
+    let service = PaymentService::new(ledger, Arc::new(issuer::Issuer::new(key)), counts);
     let server = proto::v1::payment_server::PaymentServer::new(service);
-    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.Payment", shutdown).await
+    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.Payment", metrics, shutdown).await
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 pub use handler::SuggestionsService;
 
 use platform::grpc::{self, ServeError};
+use platform::metrics::Registry;
 
 use crate::verification_cache::OrderCacheService;
 
@@ -21,11 +22,12 @@ pub async fn serve(
     listener: TcpListener,
     catalog: Arc<Catalog>,
     count: usize,
+    metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let service = SuggestionsService::new(catalog, count);
     let order_cache = OrderCacheService::new(service.cache(), None);
     let server = proto::v1::suggestions_server::SuggestionsServer::new(service);
     let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
-    grpc::serve(listener, routes, "bookstore.v1.Suggestions", shutdown).await
+    grpc::serve(listener, routes, "bookstore.v1.Suggestions", metrics, shutdown).await
 }

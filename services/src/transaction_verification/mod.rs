@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 pub use handler::TransactionVerificationService;
 
 use platform::grpc::{self, ServeError};
+use platform::metrics::Registry;
 
 use crate::verification_cache::OrderCacheService;
 use stock::StockSource;
@@ -23,11 +24,12 @@ pub async fn serve(
     listener: TcpListener,
     catalog: Arc<Catalog>,
     stock: Arc<dyn StockSource>,
+    metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let service = TransactionVerificationService::new(catalog, stock);
     let order_cache = OrderCacheService::new(service.cache(), None);
     let server = proto::v1::transaction_verification_server::TransactionVerificationServer::new(service);
     let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
-    grpc::serve(listener, routes, "bookstore.v1.TransactionVerification", shutdown).await
+    grpc::serve(listener, routes, "bookstore.v1.TransactionVerification", metrics, shutdown).await
 }

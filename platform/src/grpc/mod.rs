@@ -1,6 +1,13 @@
 //! Serving a gRPC service the same way everywhere: with the standard health
 //! service and server reflection (so grpcurl and Postman work without the .proto
-//! files), on a listener the caller bound (port 0 in tests), until `shutdown`.
+//! files), observed (`observe.rs`: a span per call continuing the caller's trace,
+//! latency by method and status), on a listener the caller bound (port 0 in
+//! tests), until `shutdown`. And calling one: [`request`] carries the deadline
+//! and the trace context of every call; [`Call`] makes the call a span of the
+//! caller's trace.
+
+mod call;
+mod observe;
 
 use std::future::Future;
 use std::time::Duration;
@@ -11,10 +18,16 @@ use tokio_stream::StreamExt;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint, Server};
 
+use crate::metrics::Registry;
+
+pub use call::Call;
+
 /// `id` if it can be an order id (`domain::order::is_order_id`), else the
-/// INVALID_ARGUMENT a service answers.
+/// INVALID_ARGUMENT a service answers. The call's span is then about that order
+/// (its `order.id`).
 pub fn order_id(id: &str) -> Result<&str, tonic::Status> {
     if domain::order::is_order_id(id) {
+        crate::telemetry::about_order(id);
         Ok(id)
     } else {
         Err(tonic::Status::invalid_argument("order_id must be 1 to 64 characters"))
@@ -32,27 +45,37 @@ pub enum ServeError {
 }
 
 /// Serves `routes` plus health and reflection on `listener`. `service_name` is the
-/// fully qualified gRPC name reported as SERVING by the health service.
-pub async fn serve(
+/// fully qualified gRPC name reported as SERVING by the health service; the
+/// calls' latencies go to `metrics` (registered at once: the future does not
+/// borrow it).
+pub fn serve<S>(
     listener: TcpListener,
     routes: Routes,
     service_name: &'static str,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status(service_name, tonic_health::ServingStatus::Serving).await;
-    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    Server::builder()
-        .add_routes(routes)
-        .add_service(health_service)
-        .add_service(reflection)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await?;
-    Ok(())
+    metrics: &Registry,
+    shutdown: S,
+) -> impl Future<Output = Result<(), ServeError>> + Send
+where
+    S: Future<Output = ()> + Send,
+{
+    let observe = observe::ObserveLayer::new(metrics);
+    async move {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_service_status(service_name, tonic_health::ServingStatus::Serving).await;
+        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        Server::builder()
+            .layer(observe)
+            .add_routes(routes)
+            .add_service(health_service)
+            .add_service(reflection)
+            .serve_with_incoming_shutdown(incoming(listener), shutdown)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Accepted connections with Nagle's algorithm off: small gRPC responses otherwise
@@ -67,10 +90,12 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
 }
 
 /// `message` as a request that carries `deadline` (as `grpc-timeout`), so the
-/// service gives up when the caller does.
+/// service gives up when the caller does, and the current span's trace context
+/// (W3C `traceparent`), so the service's span continues the caller's trace.
 pub fn request<T>(message: T, deadline: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(deadline);
+    crate::telemetry::context::inject(request.metadata_mut());
     request
 }
 

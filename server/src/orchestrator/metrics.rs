@@ -1,0 +1,72 @@
+//! Checkouts as Prometheus metrics: how many ended how (approved, or refused at
+//! which step with which code), and how long each took, with the checkout's
+//! trace as the exemplar. Steps and codes are the shop's own fixed sets.
+
+use std::time::Duration;
+
+use domain::{CheckoutOutcome, Step};
+use platform::metrics::{self, Latency, Registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Ended {
+    /// `approved` or `refused`.
+    outcome: &'static str,
+    /// The step that refused (empty for an approved checkout).
+    step: String,
+    /// The refusal's code (empty for an approved checkout).
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+#[derive(Clone)]
+pub struct CheckoutMetrics {
+    checkouts: Family<Ended, Counter>,
+    durations: Family<Outcome, Latency, fn() -> Latency>,
+}
+
+impl CheckoutMetrics {
+    pub fn register(registry: &Registry) -> Self {
+        let metrics = Self { checkouts: Family::default(), durations: Family::new_with_constructor(metrics::latency) };
+        let _ =
+            metrics.checkouts.get_or_create(&Ended { outcome: "approved", step: String::new(), code: String::new() });
+        for outcome in ["approved", "refused"] {
+            let _ = metrics.durations.get_or_create(&Outcome { outcome });
+        }
+        registry.register(
+            "checkouts",
+            "Checkouts answered: approved, or refused at a step with a code",
+            metrics.checkouts.clone(),
+        );
+        registry.register_seconds(
+            "checkout_duration",
+            "How long a checkout took, from the request to the answer",
+            metrics.durations.clone(),
+        );
+        metrics
+    }
+
+    /// A checkout ended with `outcome` after `elapsed`, in `span`.
+    pub fn ended(&self, outcome: &CheckoutOutcome, elapsed: Duration, span: &tracing::Span) {
+        let (ended, label) = match outcome {
+            CheckoutOutcome::Approved(_) => {
+                (Ended { outcome: "approved", step: String::new(), code: String::new() }, "approved")
+            }
+            CheckoutOutcome::Refused(refusal) => {
+                (Ended { outcome: "refused", step: step_label(refusal.step), code: refusal.code.clone() }, "refused")
+            }
+        };
+        self.checkouts.get_or_create(&ended).inc();
+        metrics::observe(&self.durations.get_or_create(&Outcome { outcome: label }), elapsed, span);
+    }
+}
+
+fn step_label(step: Step) -> String {
+    step.to_string()
+}
