@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 
 .PHONY: run services build test lint test-rust test-load build-site trunk-build setup-run setup-test clean \
-	containers image-context test-containers container-engine
+	containers image-context test-containers container-engine observe setup-observe
 
 # Container tools (docker compose, helm, kubernetes-validate) live here, outside the
 # clone, so every clone and CI run on a machine shares them.
@@ -25,6 +25,16 @@ run: build
 services: setup-run
 	cargo build --release -p services
 	SERVICES_ONLY=1 scripts/run-local.sh
+
+## make observe: Debian's Prometheus at http://127.0.0.1:9090, scraping every process
+## of `make run` (run it beside, in another terminal); its data in .data/prometheus.
+## For traces, start `make run` with OTEL_EXPORTER_OTLP_ENDPOINT naming a collector.
+observe: setup-observe
+	@test -x target/release/services || cargo build --release -p services
+	mkdir -p .data/prometheus
+	target/release/services prometheus-config > .data/prometheus/prometheus.yml
+	prometheus --config.file=.data/prometheus/prometheus.yml --storage.tsdb.path=.data/prometheus/data \
+		--web.listen-address=127.0.0.1:9090 --enable-feature=exemplar-storage
 
 ## make containers: the whole shop in Docker containers from binaries built here (for
 ## machines that reach no image registry; elsewhere `docker compose up --build`).
@@ -94,7 +104,10 @@ setup-run:
 	scripts/setup.sh build release
 
 setup-test:
-	scripts/setup.sh build release browser trunk load
+	scripts/setup.sh build release browser trunk load observe
+
+setup-observe:
+	scripts/setup.sh observe
 
 clean:
 	cargo clean

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole shop on this machine without Docker: every gRPC service, both Raft
 # groups (books_db and order_executor, three replicas each) and the web server, each
-# log line prefixed with its process's name. Ctrl-C (or SIGTERM) stops everything
-# cleanly. If one process dies (or is killed, to watch the Raft groups fail over),
-# the rest keep running, and the line to restart it is printed.
+# log line prefixed with its process's name, each process serving its Prometheus
+# metrics on the port map's metrics port (`make observe` scrapes them). Ctrl-C (or
+# SIGTERM) stops everything cleanly. If one process dies (or is killed, to watch
+# the Raft groups fail over), the rest keep running, and the line to restart it is
+# printed.
 #
 # Expects release binaries (make run builds them first). Data lives under
 # $DATA_DIR (default .data/). Settings come from .env if present (see .env.example).
@@ -56,8 +58,11 @@ trap stop EXIT
 export ORDER_EXECUTOR_MEMBERS=${ORDER_EXECUTOR_MEMBERS:-$(members "$ORDER_EXECUTOR_PORTS")}
 read -r -a books_db_ports <<< "$BOOKS_DB_PORTS"
 read -r -a executor_ports <<< "$ORDER_EXECUTOR_PORTS"
+read -r -a books_db_metrics <<< "$BOOKS_DB_METRICS_PORTS"
+read -r -a executor_metrics <<< "$ORDER_EXECUTOR_METRICS_PORTS"
 for id in 1 2 3; do
   start "books_db_$id" "$BIN/services" books-db --id "$id" --listen "127.0.0.1:${books_db_ports[id - 1]}" \
+    --metrics-listen "127.0.0.1:${books_db_metrics[id - 1]}" \
     --members "$BOOKS_DB_MEMBERS" --data-dir "$DATA_DIR/books_db/$id"
 done
 start fraud_detection "$BIN/services" fraud-detection
@@ -67,6 +72,7 @@ start order_queue "$BIN/services" order-queue
 start payment "$BIN/services" payment
 for id in 1 2 3; do
   start "order_executor_$id" "$BIN/services" order-executor --id "$id" --listen "127.0.0.1:${executor_ports[id - 1]}" \
+    --metrics-listen "127.0.0.1:${executor_metrics[id - 1]}" \
     --members "$ORDER_EXECUTOR_MEMBERS" --books-db "$BOOKS_DB_URLS" --data-dir "$DATA_DIR/order_executor/$id"
 done
 if [ -z "${SERVICES_ONLY:-}" ]; then

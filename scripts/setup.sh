@@ -11,6 +11,8 @@
 #            browser tests and their accessibility audit)
 #   trunk    trunk (the client-side-only build)
 #   load     newman from npm (it runs the Postman collection in make test)
+#   observe  Prometheus and promtool from Debian (make observe, and the
+#            observability tests in make test)
 #
 # Why the detours, each to build less on two cores:
 # - cargo-leptos is built from its published source with scripts/patches/ applied:
@@ -96,7 +98,7 @@ install_from_source() {
   rm -rf "$dir"
 }
 
-want_release=false want_browser=false want_trunk=false want_load=false
+want_release=false want_browser=false want_trunk=false want_load=false want_observe=false
 for arg in "$@"; do
   case $arg in
     build) ;;
@@ -104,7 +106,8 @@ for arg in "$@"; do
     browser) want_browser=true ;;
     trunk) want_trunk=true ;;
     load) want_load=true ;;
-    *) echo "setup.sh: unknown part '$arg' (build, release, browser, trunk, load)" >&2; exit 2 ;;
+    observe) want_observe=true ;;
+    *) echo "setup.sh: unknown part '$arg' (build, release, browser, trunk, load, observe)" >&2; exit 2 ;;
   esac
 done
 
@@ -166,6 +169,19 @@ if $want_browser && ! { command -v chromium && command -v chromedriver; } >/dev/
   log "installing chromium and chromium-driver from Debian"
   apt_get update -qq
   DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+# Debian's prometheus package would start a server at install where a service
+# manager runs; only the binaries are wanted (make observe and the tests start
+# their own, on their own configuration).
+if $want_observe && ! { command -v prometheus && command -v promtool; } >/dev/null 2>&1; then
+  log "installing prometheus and promtool from Debian"
+  apt_get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt_get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus >/dev/null
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    log "stopping the prometheus service the package started (it would hold port 9090)"
+    if [ "$(id -u)" = 0 ]; then systemctl disable --now prometheus; else sudo systemctl disable --now prometheus; fi
+  fi
 fi
 
 log "tools ready"

@@ -29,9 +29,14 @@ def run(command, *, timeout=600, check=True, env=None, input_text=None):
 
 
 def env_names_read(*command):
-    """The environment variables a program (or subcommand) reads, from its --help,
-    plus RUST_LOG, which every process reads through tracing."""
-    return set(re.findall(r"\[env: ([A-Z0-9_]+)", run([*command, "--help"]))) | {"RUST_LOG"}
+    """The environment variables a program (or subcommand) reads, from its --help:
+    its flags' and those its logging and tracing read (RUST_LOG, LOG_FORMAT, OTEL_*),
+    which every --help lists after the flags."""
+    help_text = run([*command, "--help"])
+    flags = set(re.findall(r"\[env: ([A-Z0-9_]+)", help_text))
+    # What logging and tracing read, listed after the flags (platform::telemetry::HELP).
+    telemetry = set(re.findall(r"\b(RUST_LOG|LOG_FORMAT|OTEL_[A-Z_]+)\b", help_text))
+    return flags | telemetry
 
 
 def port_map(services):

@@ -30,6 +30,16 @@ pub mod metrics {
     pub const ORDER_EXECUTOR: [u16; 3] = [9501, 9502, 9503];
 }
 
+/// What runs beside the shop to watch it (`make observe`, Compose's
+/// `observability` profile): Prometheus, Grafana, an OTLP collector (its gRPC and
+/// HTTP ports, the standard ones).
+pub mod observability {
+    pub const PROMETHEUS: u16 = 9090;
+    pub const GRAFANA: u16 = 3000;
+    pub const OTLP_GRPC: u16 = 4317;
+    pub const OTLP_HTTP: u16 = 4318;
+}
+
 /// `127.0.0.1:port`: where a service listens by default.
 pub fn loopback(port: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
@@ -42,6 +52,25 @@ pub fn local_url(port: u16) -> String {
 
 pub fn local_urls(ports: &[u16]) -> Vec<String> {
     ports.iter().map(|port| local_url(*port)).collect()
+}
+
+/// Every process of a run on one machine, as its traces name it, and the
+/// `host:port` of its metrics (the web server's own port).
+pub fn metrics_targets() -> Vec<(String, String)> {
+    let address = |port: u16| format!("127.0.0.1:{port}");
+    let mut targets = vec![
+        ("web".to_owned(), address(WEB)),
+        ("fraud_detection".to_owned(), address(metrics::FRAUD_DETECTION)),
+        ("transaction_verification".to_owned(), address(metrics::TRANSACTION_VERIFICATION)),
+        ("suggestions".to_owned(), address(metrics::SUGGESTIONS)),
+        ("order_queue".to_owned(), address(metrics::ORDER_QUEUE)),
+        ("payment".to_owned(), address(metrics::PAYMENT)),
+    ];
+    for (group, ports) in [("books_db", metrics::BOOKS_DB), ("order_executor", metrics::ORDER_EXECUTOR)] {
+        targets
+            .extend(ports.iter().enumerate().map(|(index, port)| (format!("{group}-{}", index + 1), address(*port))));
+    }
+    targets
 }
 
 /// The map as shell assignments (`services ports`), for `scripts/run-local.sh`.
@@ -59,6 +88,10 @@ pub fn as_shell() -> String {
         ("SUGGESTIONS_METRICS_PORT", metrics::SUGGESTIONS),
         ("ORDER_QUEUE_METRICS_PORT", metrics::ORDER_QUEUE),
         ("PAYMENT_METRICS_PORT", metrics::PAYMENT),
+        ("PROMETHEUS_PORT", observability::PROMETHEUS),
+        ("GRAFANA_PORT", observability::GRAFANA),
+        ("OTLP_GRPC_PORT", observability::OTLP_GRPC),
+        ("OTLP_HTTP_PORT", observability::OTLP_HTTP),
     ];
     for (name, port) in single {
         let _ = writeln!(out, "{name}={port}");
@@ -93,6 +126,12 @@ mod tests {
         ]);
         all.extend(metrics::BOOKS_DB);
         all.extend(metrics::ORDER_EXECUTOR);
+        all.extend([
+            observability::PROMETHEUS,
+            observability::GRAFANA,
+            observability::OTLP_GRPC,
+            observability::OTLP_HTTP,
+        ]);
         let count = all.len();
         all.sort_unstable();
         all.dedup();

@@ -8,7 +8,12 @@ use clap::{Args, Parser};
 use platform::ports;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "server", about = "The bookstore's web server: checkout page, server functions, REST API", version)]
+#[command(
+    name = "server",
+    about = "The bookstore's web server: checkout page, server functions, REST API",
+    version,
+    after_help = platform::telemetry::HELP
+)]
 pub struct Config {
     /// Address to serve the page and the API on.
     #[arg(long, env = "LEPTOS_SITE_ADDR", default_value_t = ports::loopback(ports::WEB))]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use domain::{Catalog, Money};
 use platform::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 use platform::metrics::{ProcessMetrics, Registry};
@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "services", about = "The bookstore's gRPC services", version)]
+#[command(name = "services", about = "The bookstore's gRPC services", version, after_help = telemetry::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,6 +47,13 @@ enum Command {
     /// Prints the port map of a run on one machine as shell assignments
     /// (`scripts/run-local.sh` reads it).
     Ports,
+    /// Prints a Prometheus configuration that scrapes every process of a run on
+    /// one machine (`make observe` gives it to Debian's Prometheus).
+    PrometheusConfig {
+        /// How often to scrape, in seconds.
+        #[arg(long, default_value_t = 5)]
+        interval_s: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -336,7 +343,9 @@ async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
+    // Every subcommand's --help lists what logging and tracing read, too.
+    let command = Cli::command().mut_subcommands(|subcommand| subcommand.after_help(telemetry::HELP));
+    let cli = Cli::from_arg_matches(&command.get_matches())?;
     let service = match cli.command {
         Command::Health(probe) => {
             let _telemetry = telemetry::init("services_health")?;
@@ -344,6 +353,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Ports => {
             print!("{}", ports::as_shell());
+            return Ok(());
+        }
+        Command::PrometheusConfig { interval_s } => {
+            print!("{}", platform::metrics::scrape_config(interval_s, &ports::metrics_targets()));
             return Ok(());
         }
         Command::Serve(service) => service,

@@ -2,13 +2,15 @@
 //! server (a dev-dependency only; nothing here ships): replicated groups of three
 //! replicas on loopback port 0, each with its own data directory under a folder the
 //! caller owns, which can be stopped and restarted on the same port and data;
-//! single services on loopback ([`service`]); the seed's order ([`seed`]); and
-//! [`processes`], the execution side as real processes instead, to kill them.
+//! single services on loopback ([`service`]); the seed's order ([`seed`]);
+//! [`processes`], the execution side as real processes instead, to kill them;
+//! and [`shop`], the whole shop as processes, to watch from outside.
 
 pub mod probe;
 pub mod processes;
 pub mod seed;
 pub mod service;
+pub mod shop;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

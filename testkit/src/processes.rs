@@ -1,9 +1,11 @@
 //! The execution side as real processes of the `services` binary on loopback, with
-//! `make run`'s defaults: order_queue, payment, books_db ×3 and order_executor ×3.
+//! `make run`'s defaults: order_queue, payment, books_db ×3 and order_executor ×3,
+//! each serving its metrics on a port of its own.
 //! Any process can be killed with SIGKILL (`kill -9`: no goodbye, no flushed
-//! buffers) and started again on its port and data. The process tests and the
-//! fail-over benchmark use it; the binary's path comes from the caller
-//! (`env!("CARGO_BIN_EXE_services")`, which Cargo sets for tests and benches only).
+//! buffers), stopped with SIGSTOP (a hung process) and started again on its port
+//! and data. The process tests and the fail-over benchmark use it; the binary's
+//! path comes from the caller (`env!("CARGO_BIN_EXE_services")`, which Cargo sets
+//! for tests and benches only).
 //!
 //! Every wait is [`probe::eventually`], bounded, and panics naming the folder with
 //! the processes' logs.
@@ -20,10 +22,12 @@ use crate::probe::{self, eventually};
 use platform::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 
 /// One service process, which can be killed and started again with the same
-/// arguments, so on the same port and data. Killed when dropped.
+/// arguments and environment, so on the same port and data. Killed when dropped.
 pub struct Process {
     binary: PathBuf,
     args: Vec<String>,
+    /// Set beside `RUST_LOG`; nothing else of the caller's environment is.
+    env: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -39,7 +43,18 @@ impl Process {
     /// The same process, not started yet ([`Process::restart`] starts it).
     pub fn stopped(binary: &Path, name: &str, args: Vec<String>, logs: &Path) -> Self {
         let log = logs.join(format!("{name}.log"));
-        Self { binary: binary.to_owned(), args, log, child: None }
+        Self { binary: binary.to_owned(), args, env: Vec::new(), log, child: None }
+    }
+
+    /// The process with `env` set too, whenever it starts.
+    pub fn with_env(mut self, env: &[(String, String)]) -> Self {
+        self.env.extend_from_slice(env);
+        self
+    }
+
+    /// Where its output goes.
+    pub fn log(&self) -> &Path {
+        &self.log
     }
 
     pub fn is_running(&self) -> bool {
@@ -67,12 +82,26 @@ impl Process {
                 "RUST_LOG",
                 std::env::var("FAILOVER_LOG").unwrap_or_else(|_| platform::telemetry::DEFAULT_FILTER.to_owned()),
             )
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|error| panic!("starting {}: {error}", self.binary.display()));
         self.child = Some(child);
+    }
+
+    /// SIGSTOP (`pause`) or SIGCONT (`resume`): a process that hangs, holding
+    /// its connections, and one that goes on.
+    pub fn signal(&self, signal: Signal) {
+        if let Some(pid) = self.pid() {
+            let name = match signal {
+                Signal::Pause => "-STOP",
+                Signal::Resume => "-CONT",
+            };
+            let sent = Command::new("kill").args([name, &pid.to_string()]).status();
+            assert!(sent.is_ok_and(|status| status.success()), "kill {name} {pid}");
+        }
     }
 
     /// SIGKILL, then reap.
@@ -86,8 +115,32 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // A paused process is killed all the same: SIGKILL needs no SIGCONT.
         self.kill();
     }
+}
+
+/// What [`Process::signal`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGSTOP.
+    Pause,
+    /// SIGCONT.
+    Resume,
+}
+
+/// A `services` process: `services <args> --metrics-listen=<a free port>`, with
+/// `env`; and its metrics port.
+pub fn service_process(
+    binary: &Path,
+    name: &str,
+    mut args: Vec<String>,
+    dir: &Path,
+    env: &[(String, String)],
+) -> (Process, u16) {
+    let metrics_port = free_port();
+    args.push(format!("--metrics-listen=127.0.0.1:{metrics_port}"));
+    (Process::stopped(binary, name, args, dir).with_env(env), metrics_port)
 }
 
 /// A loopback port free at the time of asking.
@@ -102,6 +155,8 @@ pub fn url(port: u16) -> String {
 /// Three replicas of one Raft group, ids 1–3.
 pub struct ReplicaGroup {
     pub ports: BTreeMap<u64, u16>,
+    /// Where each replica serves its metrics.
+    pub metrics_ports: BTreeMap<u64, u16>,
     replicas: BTreeMap<u64, Process>,
     logs: PathBuf,
 }
@@ -109,32 +164,38 @@ pub struct ReplicaGroup {
 impl ReplicaGroup {
     /// `services <subcommand> --id N --listen … --members … --data-dir <dir>/<subcommand>-N <extra>`.
     pub fn start(binary: &Path, subcommand: &str, dir: &Path, extra: &[String]) -> Self {
-        let mut group = Self::stopped(binary, subcommand, dir, extra);
+        let mut group = Self::stopped(binary, subcommand, dir, extra, &[]);
         group.start_all();
         group
     }
 
     /// The same group, no replica started yet ([`ReplicaGroup::start_all`] or
-    /// [`ReplicaGroup::restart`] starts them).
-    pub fn stopped(binary: &Path, subcommand: &str, dir: &Path, extra: &[String]) -> Self {
+    /// [`ReplicaGroup::restart`] starts them), each replica with `env`.
+    pub fn stopped(binary: &Path, subcommand: &str, dir: &Path, extra: &[String], env: &[(String, String)]) -> Self {
         let ports: BTreeMap<u64, u16> = (1..=3).map(|id| (id, free_port())).collect();
         let members = ports.iter().map(|(id, port)| format!("{id}=127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
-        let replicas = ports
-            .iter()
-            .map(|(&id, port)| {
-                let name = format!("{subcommand}-{id}");
-                let mut args = vec![
-                    subcommand.to_owned(),
-                    format!("--id={id}"),
-                    format!("--listen=127.0.0.1:{port}"),
-                    format!("--members={members}"),
-                    format!("--data-dir={}", dir.join(&name).display()),
-                ];
-                args.extend_from_slice(extra);
-                (id, Process::stopped(binary, &name, args, dir))
-            })
-            .collect();
-        Self { ports, replicas, logs: dir.to_owned() }
+        let mut metrics_ports = BTreeMap::new();
+        let mut replicas = BTreeMap::new();
+        for (&id, port) in &ports {
+            let name = format!("{subcommand}-{id}");
+            let mut args = vec![
+                subcommand.to_owned(),
+                format!("--id={id}"),
+                format!("--listen=127.0.0.1:{port}"),
+                format!("--members={members}"),
+                format!("--data-dir={}", dir.join(&name).display()),
+            ];
+            args.extend_from_slice(extra);
+            let (process, metrics_port) = service_process(binary, &name, args, dir, env);
+            replicas.insert(id, process);
+            metrics_ports.insert(id, metrics_port);
+        }
+        Self { ports, metrics_ports, replicas, logs: dir.to_owned() }
+    }
+
+    /// Replica `id`'s process.
+    pub fn replica(&self, id: u64) -> &Process {
+        &self.replicas[&id]
     }
 
     pub fn urls(&self) -> Vec<String> {
@@ -189,6 +250,16 @@ impl ReplicaGroup {
     }
 }
 
+/// How [`ExecutionSide::set_up`] starts the processes: arguments added to the
+/// books database's and the executors' command lines (e.g. `--catalog=…`), and
+/// environment for every process (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub books_db_args: Vec<String>,
+    pub executor_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
 /// The queue, payment, the books database and the executors, as processes.
 pub struct ExecutionSide {
     pub queue: Process,
@@ -197,6 +268,9 @@ pub struct ExecutionSide {
     pub executors: ReplicaGroup,
     queue_port: u16,
     payment_port: u16,
+    /// Where the queue and payment serve their metrics.
+    queue_metrics: u16,
+    payment_metrics: u16,
     /// The key the processes use when none is set: orders' card tokens match it.
     key: FingerprintKey,
     logs: PathBuf,
@@ -220,6 +294,16 @@ impl ExecutionSide {
         books_db_args: &[String],
         extra_executor_args: &[String],
     ) -> Self {
+        let setup = Setup {
+            books_db_args: books_db_args.to_vec(),
+            executor_args: extra_executor_args.to_vec(),
+            env: Vec::new(),
+        };
+        Self::set_up(binary, dir, &setup)
+    }
+
+    /// [`ExecutionSide::without_executors`], as `setup` says.
+    pub fn set_up(binary: &Path, dir: &Path, setup: &Setup) -> Self {
         let queue_port = free_port();
         let payment_port = free_port();
         let service = |name: &str, port: u16| {
@@ -228,18 +312,21 @@ impl ExecutionSide {
                 format!("--listen=127.0.0.1:{port}"),
                 format!("--data-dir={}", dir.join(name).display()),
             ];
-            Process::start(binary, name, args, dir)
+            let (mut process, metrics) = service_process(binary, name, args, dir, &setup.env);
+            process.restart();
+            (process, metrics)
         };
-        let queue = service("order_queue", queue_port);
-        let payment = service("payment", payment_port);
-        let books_db = ReplicaGroup::start(binary, "books-db", dir, books_db_args);
+        let (queue, queue_metrics) = service("order_queue", queue_port);
+        let (payment, payment_metrics) = service("payment", payment_port);
+        let mut books_db = ReplicaGroup::stopped(binary, "books-db", dir, &setup.books_db_args, &setup.env);
+        books_db.start_all();
         let mut executor_args = vec![
             format!("--queue-url={}", url(queue_port)),
             format!("--payment-url={}", url(payment_port)),
             format!("--books-db={}", books_db.urls().join(",")),
         ];
-        executor_args.extend_from_slice(extra_executor_args);
-        let executors = ReplicaGroup::stopped(binary, "order-executor", dir, &executor_args);
+        executor_args.extend_from_slice(&setup.executor_args);
+        let executors = ReplicaGroup::stopped(binary, "order-executor", dir, &executor_args, &setup.env);
         Self {
             queue,
             payment,
@@ -247,9 +334,27 @@ impl ExecutionSide {
             executors,
             queue_port,
             payment_port,
+            queue_metrics,
+            payment_metrics,
             key: FingerprintKey::new(DEVELOPMENT_KEY),
             logs: dir.to_owned(),
         }
+    }
+
+    /// Every process's name (as traces name it) and the URL of its metrics.
+    pub fn metrics_urls(&self) -> Vec<(String, String)> {
+        let mut urls = vec![
+            ("order_queue".to_owned(), url(self.queue_metrics)),
+            ("payment".to_owned(), url(self.payment_metrics)),
+        ];
+        for (group, replicas) in [("books_db", &self.books_db), ("order_executor", &self.executors)] {
+            urls.extend(replicas.metrics_ports.iter().map(|(id, port)| (format!("{group}-{id}"), url(*port))));
+        }
+        urls
+    }
+
+    pub fn payment_url(&self) -> String {
+        url(self.payment_port)
     }
 
     /// The operating system's ids of every running process.

@@ -1,7 +1,7 @@
 //! A call that is a span of the caller's trace: a client span named as
 //! OpenTelemetry's RPC conventions say (`bookstore.v1.OrderQueue/Enqueue`, with
-//! `rpc.system`, `rpc.service`, `rpc.method` and, once answered,
-//! `rpc.grpc.status_code`), whose context the request carries (built by
+//! `rpc.system.name`, `rpc.method` and, once answered,
+//! `rpc.response.status_code`), whose context the request carries (built by
 //! [`super::request`] inside the span), so the service's span is its child.
 //! While tracing is off the span is disabled and costs nothing.
 
@@ -28,10 +28,9 @@ impl Call {
                 otel.name = %format_args!("{service}/{method}"),
                 otel.kind = "client",
                 otel.status_code = tracing::field::Empty,
-                rpc.system = "grpc",
-                rpc.service = service,
-                rpc.method = method,
-                rpc.grpc.status_code = tracing::field::Empty,
+                rpc.system.name = "grpc",
+                rpc.method = %format_args!("{service}/{method}"),
+                rpc.response.status_code = tracing::field::Empty,
                 order.id = tracing::field::Empty,
                 checkout.step = tracing::field::Empty,
                 checkout.refusal_code = tracing::field::Empty,
@@ -84,7 +83,7 @@ impl Call {
     }
 
     fn ended(&self, code: tonic::Code) {
-        self.span.record("rpc.grpc.status_code", code as i32);
+        self.span.record("rpc.response.status_code", super::observe::code_name(code));
         if code != tonic::Code::Ok {
             self.span.record("otel.status_code", "ERROR");
         }

@@ -1,9 +1,11 @@
 //! The layer every gRPC server here runs its calls through: each call is a
 //! server span that continues the caller's trace (the W3C context in its
-//! metadata), named and described as OpenTelemetry's RPC conventions say
-//! (`bookstore.v1.OrderQueue/Enqueue`; `rpc.system`, `rpc.service`, `rpc.method`,
-//! `rpc.grpc.status_code`), and is timed into `rpc_server_call_duration_seconds`
-//! by method and status, with its trace as the exemplar.
+//! metadata), named and described as OpenTelemetry's RPC conventions (schema
+//! 1.42) say: `bookstore.v1.OrderQueue/Enqueue`, with `rpc.system.name`,
+//! `rpc.method` (fully qualified; `_OTHER` and `rpc.method_original` for a
+//! method not served) and `rpc.response.status_code` (`OK`, `UNAVAILABLE`, …);
+//! and it is timed into `rpc_server_call_duration_seconds` by method and status,
+//! with its trace as the exemplar.
 //!
 //! Health checks, reflection and Raft's own traffic (heartbeats every 75 ms)
 //! make no spans; all but reflection (a stream) are timed. The status is read
@@ -37,9 +39,10 @@ const UNTIMED: [&str; 2] = ["grpc.reflection.v1.ServerReflection", "grpc.reflect
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
-    rpc_service: String,
+    /// `bookstore.v1.OrderQueue/Enqueue`, or `_OTHER`.
     rpc_method: String,
-    rpc_grpc_status_code: i32,
+    /// `OK`, `UNAVAILABLE`, …
+    rpc_response_status_code: &'static str,
 }
 
 type Calls = Family<CallLabels, Latency, fn() -> Latency>;
@@ -54,7 +57,7 @@ impl ObserveLayer {
         let calls: Calls = Family::new_with_constructor(metrics::latency);
         registry.register_seconds(
             "rpc_server_call_duration",
-            "gRPC calls served, by service, method and status code: how long each took",
+            "gRPC calls served, by method and status code: how long each took",
             calls.clone(),
         );
         Self { calls }
@@ -89,19 +92,19 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let (service, method) = service_and_method(request.uri().path());
-        let (service, method) = (service.to_owned(), method.to_owned());
+        let method = request.uri().path().trim_start_matches('/').to_owned();
+        let service = method.split_once('/').map_or(method.as_str(), |(service, _)| service).to_owned();
         let span = if tracing_enabled() && !UNTRACED.contains(&service.as_str()) {
             let span = tracing::info_span!(
                 parent: None,
                 "grpc.server",
-                otel.name = %format_args!("{service}/{method}"),
+                otel.name = %method,
                 otel.kind = "server",
                 otel.status_code = tracing::field::Empty,
-                rpc.system = "grpc",
-                rpc.service = %service,
+                rpc.system.name = "grpc",
                 rpc.method = %method,
-                rpc.grpc.status_code = tracing::field::Empty,
+                rpc.method_original = tracing::field::Empty,
+                rpc.response.status_code = tracing::field::Empty,
                 order.id = tracing::field::Empty,
             );
             context::continue_from_headers(&span, request.headers());
@@ -118,18 +121,21 @@ where
                 Ok(response) => status_code(response.headers()),
                 Err(_) => tonic::Code::Unknown,
             };
-            span.record("rpc.grpc.status_code", code as i32);
+            span.record("rpc.response.status_code", code_name(code));
             if is_server_error(code) {
                 span.record("otel.status_code", "ERROR");
             }
+            // A method not served names nothing of ours: one name for all of them,
+            // so a stranger's paths cannot grow the label set.
+            let rpc_method = if code == tonic::Code::Unimplemented {
+                span.record("rpc.method", "_OTHER");
+                span.record("rpc.method_original", method.as_str());
+                "_OTHER".to_owned()
+            } else {
+                method
+            };
             if !UNTIMED.contains(&service.as_str()) {
-                // An unknown method names nothing we serve: one label for all of
-                // them, so a stranger's paths cannot grow the label set.
-                let (rpc_service, rpc_method) = match code {
-                    tonic::Code::Unimplemented => ("_OTHER".to_owned(), "_OTHER".to_owned()),
-                    _ => (service, method),
-                };
-                let labels = CallLabels { rpc_service, rpc_method, rpc_grpc_status_code: code as i32 };
+                let labels = CallLabels { rpc_method, rpc_response_status_code: code_name(code) };
                 metrics::observe(&calls.get_or_create(&labels), started.elapsed(), &span);
             }
             response
@@ -137,9 +143,28 @@ where
     }
 }
 
-/// `/bookstore.v1.OrderQueue/Enqueue` → (`bookstore.v1.OrderQueue`, `Enqueue`).
-fn service_and_method(path: &str) -> (&str, &str) {
-    path.trim_start_matches('/').split_once('/').unwrap_or((path, ""))
+/// A status code's name, as gRPC's specification writes it.
+pub(super) fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// The status a response carries in its headers (an error's), else OK.
@@ -163,9 +188,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_path_names_the_service_and_the_method() {
-        assert_eq!(service_and_method("/bookstore.v1.OrderQueue/Enqueue"), ("bookstore.v1.OrderQueue", "Enqueue"));
-        assert_eq!(service_and_method("/nonsense"), ("/nonsense", ""));
+    fn a_code_is_named_as_grpc_names_it() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
+        assert_eq!(code_name(tonic::Code::Unauthenticated), "UNAUTHENTICATED");
     }
 
     #[test]

@@ -50,6 +50,15 @@ pub use export::ExportMetrics;
 pub const DEFAULT_FILTER: &str =
     "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=error";
 
+/// What the binaries' `--help` says of the environment logging and tracing read
+/// (the deployment tests check every variable a container is given against it).
+pub const HELP: &str = "Logs and traces, from the environment: RUST_LOG (the log filter), LOG_FORMAT (text, the \
+default, or json: one object a line, with trace and span ids), OTEL_EXPORTER_OTLP_ENDPOINT (export spans and log \
+records over OTLP/gRPC there; unset: nothing is exported) or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and \
+OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME, \
+OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_MAX_QUEUE_SIZE, \
+OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_SCHEDULE_DELAY, OTEL_SDK_DISABLED.";
+
 /// The crates whose spans become OpenTelemetry spans (at `info` and above): the
 /// shop's own. Libraries' internal spans (h2, hyper, openraft) stay out of traces.
 const TRACED_CRATES: [&str; 6] = ["platform", "services", "server", "consensus", "app", "domain"];

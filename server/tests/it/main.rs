@@ -6,9 +6,12 @@
 //! - `orders`: the order after checkout (two-phase commit, its journey, the cluster).
 //! - `queue`: the queue behind the checkout survives its restart.
 //! - `browser`: the page in headless Chromium (needs `make build-site`).
+//! - `observability`: the whole shop as processes, its traces sent to a real
+//!   OTLP receiver, its metrics scraped by Debian's Prometheus, its JSON logs.
 
 mod browser;
 mod checkout;
+mod observability;
 mod orders;
 mod queue;
 mod support;

@@ -76,7 +76,7 @@ async fn kill_9_of_each_leader_and_the_queue_while_orders_flow_loses_none_and_ch
 #[tokio::test]
 async fn every_write_answered_before_a_kill_9_of_the_queue_and_payment_is_there_after_it() {
     use std::sync::{Arc, Mutex};
-    use testkit::processes::{free_port, url, Process};
+    use testkit::processes::{free_port, service_process, url};
 
     let workdir = Workdir(Some(tempfile::tempdir().unwrap()));
     let dir = workdir.0.as_ref().unwrap().path().to_owned();
@@ -87,7 +87,9 @@ async fn every_write_answered_before_a_kill_9_of_the_queue_and_payment_is_there_
             format!("--listen=127.0.0.1:{port}"),
             format!("--data-dir={}", dir.join(name).display()),
         ];
-        Process::start(binary, name, args, &dir)
+        let (mut process, _) = service_process(binary, name, args, &dir, &[]);
+        process.restart();
+        process
     };
     let (queue_url, payment_url) = (free_port(), free_port());
     let mut queue = start("order_queue", queue_url);

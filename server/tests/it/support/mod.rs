@@ -6,6 +6,8 @@
 #![allow(dead_code, unused_imports)] // the benchmarks use only part of it
 
 pub mod browser;
+pub mod otlp;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
