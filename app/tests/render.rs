@@ -89,7 +89,8 @@ impl CheckoutBackend for Fake {
                 status,
                 reason: reason.map(str::to_owned),
                 journey: None,
-                trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+                // A shop that does not trace names no trace.
+                trace_id: (order_id != "ord-executing").then(|| "4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
             }))
         };
         let answer = match order_id.as_str() {
@@ -215,6 +216,7 @@ async fn an_order_page_shows_the_current_status_and_refreshes_without_javascript
     assert_eq!(status, None, "200");
     assert_eq!(element(&html, "order-title").1, "Order 0b7e9a52");
     assert_eq!(element(&html, "order-id").1, "0b7e9a52-77c1-4c1e-9d1c-3f0c2a9e8b10");
+    assert_eq!(element(&html, "order-trace").1, "4bf92f3577b34da6a3ce929d0e0e4736", "the support reference");
     let (badge, label) = element(&html, "order-live-status");
     assert!(badge.contains(r#"data-status="queued""#), "{badge}");
     assert_eq!(label, "Waiting to be packed");
@@ -227,6 +229,7 @@ async fn an_order_page_shows_the_current_status_and_refreshes_without_javascript
     assert!(badge.contains(r#"data-status="executing""#), "{badge}");
     assert_eq!(label, "Reserving your books and taking payment");
     assert!(html.contains(r#"http-equiv="refresh""#), "still changing: {html}");
+    assert!(!html.contains("order-trace"), "no trace, no reference: {html}");
 }
 
 #[tokio::test]

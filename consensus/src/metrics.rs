@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::node::Node;
-use crate::types::{NodeId, Raft, StateMachine};
+use crate::types::{Raft, StateMachine};
 
 const ROLES: [(ServerState, &str); 5] = [
     (ServerState::Leader, "leader"),
@@ -101,7 +101,7 @@ impl<M: StateMachine> Collector for RaftMetrics<M> {
         gauge(
             "raft_leader_id",
             "The leader this replica knows of (its replica id; 0: none known)",
-            metrics.current_leader.unwrap_or(NodeId::default()),
+            metrics.current_leader.unwrap_or_default(),
         )?;
         gauge(
             "raft_last_log_index",

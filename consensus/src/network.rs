@@ -55,7 +55,7 @@ pub(crate) struct Network {
     channels: HashMap<String, Channel>,
     /// Whether each peer answered its last call, shared by every client to it, so
     /// that losing and regaining a peer is logged once each (openraft's own logs of
-    /// every failed retry are filtered out by default: see `platform/src/telemetry.rs`).
+    /// every failed retry are filtered out by default: see `platform/src/telemetry/mod.rs`).
     reachable: HashMap<NodeId, Arc<AtomicBool>>,
 }
 

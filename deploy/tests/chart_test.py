@@ -63,9 +63,14 @@ def env_value(workload, name):
     return entry["value"]
 
 
+def named_ports(workload):
+    return {entry["name"]: entry["containerPort"] for entry in container(workload)["ports"]}
+
+
 def port(workload):
-    [only] = container(workload)["ports"]
-    return only["containerPort"]
+    """The port a workload serves on: gRPC's, or the web server's http."""
+    ports = named_ports(workload)
+    return ports.get("grpc", ports.get("http"))
 
 
 def expected_hosts(rendering, component, replicas, domain="cluster.local"):
@@ -184,9 +189,9 @@ def probes_and_services():
         require(service is not None, f"{name} has no Service")
         require(service["spec"]["selector"].items() <= workload["spec"]["template"]["metadata"]["labels"].items(),
                 f"Service {name} selects no pod of {name}")
-        [service_port] = service["spec"]["ports"]
-        require(service_port["targetPort"] in {entry["name"] for entry in box["ports"]},
-                f"Service {name} targets a port {name} does not name")
+        for service_port in service["spec"]["ports"]:
+            require(service_port["targetPort"] in {entry["name"] for entry in box["ports"]},
+                    f"Service {name} targets a port {name} does not name")
     # A single-replica service's URL names its Service and its port.
     for name, workload in rendering.workloads().items():
         for variable, entry in env(workload).items():
@@ -220,7 +225,10 @@ def security_and_resources():
 
 def commands_and_variables_exist():
     """Every container runs a real subcommand and is given only variables it reads."""
-    _, docs = render("--set", "logFilter=debug", "--set", "web.corsAllowedOrigins=http://shop.example")
+    _, docs = render("--set", "logFilter=debug", "--set", "web.corsAllowedOrigins=http://shop.example",
+                     "--set", "observability.otlpEndpoint=http://collector:4317",
+                     "--set", "observability.tracesSampler=parentbased_traceidratio",
+                     "--set", "observability.tracesSamplerArg=0.1")
     rendering = Rendering(docs, "default", "bookstore")
     for name, workload in rendering.workloads().items():
         args = container(workload)["args"]
@@ -229,6 +237,59 @@ def commands_and_variables_exist():
         read = env_names_read(str(program), *args[1:2])
         unread = set(env(workload)) - read
         require(not unread, f"{name} is given {sorted(unread)}, which `{' '.join(args)}` does not read")
+
+
+METRICS_PREFIXES = {
+    "fraud-detection": "FRAUD_DETECTION", "transaction-verification": "TRANSACTION_VERIFICATION",
+    "suggestions": "SUGGESTIONS", "order-queue": "ORDER_QUEUE", "payment": "PAYMENT",
+    "books-db": "BOOKS_DB", "order-executor": "ORDER_EXECUTOR",
+}
+
+
+def observability():
+    """Every pod is annotated for scraping on the port its process serves /metrics
+    on, every Service names that port `metrics` (what the ServiceMonitor scrapes),
+    the OTLP endpoint reaches every process, and the ServiceMonitor is there only
+    when asked for."""
+    _, docs = render("--set", "observability.otlpEndpoint=http://collector.monitoring:4317",
+                     "--set", "observability.logFormat=json")
+    rendering = Rendering(docs, "default", "bookstore")
+    require(not rendering.of("ServiceMonitor"), "a ServiceMonitor by default")
+    services = rendering.of("Service")
+    for name, workload in rendering.workloads().items():
+        component = name.removeprefix(f"{rendering.release}-")
+        ports = named_ports(workload)
+        annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+        require(annotations.get("prometheus.io/scrape") == "true", f"{name}'s pods are not annotated for scraping")
+        require(annotations.get("prometheus.io/path") == "/metrics", f"{name} is scraped elsewhere than /metrics")
+        if component == "web":
+            metrics = ports["http"]
+        else:
+            metrics = ports.get("metrics")
+            require(metrics is not None, f"{name} names no metrics port")
+            address = env_value(workload, f"{METRICS_PREFIXES[component]}_METRICS_ADDR")
+            require(address == f"0.0.0.0:{metrics}", f"{name} serves its metrics on {address}, not its port {metrics}")
+        require(annotations.get("prometheus.io/port") == str(metrics), f"{name} is annotated with another port")
+        service_ports = {entry["name"]: entry for entry in services[name]["spec"]["ports"]}
+        require("metrics" in service_ports, f"Service {name} has no metrics port")
+        target = service_ports["metrics"]["targetPort"]
+        require(ports.get(target) == metrics, f"Service {name}'s metrics port targets {target}")
+        require(env_value(workload, "OTEL_EXPORTER_OTLP_ENDPOINT") == "http://collector.monitoring:4317",
+                f"{name} does not export to the endpoint")
+        require(env_value(workload, "LOG_FORMAT") == "json", f"{name} does not log JSON lines")
+    _, docs = render("--set", "observability.serviceMonitor.enabled=true",
+                     "--set", "observability.serviceMonitor.labels.release=prometheus")
+    rendering = Rendering(docs, "default", "bookstore")
+    [monitor] = rendering.of("ServiceMonitor").values()
+    spec = monitor["spec"]
+    require(monitor["metadata"]["labels"].get("release") == "prometheus", "the ServiceMonitor lacks its labels")
+    require(spec["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}], f"{spec['endpoints']}")
+    selected = [service for service in rendering.of("Service").values()
+                if spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()]
+    require(len(selected) == len(rendering.workloads()), "the ServiceMonitor does not select every workload's Service")
+    require(spec["jobLabel"] == "app.kubernetes.io/name"
+            and all(service["metadata"]["labels"]["app.kubernetes.io/name"] == "bookstore" for service in selected),
+            "the scrape job is not named bookstore, as the dashboards expect")
 
 
 def ports_are_the_port_map():
@@ -248,6 +309,7 @@ def main():
     checks.check("probes on the ports the containers listen on; Services select their pods", probes_and_services)
     checks.check("non-root, read-only root filesystems, limits, the shared secret", security_and_resources)
     checks.check("every container runs a real subcommand with variables it reads", commands_and_variables_exist)
+    checks.check("scrape annotations, metrics ports, the OTLP endpoint; a ServiceMonitor on request", observability)
     checks.check("its ports are the port map's (services ports)", ports_are_the_port_map)
     checks.finish()
 

@@ -4,7 +4,10 @@ compose.yaml up on the Docker engine, and checks through the published port what
 shopper and an operator rely on: the seed's order commits, a blocklisted card is
 refused at the fraud step, killing either Raft group's leader container leaves the
 shop working and the restarted container catches up, `down` then `up` keeps
-the orders, and schemathesis finds the served OpenAPI document true. Everything is torn down afterwards, on failure too.
+the orders, and schemathesis finds the served OpenAPI document true; the `prometheus`
+profile's Prometheus (built here from Debian's package) scrapes every process and
+counts the orders, and the `observability` profile's configuration is complete.
+Everything is torn down afterwards, on failure too.
 
 Run by `make test-containers` (part of `make test`). It never skips: without a
 working engine it fails and says why. Figures (build, up-to-healthy, image size)
@@ -23,6 +26,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import date
 from pathlib import Path
@@ -46,17 +50,24 @@ def free_port():
 
 
 WEB_PORT = free_port()
+PROMETHEUS_PORT = free_port()
 ENV = {
     **os.environ,
     "COMPOSE_PROJECT_NAME": PROJECT,
     "BOOKSTORE_BUILD_TARGET": "prebuilt",
     "BOOKSTORE_IMAGE": IMAGE,
     "WEB_PORT": str(WEB_PORT),
+    "PROMETHEUS_PORT": str(PROMETHEUS_PORT),
     "CARD_FINGERPRINT_KEY": secrets.token_hex(32),
 }
-# A developer's settings must not change what is tested.
-for name in ("RUST_LOG", "FRAUD_VELOCITY_LIMIT", "FRAUD_VELOCITY_WINDOW_SECS", "ORDER_QUEUE_LEASE_MS"):
+# A developer's settings must not change what is tested. (The processes export
+# to the observability profile's collector, which this test does not run: they
+# go on without it.)
+for name in ("RUST_LOG", "FRAUD_VELOCITY_LIMIT", "FRAUD_VELOCITY_WINDOW_SECS", "ORDER_QUEUE_LEASE_MS",
+             "OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_FORMAT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"):
     ENV.pop(name, None)
+# Every profile, so that teardown removes what any check started.
+PROFILES = ["--profile", "prometheus", "--profile", "observability"]
 
 
 def compose(*args, timeout=600, check=True):
@@ -166,6 +177,8 @@ def environment_names_are_read():
     misspelt name would otherwise be ignored in silence)."""
     config = json.loads(compose("config", "--format", "json"))
     for name, service in config["services"].items():
+        if service.get("image") != IMAGE:
+            continue  # Prometheus, the collector: their own images
         command = service["command"]
         program = BIN / command[0]
         require(program.exists(), f"{program} is missing: build first (make test builds it)")
@@ -280,8 +293,58 @@ def replicas_converge():
     eventually("every replica answers with the same last applied index", converged, timeout_s=60)
 
 
+def prometheus_query(promql):
+    url = f"http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        result = json.loads(answer.read())
+    require(result["status"] == "success", f"{promql}: {result}")
+    return result["data"]["result"]
+
+
+def prometheus_scrapes_every_process():
+    """`docker compose --profile prometheus up`: Prometheus, built from Debian's
+    package on the base image, scrapes all twelve processes and counts the orders."""
+    started = time.monotonic()
+    compose("--profile", "prometheus", "up", "--detach", "--wait", "--wait-timeout", "300", "prometheus",
+            timeout=900)
+    print(f"     prometheus built and healthy in {time.monotonic() - started:.1f} s", flush=True)
+    require_committed([place()])
+
+    def value(promql):
+        series = prometheus_query(promql)
+        return float(series[0]["value"][1]) if len(series) == 1 else None
+
+    eventually("every process scraped and up", lambda: value('count(up{job="bookstore"} == 1)') == 12, timeout_s=60)
+    processes = {series["metric"]["process"] for series in prometheus_query("process_start_time_seconds")}
+    require(len(processes) == 12 and {"web", "books_db-1", "order_executor-3"} <= processes,
+            f"processes labelled {sorted(processes)}")
+    eventually("the orders counted",
+               lambda: (value('sum(order_executor_orders_finished_total{outcome="committed"})') or 0) >= 2
+               and (value('sum(checkouts_total{outcome="approved"})') or 0) >= 1, timeout_s=60)
+    # Out of the way of the checks that take the shop down and up.
+    compose("--profile", "prometheus", "rm", "--stop", "--force", "prometheus", timeout=120)
+
+
+def observability_profile_is_complete():
+    """`docker compose --profile observability config`: the collector's image, its
+    ports, and the dashboards and data sources it mounts, which exist."""
+    config = json.loads(compose(*PROFILES, "config", "--format", "json"))
+    lgtm = config["services"].get("lgtm")
+    require(lgtm is not None and lgtm["image"].startswith("grafana/otel-lgtm:"), "no grafana/otel-lgtm service")
+    published = {int(port["published"]) for port in lgtm.get("ports", [])}
+    require({3000, 4317, 4318} <= published, f"lgtm publishes {published}")
+    for volume in lgtm.get("volumes", []):
+        require(Path(volume["source"]).exists(), f"lgtm mounts {volume['source']}, which does not exist")
+    dashboards = [volume for volume in lgtm["volumes"] if volume["target"].endswith("/dashboards/bookstore")]
+    require(dashboards and any(Path(dashboards[0]["source"]).glob("*.json")), "no dashboards mounted")
+    for name, service in config["services"].items():
+        if service.get("image") == IMAGE:
+            endpoint = (service.get("environment") or {}).get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            require(endpoint == "http://lgtm:4317", f"{name} exports to {endpoint}")
+
+
 def teardown():
-    compose("down", "--volumes", "--remove-orphans", "--timeout", "5", timeout=180, check=False)
+    compose(*PROFILES, "down", "--volumes", "--remove-orphans", "--timeout", "5", timeout=180, check=False)
 
 
 def logs():
@@ -316,6 +379,10 @@ def main():
         checks.check("a blocklisted card is refused at the fraud step (403)", blocklisted_card)
         checks.check("the OpenAPI document matches what the server accepts and answers (schemathesis)",
                      openapi_tells_the_truth)
+        checks.check("the prometheus profile: Debian's Prometheus scrapes every process and counts the orders",
+                     prometheus_scrapes_every_process)
+        checks.check("the observability profile names the collector, its ports, dashboards and data sources",
+                     observability_profile_is_complete)
         checks.check("kill the executor leader's container: orders still commit",
                      kill_leader("executors", "order-executor"))
         checks.check("start it again: it catches up", restart("executors", "order-executor"))

@@ -54,23 +54,20 @@ pub fn local_urls(ports: &[u16]) -> Vec<String> {
     ports.iter().map(|port| local_url(*port)).collect()
 }
 
-/// Every process of a run on one machine, as its traces name it, and the
-/// `host:port` of its metrics (the web server's own port).
-pub fn metrics_targets() -> Vec<(String, String)> {
-    let address = |port: u16| format!("127.0.0.1:{port}");
-    let mut targets = vec![
-        ("web".to_owned(), address(WEB)),
-        ("fraud_detection".to_owned(), address(metrics::FRAUD_DETECTION)),
-        ("transaction_verification".to_owned(), address(metrics::TRANSACTION_VERIFICATION)),
-        ("suggestions".to_owned(), address(metrics::SUGGESTIONS)),
-        ("order_queue".to_owned(), address(metrics::ORDER_QUEUE)),
-        ("payment".to_owned(), address(metrics::PAYMENT)),
+/// Where every process of a run on one machine serves its metrics
+/// (`host:port`; the web server on its own port).
+pub fn metrics_targets() -> Vec<String> {
+    let mut ports = vec![
+        WEB,
+        metrics::FRAUD_DETECTION,
+        metrics::TRANSACTION_VERIFICATION,
+        metrics::SUGGESTIONS,
+        metrics::ORDER_QUEUE,
+        metrics::PAYMENT,
     ];
-    for (group, ports) in [("books_db", metrics::BOOKS_DB), ("order_executor", metrics::ORDER_EXECUTOR)] {
-        targets
-            .extend(ports.iter().enumerate().map(|(index, port)| (format!("{group}-{}", index + 1), address(*port))));
-    }
-    targets
+    ports.extend(metrics::BOOKS_DB);
+    ports.extend(metrics::ORDER_EXECUTOR);
+    ports.into_iter().map(|port| format!("127.0.0.1:{port}")).collect()
 }
 
 /// The map as shell assignments (`services ports`), for `scripts/run-local.sh`.

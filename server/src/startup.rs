@@ -89,7 +89,7 @@ impl Application {
                 (FingerprintKey::new(DEVELOPMENT_KEY), LinkSeal::new(uuid::Uuid::new_v4().as_bytes()))
             }
         };
-        let metrics = Registry::default();
+        let metrics = Registry::for_process("web");
         let clients = Clients::new(&config.services, config.call_timeout())?;
         let orchestrator = Arc::new(Orchestrator::new(clients, Arc::new(Catalog::embedded()), key, &metrics));
         let status = Arc::new(StatusReader::new(&config.services, config.call_timeout())?);

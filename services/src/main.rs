@@ -312,7 +312,7 @@ async fn serve_metrics(
     telemetry: &telemetry::Telemetry,
     name: &str,
 ) -> anyhow::Result<Registry> {
-    let registry = Registry::default();
+    let registry = Registry::for_process(name);
     registry.register_collector(ProcessMetrics::new());
     if let Some(exports) = telemetry.export_metrics() {
         exports.register(&registry);

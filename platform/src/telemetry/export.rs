@@ -190,3 +190,42 @@ pub(super) fn span_processor() -> Result<(impl SpanProcessor, ExportMetrics), Ex
 pub(super) fn log_exporter() -> Result<opentelemetry_otlp::LogExporter, ExporterBuildError> {
     opentelemetry_otlp::LogExporter::builder().with_tonic().build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(limit: usize) -> Gate {
+        Gate {
+            on_the_way: AtomicUsize::new(0),
+            limit,
+            failing: AtomicBool::new(false),
+            metrics: ExportMetrics::default(),
+        }
+    }
+
+    #[test]
+    fn spans_beyond_the_bound_are_dropped_and_counted() {
+        let gate = gate(2);
+        assert!(gate.admit() && gate.admit());
+        assert!(!gate.admit(), "a third span waits for none");
+        assert_eq!(gate.metrics.dropped(), 1);
+        gate.exported(2, &Ok(()));
+        assert!(gate.admit(), "exported spans make room");
+        assert_eq!(gate.metrics.exported.get(), 2);
+    }
+
+    #[test]
+    fn a_batch_the_collector_does_not_take_is_counted_as_dropped_and_makes_room() {
+        let gate = gate(3);
+        for _ in 0..3 {
+            assert!(gate.admit());
+        }
+        gate.exported(3, &Err(opentelemetry_sdk::error::OTelSdkError::Timeout(Duration::from_secs(1))));
+        assert_eq!((gate.metrics.dropped(), gate.metrics.exported.get()), (3, 0));
+        assert!(gate.failing.load(Ordering::Relaxed));
+        assert!(gate.admit());
+        gate.exported(1, &Ok(()));
+        assert!(!gate.failing.load(Ordering::Relaxed), "recovered");
+    }
+}

@@ -162,3 +162,60 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    /// What the formatter wrote, line by line.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_carries_its_spans_trace_and_order_and_its_own_fields() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().event_format(JsonLines).with_writer(move || writer.clone()))
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(OrderIds);
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("checkout", order.id = "o-1");
+            let _entered = span.enter();
+            tracing::info!(elapsed_us = 42_u64, step = %"check_card", "refused");
+            let context = span.context();
+            let otel = opentelemetry::trace::TraceContextExt::span(&context).span_context().clone();
+            (otel.trace_id().to_string(), otel.span_id().to_string())
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "refused");
+        assert_eq!(line["order_id"], "o-1", "from the span around it");
+        assert_eq!(
+            (line["trace_id"].as_str(), line["span_id"].as_str()),
+            (Some(trace_id.as_str()), Some(span_id.as_str()))
+        );
+        assert_eq!((line["elapsed_us"].as_u64(), line["step"].as_str()), (Some(42), Some("check_card")));
+        assert!(line["timestamp"].as_str().is_some_and(|at| at.ends_with('Z')), "{line}");
+        assert_eq!(text.lines().count(), 1, "one line: {text}");
+    }
+}

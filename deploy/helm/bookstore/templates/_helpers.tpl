@@ -70,11 +70,36 @@ livenessProbe:
   failureThreshold: {{ .root.Values.probes.failureThreshold }}
 {{- end -}}
 
-{{/* RUST_LOG, when the values set one. */}}
-{{- define "bookstore.logEnv" -}}
+{{/* What every process's logging and tracing read: RUST_LOG when the values
+set one, the log format, the OTLP endpoint and the sampler when set. */}}
+{{- define "bookstore.telemetryEnv" -}}
 {{- with .Values.logFilter }}
 - name: RUST_LOG
   value: {{ . | quote }}
+{{- end }}
+- name: LOG_FORMAT
+  value: {{ .Values.observability.logFormat | quote }}
+{{- with .Values.observability.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.observability.tracesSampler }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.observability.tracesSamplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* A pod's scrape annotations, when the values want them. Arguments: root, port. */}}
+{{- define "bookstore.scrapeAnnotations" -}}
+{{- if .root.Values.observability.scrapeAnnotations }}
+annotations:
+  prometheus.io/scrape: "true"
+  prometheus.io/port: {{ .port | quote }}
+  prometheus.io/path: /metrics
 {{- end }}
 {{- end -}}
 

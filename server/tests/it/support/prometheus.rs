@@ -42,8 +42,8 @@ impl Prometheus {
     /// Prometheus scraping `targets` (a process's name, its metrics URL) every
     /// second, its data and log under `dir`; once it answers.
     pub async fn start(targets: &[(String, String)], dir: &Path) -> Self {
-        let addresses: Vec<(String, String)> =
-            targets.iter().map(|(name, url)| (name.clone(), url.trim_start_matches("http://").to_owned())).collect();
+        let addresses: Vec<String> =
+            targets.iter().map(|(_, url)| url.trim_start_matches("http://").to_owned()).collect();
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, platform::metrics::scrape_config(1, &addresses)).expect("write the scrape config");
         let port = free_port();
