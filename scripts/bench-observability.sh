@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# What observability costs a checkout (docs/benchmarks.md): loadgen's `good`
+# scenario with one shopper (closed loop) and at 200 checkouts a second (open
+# loop), against three builds of the shop in the same run:
+#
+#   reference  the build from before traces and metrics existed (REF_TREE: a
+#              worktree of that commit, built there), with its own scripts
+#   off        this build, no OTLP endpoint, nothing scraping (metrics are
+#              recorded all the same: they cannot be switched off)
+#   on         this build, every process exporting its spans and log records to
+#              a local OTLP receiver (server/examples/otlp_sink.rs), JSON log
+#              lines, and Debian's Prometheus scraping every process every 5 s
+#
+# Each round starts each variant's shop afresh (release binaries, the load
+# catalog, RUST_LOG=warn as in scripts/bench-checkout.sh) and runs both loads;
+# rounds interleave the variants, so a drift of the machine falls on all three.
+# Prints every run and the median of the rounds.
+#
+#   git worktree add /tmp/bookstore-ref <commit> && (cd /tmp/bookstore-ref &&
+#       cargo build --release -p services -p server)
+#   make build && cargo build --release -p loadgen && cargo build --release -p server --example otlp_sink
+#   REF_TREE=/tmp/bookstore-ref scripts/bench-observability.sh      # ROUNDS=3 DURATION=20s
+#
+# Not part of `make test`: timings are asserted nowhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-20s}
+REF_TREE=${REF_TREE:?set REF_TREE to a built worktree of the reference commit}
+here=$(pwd)
+for binary in target/release/services target/release/server target/release/loadgen \
+  target/release/examples/otlp_sink "$REF_TREE/target/release/services" "$REF_TREE/target/release/server"; do
+  [ -x "$binary" ] || { echo "bench-observability: $binary is missing (see the header)" >&2; exit 1; }
+done
+command -v prometheus >/dev/null || { echo "bench-observability: install Prometheus: scripts/setup.sh observe" >&2; exit 1; }
+results=$(mktemp -d "${TMPDIR:-/tmp}/bench-observability.XXXXXX")
+target=http://127.0.0.1:8080
+pids=()
+
+stop_all() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap 'stop_all; echo "bench-observability: reports and logs in $results"' EXIT
+
+start_shop() { # start_shop TREE FOLDER [VAR=VALUE...]: the shop of TREE, its data and log in FOLDER
+  local tree=$1 folder=$2; shift 2
+  mkdir -p "$folder"
+  (cd "$tree" && env "$@" CATALOG_FILE=data/books-load.json BIN=target/release DATA_DIR="$folder/data" \
+    RUST_LOG=warn scripts/run-local.sh > "$folder/shop.log" 2>&1) &
+  pids+=("$!")
+  for _ in $(seq 1 600); do
+    curl -fsS "$target/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench-observability: the shop in $folder did not get ready" >&2
+  exit 1
+}
+
+seed=0
+load() { # load NAME ARGS...: one loadgen run, its summary in NAME.json
+  seed=$((seed + 1))
+  target/release/loadgen --target "$target" --scenario good --catalog data/books-load.json --duration "$DURATION" \
+    --seed "$seed" --quiet --json "$results/$1.json" "${@:2}" > "$results/$1.txt" ||
+    echo "bench-observability: $1: loadgen's checks failed: $results/$1.txt"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for variant in reference off on; do
+    folder="$results/$variant-$round"
+    echo "bench-observability: round $round, $variant"
+    case $variant in
+      reference) start_shop "$REF_TREE" "$folder" ;;
+      off) start_shop "$here" "$folder" ;;
+      on)
+        target/release/examples/otlp_sink 127.0.0.1:4317 > "$folder-sink.log" 2>&1 &
+        pids+=("$!")
+        mkdir -p "$folder/prometheus"
+        target/release/services prometheus-config > "$folder/prometheus/prometheus.yml"
+        prometheus --config.file="$folder/prometheus/prometheus.yml" --storage.tsdb.path="$folder/prometheus/data" \
+          --web.listen-address=127.0.0.1:9090 --enable-feature=exemplar-storage > "$folder-prometheus.log" 2>&1 &
+        pids+=("$!")
+        start_shop "$here" "$folder" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 LOG_FORMAT=json
+        ;;
+    esac
+    load "$variant-$round-shopper" --shoppers 1
+    load "$variant-$round-rate200" --rate 200
+    stop_all
+  done
+done
+
+python3 - "$results" "$ROUNDS" <<'EOF'
+import json, statistics, sys, pathlib
+results, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+def latency(name):
+    summary = json.loads((results / f"{name}.json").read_text())
+    lat = next(iter(summary["load"]["latency"].values()))
+    return summary["load"]["requestsPerS"], lat["p50"], lat["p99"]
+print(f"{'run':<22} {'checkouts/s':>11} {'p50 ms':>7} {'p99 ms':>7}")
+medians = {}
+for load in ["shopper", "rate200"]:
+    for variant in ["reference", "off", "on"]:
+        runs = [latency(f"{variant}-{r}-{load}") for r in range(1, rounds + 1)]
+        for r, (rate, p50, p99) in enumerate(runs, 1):
+            print(f"{variant + '-' + str(r) + '-' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f}")
+        medians[(variant, load)] = tuple(statistics.median(run[i] for run in runs) for i in range(3))
+print()
+print(f"{'median of rounds':<22} {'checkouts/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'p50 vs off':>10} {'p50 vs ref':>10}")
+for load in ["shopper", "rate200"]:
+    off, ref = medians[("off", load)][1], medians[("reference", load)][1]
+    for variant in ["reference", "off", "on"]:
+        rate, p50, p99 = medians[(variant, load)]
+        print(f"{variant + ' ' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f} {p50 / off:>10.2f} {p50 / ref:>10.2f}")
+EOF
