@@ -33,8 +33,9 @@ observe: setup-observe
 	@test -x target/release/services || cargo build --release -p services
 	mkdir -p .data/prometheus
 	target/release/services prometheus-config > .data/prometheus/prometheus.yml
-	prometheus --config.file=.data/prometheus/prometheus.yml --storage.tsdb.path=.data/prometheus/data \
-		--web.listen-address=127.0.0.1:9090 --enable-feature=exemplar-storage
+	eval "$$(target/release/services ports)" && prometheus --config.file=.data/prometheus/prometheus.yml \
+		--storage.tsdb.path=.data/prometheus/data --web.listen-address=127.0.0.1:$$PROMETHEUS_PORT \
+		--enable-feature=exemplar-storage
 
 ## make containers: the whole shop in Docker containers from binaries built here (for
 ## machines that reach no image registry; elsewhere `docker compose up --build`).

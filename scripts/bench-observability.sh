@@ -48,7 +48,13 @@ trap 'stop_all; echo "bench-observability: reports and logs in $results"' EXIT
 start_shop() { # start_shop TREE FOLDER [VAR=VALUE...]: the shop of TREE, its data and log in FOLDER
   local tree=$1 folder=$2; shift 2
   mkdir -p "$folder"
-  (cd "$tree" && env "$@" CATALOG_FILE=data/books-load.json BIN=target/release DATA_DIR="$folder/data" \
+  # The last shop must be gone: a run against it would measure the wrong build.
+  if curl -fsS "$target/healthz" >/dev/null 2>&1; then
+    echo "bench-observability: something already answers at $target" >&2
+    exit 1
+  fi
+  # exec: the process started is run-local.sh itself, which stops its shop on SIGTERM.
+  (cd "$tree" && exec env "$@" CATALOG_FILE=data/books-load.json BIN=target/release DATA_DIR="$folder/data" \
     RUST_LOG=warn scripts/run-local.sh > "$folder/shop.log" 2>&1) &
   pids+=("$!")
   for _ in $(seq 1 600); do

@@ -31,6 +31,8 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
+import yaml
+
 from harness import Checks, CheckFailed, env_names_read, eventually, ports_outside_the_map, require, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -341,6 +343,19 @@ def observability_profile_is_complete():
         if service.get("image") == IMAGE:
             endpoint = (service.get("environment") or {}).get("OTEL_EXPORTER_OTLP_ENDPOINT")
             require(endpoint == "http://lgtm:4317", f"{name} exports to {endpoint}")
+    # Grafana is not run here (its image needs a registry): what it would read is
+    # checked instead. Every panel names a provisioned data source, and a latency
+    # exemplar's label (the shop's `trace_id`) opens Tempo.
+    sources = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/datasources.yaml").read_text())
+    uids = {source["uid"]: source for source in sources["datasources"]}
+    require({"prometheus", "tempo", "loki"} <= set(uids), f"data sources {sorted(uids)}")
+    require(uids["prometheus"]["url"] == "http://prometheus:9090", "Grafana reads another Prometheus")
+    exemplars = uids["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    require(exemplars == [{"name": "trace_id", "datasourceUid": "tempo"}], f"exemplar links {exemplars}")
+    for path in sorted((ROOT / "deploy/grafana/dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            require(panel["datasource"]["uid"] in uids, f"{path.name}: {panel['title']} names no provisioned source")
 
 
 def teardown():

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::collector::Collector;
@@ -123,9 +123,12 @@ async fn scrape(State(registry): State<Registry>, headers: HeaderMap) -> impl In
     let accept = headers.get(ACCEPT).and_then(|value| value.to_str().ok()).unwrap_or_default();
     let format = Format::accepted(accept);
     // Collectors read what they report (the queue's depth from its database):
-    // off the async workers.
-    let text = tokio::task::spawn_blocking(move || registry.encode(format)).await.unwrap_or_default();
-    ([(CONTENT_TYPE, format.content_type())], text)
+    // off the async workers. A scrape that could not be answered is an error,
+    // not a target without series.
+    match tokio::task::spawn_blocking(move || registry.encode(format)).await {
+        Ok(text) => ([(CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// Serves [`router`] on `listener` until `shutdown`.

@@ -41,7 +41,10 @@ impl TraceService for Counts {
 
 #[tonic::async_trait]
 impl LogsService for Counts {
-    async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         let records: usize = request
             .get_ref()
             .resource_logs

@@ -1,5 +1,7 @@
 //! What every HTTP request to the web server passes through: a server span that
-//! continues the caller's trace (a `traceparent` header) or begins one, named
+//! begins a trace (linked to the trace a `traceparent` header names, if any: the
+//! web server is the shop's edge, and a stranger does not pick the shop's trace
+//! ids, their sampling, or what travels with an order), named
 //! and described as OpenTelemetry's HTTP conventions say (`POST /checkout`;
 //! `http.request.method`, `http.route`, `http.response.status_code`); the answer
 //! carries the span as a W3C `traceresponse` header, so a shopper's report (or
@@ -7,7 +9,9 @@
 //! `http_server_request_duration_seconds` by method, route and status, with its
 //! trace as the exemplar.
 //!
-//! Health checks and scrapes make no spans. Labels are bounded: the route as
+//! The span names the route, never the path or query a client sent (which could
+//! hold anything, a card number too). Health checks and scrapes make no spans.
+//! Labels are bounded: the route as
 //! the router matched it (`/orders/{id}`, not the id), `other` for what no route
 //! matched (the page's files, unknown paths), and `_OTHER` for a method HTTP
 //! does not define.
@@ -19,7 +23,7 @@ use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use platform::metrics::{self, Latency, Registry};
-use platform::telemetry::{context, tracing_enabled};
+use platform::telemetry::context;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use tracing::Instrument as _;
@@ -59,13 +63,14 @@ impl HttpMetrics {
 pub async fn observe(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
     let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
-    let traced = tracing_enabled() && !route.as_deref().is_some_and(|route| UNTRACED.contains(&route));
-    let span = if traced {
+    let span = if route.as_deref().is_some_and(|route| UNTRACED.contains(&route)) {
+        tracing::Span::none()
+    } else {
         let name = match &route {
             Some(route) => format!("{method} {route}"),
             None => method.to_owned(),
         };
-        let span = tracing::info_span!(
+        let span = platform::traced_span!(
             parent: None,
             "http.server",
             otel.name = %name,
@@ -73,13 +78,10 @@ pub async fn observe(State(metrics): State<HttpMetrics>, request: Request, next:
             otel.status_code = tracing::field::Empty,
             http.request.method = method,
             http.route = route.as_deref().unwrap_or_default(),
-            url.path = request.uri().path(),
             http.response.status_code = tracing::field::Empty,
         );
-        context::continue_from_headers(&span, request.headers());
+        context::link_from_headers(&span, request.headers());
         span
-    } else {
-        tracing::Span::none()
     };
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

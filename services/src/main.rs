@@ -347,10 +347,10 @@ async fn main() -> anyhow::Result<()> {
     let command = Cli::command().mut_subcommands(|subcommand| subcommand.after_help(telemetry::HELP));
     let cli = Cli::from_arg_matches(&command.get_matches())?;
     let service = match cli.command {
-        Command::Health(probe) => {
-            let _telemetry = telemetry::init("services_health")?;
-            return probe.run().await;
-        }
+        // A container's healthcheck: it answers by its exit status and says why
+        // on stderr; it logs and exports nothing (an absent collector must not
+        // slow it).
+        Command::Health(probe) => return probe.run().await,
         Command::Ports => {
             print!("{}", ports::as_shell());
             return Ok(());

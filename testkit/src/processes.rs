@@ -143,9 +143,33 @@ pub fn service_process(
     (Process::stopped(binary, name, args, dir).with_env(env), metrics_port)
 }
 
-/// A loopback port free at the time of asking.
+/// Where [`free_port`] looks: below the kernel's ephemeral range (32768 and
+/// up by default), from which every outgoing connection takes its own port.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port free at the time of asking, for a process to listen on. It
+/// lies below the ephemeral range, so no connection the shop's processes open
+/// takes it before the process it is meant for binds it (a port handed out by
+/// the kernel for binding 0 could be), and it is handed out once in this test
+/// process (the tests running at once never share one).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Each test process starts somewhere of its own in the range.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = PORTS.end - PORTS.start;
+    let _ = NEXT.compare_exchange(
+        0,
+        (std::process::id() % u32::from(span)) as u16 + 1,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let port = PORTS.start + NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {PORTS:?}")
 }
 
 pub fn url(port: u16) -> String {

@@ -11,7 +11,6 @@ use std::time::Duration;
 use tracing::Instrument as _;
 
 use super::CallFailure;
-use crate::telemetry::tracing_enabled;
 
 pub struct Call {
     span: tracing::Span,
@@ -22,22 +21,18 @@ impl Call {
     /// A call to `method` of `service` (gRPC's names: `bookstore.v1.OrderQueue`,
     /// `Enqueue`), answered within `deadline`, as a child of the current span.
     pub fn new(service: &'static str, method: &'static str, deadline: Duration) -> Self {
-        let span = if tracing_enabled() {
-            tracing::info_span!(
-                "grpc.client",
-                otel.name = %format_args!("{service}/{method}"),
-                otel.kind = "client",
-                otel.status_code = tracing::field::Empty,
-                rpc.system.name = "grpc",
-                rpc.method = %format_args!("{service}/{method}"),
-                rpc.response.status_code = tracing::field::Empty,
-                order.id = tracing::field::Empty,
-                checkout.step = tracing::field::Empty,
-                checkout.refusal_code = tracing::field::Empty,
-            )
-        } else {
-            tracing::Span::none()
-        };
+        let span = crate::traced_span!(
+            "grpc.client",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            rpc.system.name = "grpc",
+            rpc.method = %format_args!("{service}/{method}"),
+            rpc.response.status_code = tracing::field::Empty,
+            order.id = tracing::field::Empty,
+            checkout.step = tracing::field::Empty,
+            checkout.refusal_code = tracing::field::Empty,
+        );
         Self { span, deadline }
     }
 

@@ -2,8 +2,10 @@
 //! server span that continues the caller's trace (the W3C context in its
 //! metadata), named and described as OpenTelemetry's RPC conventions (schema
 //! 1.42) say: `bookstore.v1.OrderQueue/Enqueue`, with `rpc.system.name`,
-//! `rpc.method` (fully qualified; `_OTHER` and `rpc.method_original` for a
-//! method not served) and `rpc.response.status_code` (`OK`, `UNAVAILABLE`, …);
+//! `rpc.method` (fully qualified; `_OTHER` for a method not served, whose name,
+//! a stranger's text, is kept out of the trace) and `rpc.response.status_code`
+//! (`OK`, `UNAVAILABLE`, …; `DEADLINE_EXCEEDED` or `CANCELLED` for a call that
+//! ended unanswered);
 //! and it is timed into `rpc_server_call_duration_seconds` by method and status,
 //! with its trace as the exemplar.
 //!
@@ -24,7 +26,7 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use crate::metrics::{self, Latency, Registry};
-use crate::telemetry::{context, tracing_enabled};
+use crate::telemetry::context;
 
 /// Services whose calls make no span.
 const UNTRACED: [&str; 4] = [
@@ -93,9 +95,12 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().trim_start_matches('/').to_owned();
-        let service = method.split_once('/').map_or(method.as_str(), |(service, _)| service).to_owned();
-        let span = if tracing_enabled() && !UNTRACED.contains(&service.as_str()) {
-            let span = tracing::info_span!(
+        let service_len = method.find('/').unwrap_or(method.len());
+        let service = &method[..service_len];
+        let span = if UNTRACED.contains(&service) {
+            tracing::Span::none()
+        } else {
+            let span = crate::traced_span!(
                 parent: None,
                 "grpc.server",
                 otel.name = %method,
@@ -103,44 +108,100 @@ where
                 otel.status_code = tracing::field::Empty,
                 rpc.system.name = "grpc",
                 rpc.method = %method,
-                rpc.method_original = tracing::field::Empty,
                 rpc.response.status_code = tracing::field::Empty,
                 order.id = tracing::field::Empty,
             );
             context::continue_from_headers(&span, request.headers());
             span
-        } else {
-            tracing::Span::none()
         };
-        let started = Instant::now();
-        let answer = self.inner.call(request).instrument(span.clone());
-        let calls = self.calls.clone();
+        let timed = !UNTIMED.contains(&service);
+        let deadline =
+            request.headers().get("grpc-timeout").and_then(|value| value.to_str().ok()).and_then(grpc_timeout);
+        let mut call = Ending {
+            span: span.clone(),
+            calls: self.calls.clone(),
+            method,
+            timed,
+            deadline,
+            started: Instant::now(),
+            ended: false,
+        };
+        let answer = self.inner.call(request).instrument(span);
         Box::pin(async move {
             let response = answer.await;
-            let code = match &response {
+            call.end(match &response {
                 Ok(response) => status_code(response.headers()),
                 Err(_) => tonic::Code::Unknown,
-            };
-            span.record("rpc.response.status_code", code_name(code));
-            if is_server_error(code) {
-                span.record("otel.status_code", "ERROR");
-            }
-            // A method not served names nothing of ours: one name for all of them,
-            // so a stranger's paths cannot grow the label set.
-            let rpc_method = if code == tonic::Code::Unimplemented {
-                span.record("rpc.method", "_OTHER");
-                span.record("rpc.method_original", method.as_str());
-                "_OTHER".to_owned()
-            } else {
-                method
-            };
-            if !UNTIMED.contains(&service.as_str()) {
-                let labels = CallLabels { rpc_method, rpc_response_status_code: code_name(code) };
-                metrics::observe(&calls.get_or_create(&labels), started.elapsed(), &span);
-            }
+            });
             response
         })
     }
+}
+
+/// A call until it ends: it records how it ended on its span and in the
+/// metrics, once. A call tonic drops unanswered (the caller cancelled it, or its
+/// deadline passed, which tonic checks outside this layer) ends when dropped:
+/// `DEADLINE_EXCEEDED` if its deadline had passed, else `CANCELLED`.
+struct Ending {
+    span: tracing::Span,
+    calls: Calls,
+    method: String,
+    timed: bool,
+    deadline: Option<std::time::Duration>,
+    started: Instant,
+    ended: bool,
+}
+
+impl Ending {
+    fn end(&mut self, code: tonic::Code) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        self.span.record("rpc.response.status_code", code_name(code));
+        if is_server_error(code) {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        // A method not served names nothing of ours: one name for all of them,
+        // so a stranger's paths neither grow the label set nor reach a trace.
+        let rpc_method = if code == tonic::Code::Unimplemented {
+            self.span.record("rpc.method", "_OTHER");
+            self.span.record("otel.name", "_OTHER");
+            "_OTHER".to_owned()
+        } else {
+            std::mem::take(&mut self.method)
+        };
+        if self.timed {
+            let labels = CallLabels { rpc_method, rpc_response_status_code: code_name(code) };
+            metrics::observe(&self.calls.get_or_create(&labels), self.started.elapsed(), &self.span);
+        }
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        let late = self.deadline.is_some_and(|deadline| self.started.elapsed() >= deadline);
+        self.end(if late { tonic::Code::DeadlineExceeded } else { tonic::Code::Cancelled });
+    }
+}
+
+/// A `grpc-timeout` header's deadline: up to eight digits and a unit (gRPC's
+/// wire format: H, M, S, m, u, n).
+fn grpc_timeout(value: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
 }
 
 /// A status code's name, as gRPC's specification writes it.
@@ -186,6 +247,18 @@ fn is_server_error(code: tonic::Code) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_is_read_as_grpc_writes_it() {
+        use std::time::Duration;
+        assert_eq!(grpc_timeout("800m"), Some(Duration::from_millis(800)));
+        assert_eq!(grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout("m"), None);
+        assert_eq!(grpc_timeout("123456789m"), None, "nine digits");
+        assert_eq!(grpc_timeout("10x"), None);
+        assert_eq!(grpc_timeout("é"), None);
+    }
 
     #[test]
     fn a_code_is_named_as_grpc_names_it() {

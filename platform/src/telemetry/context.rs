@@ -1,8 +1,10 @@
 //! The W3C trace context (`traceparent`, `tracestate`), carried where the work
 //! goes: in the metadata of every gRPC call ([`inject`], read back by the
-//! serving layer with [`extract`]), and with an approved order through the queue
-//! into the executors' log ([`carrier`], [`continue_from`]), so the order's
-//! execution continues its checkout's trace, even on a leader that took over.
+//! serving layer: [`continue_from_headers`]), and with an approved order through
+//! the queue into the executors' log ([`carrier`], [`continue_from`]), so the
+//! order's execution continues its checkout's trace, even on a leader that took
+//! over. At the shop's edge, a context a stranger sends is only linked
+//! ([`link_from_headers`]): the shop's traces begin with the shop.
 //!
 //! All of it does nothing while [`super::tracing_enabled`] is false.
 
@@ -75,7 +77,7 @@ pub fn inject(metadata: &mut MetadataMap) {
 }
 
 /// The trace context a request carries in its headers (empty if none).
-pub fn extract(headers: &HeaderMap) -> opentelemetry::Context {
+fn extract(headers: &HeaderMap) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&Headers(headers)))
 }
 
@@ -101,10 +103,26 @@ pub fn continue_from(span: &tracing::Span, carrier: &Carrier) {
     let _ = span.set_parent(parent);
 }
 
-/// Makes `span` (not yet entered) continue the trace a request's headers carry.
+/// Makes `span` (not yet entered) continue the trace a request's headers carry:
+/// a call from another process of the shop.
 pub fn continue_from_headers(span: &tracing::Span, headers: &HeaderMap) {
     if tracing_enabled() {
         let _ = span.set_parent(extract(headers));
+    }
+}
+
+/// Links `span` (not yet entered, a root) to the trace a request from outside
+/// the shop names, if it names one: the caller's trace is found from ours, but
+/// cannot pick our trace's id, force it to be sampled, or ride along with the
+/// order (its `tracestate`).
+pub fn link_from_headers(span: &tracing::Span, headers: &HeaderMap) {
+    if !tracing_enabled() {
+        return;
+    }
+    let remote = extract(headers);
+    let remote = remote.span().span_context().clone();
+    if remote.is_valid() {
+        span.add_link(remote);
     }
 }
 
@@ -117,15 +135,32 @@ pub fn link(span: &tracing::Span, other: &tracing::Span) {
 }
 
 /// The trace a carrier belongs to, as 32 hex digits (what a trace store is
-/// searched by), if it holds a valid context.
+/// searched by), if its `traceparent` names one that was recorded (sampled).
+/// Read from the text itself, so it answers in a process that does not trace.
 pub fn trace_id_in(carrier: &Carrier) -> Option<String> {
-    if carrier.is_empty() {
-        return None;
-    }
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&Map(carrier)));
-    let span = parent.span();
-    let context = span.span_context();
-    context.is_valid().then(|| context.trace_id().to_string())
+    let traceparent = carrier.get("traceparent")?;
+    let [version, trace_id, span_id, flags] = traceparent.split('-').collect::<Vec<_>>()[..] else { return None };
+    let hex = |text: &str, digits: usize| text.len() == digits && text.bytes().all(|b| b.is_ascii_hexdigit());
+    let sampled = u8::from_str_radix(flags, 16).is_ok_and(|flags| flags & 1 == 1);
+    let valid = version == "00"
+        && hex(trace_id, 32)
+        && hex(span_id, 16)
+        && hex(flags, 2)
+        && trace_id.bytes().any(|b| b != b'0')
+        && span_id.bytes().any(|b| b != b'0');
+    (valid && sampled).then(|| trace_id.to_ascii_lowercase())
+}
+
+/// The most a queued order's trace context may hold, in bytes (a `traceparent`
+/// is 55, a `tracestate` up to 512): what the queue and the executors' log keep
+/// of it is bounded.
+pub const CARRIER_MAX_BYTES: usize = 1024;
+
+/// Whether `carrier` can be a trace context as the shop writes one: W3C's two
+/// keys at most, within [`CARRIER_MAX_BYTES`].
+pub fn carrier_is_sound(carrier: &Carrier) -> bool {
+    let size: usize = carrier.iter().map(|(key, value)| key.len() + value.len()).sum();
+    size <= CARRIER_MAX_BYTES && carrier.keys().all(|key| key == "traceparent" || key == "tracestate")
 }
 
 /// `span`'s context, when tracing is on and it is recorded (sampled).
@@ -151,4 +186,34 @@ pub fn trace_id(span: &tracing::Span) -> Option<String> {
 pub fn traceresponse(span: &tracing::Span) -> Option<String> {
     sampled(span)
         .map(|context| format!("00-{}-{}-{:02x}", context.trace_id(), context.span_id(), context.trace_flags().to_u8()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn carrier(traceparent: &str) -> Carrier {
+        Carrier::from([("traceparent".to_owned(), traceparent.to_owned())])
+    }
+
+    #[test]
+    fn a_trace_id_is_read_only_from_a_recorded_valid_traceparent() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(trace_id_in(&carrier(&format!("00-{id}-00f067aa0ba902b7-01"))).as_deref(), Some(id));
+        assert_eq!(trace_id_in(&carrier(&format!("00-{id}-00f067aa0ba902b7-00"))), None, "not sampled");
+        assert_eq!(trace_id_in(&carrier("00-00000000000000000000000000000000-00f067aa0ba902b7-01")), None);
+        assert_eq!(trace_id_in(&carrier(&format!("00-{id}-00f067aa0ba902b7"))), None);
+        assert_eq!(trace_id_in(&carrier(&format!("00-{id}x-00f067aa0ba902b7-01"))), None);
+        assert_eq!(trace_id_in(&Carrier::new()), None);
+    }
+
+    #[test]
+    fn a_carrier_holds_the_two_w3c_keys_within_its_bound() {
+        assert!(carrier_is_sound(&Carrier::new()));
+        assert!(carrier_is_sound(&carrier("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")));
+        let mut odd = carrier("x");
+        odd.insert("baggage".to_owned(), "user=simon".to_owned());
+        assert!(!carrier_is_sound(&odd));
+        assert!(!carrier_is_sound(&Carrier::from([("tracestate".to_owned(), "a".repeat(CARRIER_MAX_BYTES))])));
+    }
 }

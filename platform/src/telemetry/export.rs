@@ -56,7 +56,8 @@ impl ExportMetrics {
     }
 
     /// Spans dropped so far, for whatever reason.
-    pub fn dropped(&self) -> u64 {
+    #[cfg(test)]
+    fn dropped(&self) -> u64 {
         ["queue_full", "export_failed"]
             .iter()
             .map(|reason| self.dropped.get_or_create(&DropReason { reason }).get())

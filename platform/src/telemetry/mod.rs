@@ -8,7 +8,8 @@
 //! `OTEL_SDK_DISABLED=true` turns exporting off).
 //!
 //! Spans are `tracing` spans; `tracing-opentelemetry` turns the ones of this
-//! workspace's crates into OpenTelemetry spans. With neither an endpoint nor JSON
+//! workspace's crates into OpenTelemetry spans ([`traced_span!`] makes the ones
+//! only traces need, and nothing while tracing is off). With neither an endpoint nor JSON
 //! logs, no OpenTelemetry layer is installed at all and [`tracing_enabled`] is
 //! false: the gRPC and HTTP layers then make no spans, so a shop run without a
 //! collector pays nothing for tracing. JSON logs install the layer without an
@@ -55,9 +56,10 @@ pub const DEFAULT_FILTER: &str =
 pub const HELP: &str = "Logs and traces, from the environment: RUST_LOG (the log filter), LOG_FORMAT (text, the \
 default, or json: one object a line, with trace and span ids), OTEL_EXPORTER_OTLP_ENDPOINT (export spans and log \
 records over OTLP/gRPC there; unset: nothing is exported) or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and \
-OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME, \
-OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_MAX_QUEUE_SIZE, \
-OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_SCHEDULE_DELAY, OTEL_SDK_DISABLED.";
+OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (each signal on its own), OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_HEADERS, \
+OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_MAX_QUEUE_SIZE, \
+OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_SCHEDULE_DELAY, OTEL_SDK_DISABLED, \
+OTEL_TRACES_EXPORTER, OTEL_LOGS_EXPORTER (none: not exported).";
 
 /// The crates whose spans become OpenTelemetry spans (at `info` and above): the
 /// shop's own. Libraries' internal spans (h2, hyper, openraft) stay out of traces.
@@ -72,11 +74,24 @@ pub fn tracing_enabled() -> bool {
     TRACING.load(Ordering::Relaxed)
 }
 
+/// `tracing::info_span!(…)` while this process traces, else a disabled span:
+/// the spans only traces need cost nothing while tracing is off.
+#[macro_export]
+macro_rules! traced_span {
+    ($($span:tt)+) => {
+        if $crate::telemetry::tracing_enabled() {
+            ::tracing::info_span!($($span)+)
+        } else {
+            ::tracing::Span::none()
+        }
+    };
+}
+
 /// Notes on the current span (a gRPC call's, which declares the field) the
 /// order it is about: its `order.id`, if `order_id` can be one (what a caller
 /// sent is not put in a trace unchecked).
 pub fn about_order(order_id: &str) {
-    if domain::order::is_order_id(order_id) {
+    if tracing_enabled() && domain::order::is_order_id(order_id) {
         tracing::Span::current().record("order.id", order_id);
     }
 }
@@ -134,7 +149,7 @@ impl Drop for Telemetry {
 /// nothing more and exports nothing.
 pub fn init(service_name: &str) -> Result<Telemetry, TelemetryError> {
     let format = log_format()?;
-    let exporting = exporting();
+    let traces_exported = exporting(Signal::Traces);
     let log_filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let lines = match format {
@@ -148,9 +163,9 @@ pub fn init(service_name: &str) -> Result<Telemetry, TelemetryError> {
     .with_filter(log_filter());
     let mut telemetry = Telemetry::nothing();
     let resource = resource(service_name);
-    let traces = if exporting || format == LogFormat::Json {
+    let traces = if traces_exported || format == LogFormat::Json {
         let mut provider = SdkTracerProvider::builder().with_resource(resource.clone());
-        if exporting {
+        if traces_exported {
             let (processor, exports) = export::span_processor()?;
             provider = provider.with_span_processor(processor);
             telemetry.exports = Some(exports);
@@ -166,7 +181,7 @@ pub fn init(service_name: &str) -> Result<Telemetry, TelemetryError> {
     };
     // Log records go where the spans go, each with the trace and span it was
     // written in, so the collector's log store finds a trace's lines by its id.
-    let exported_logs = if exporting {
+    let exported_logs = if exporting(Signal::Logs) {
         let provider =
             SdkLoggerProvider::builder().with_resource(resource).with_batch_exporter(export::log_exporter()?).build();
         let bridge = OpenTelemetryTracingBridge::new(&provider).with_filter(log_filter());
@@ -191,8 +206,8 @@ pub fn init(service_name: &str) -> Result<Telemetry, TelemetryError> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         TRACING.store(true, Ordering::Relaxed);
     }
-    if exporting {
-        tracing::info!(service = service_name, "exporting traces and logs over OTLP");
+    if traces_exported {
+        tracing::info!(service = service_name, "exporting traces over OTLP");
     }
     Ok(telemetry)
 }
@@ -205,14 +220,24 @@ fn log_format() -> Result<LogFormat, TelemetryError> {
     }
 }
 
-/// Whether spans are exported: an OTLP endpoint is named, exporting is not
-/// switched off (`OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER=none`).
-fn exporting() -> bool {
+/// What goes to the collector.
+#[derive(Clone, Copy)]
+enum Signal {
+    Traces,
+    Logs,
+}
+
+/// Whether `signal` is exported: an OTLP endpoint is named for it (the common
+/// one or its own), and exporting is not switched off (`OTEL_SDK_DISABLED`,
+/// `OTEL_TRACES_EXPORTER=none`, `OTEL_LOGS_EXPORTER=none`).
+fn exporting(signal: Signal) -> bool {
     let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
     let is = |name: &str, value: &str| std::env::var(name).is_ok_and(|v| v.trim().eq_ignore_ascii_case(value));
-    (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-        && !is("OTEL_SDK_DISABLED", "true")
-        && !is("OTEL_TRACES_EXPORTER", "none")
+    let (endpoint, exporter) = match signal {
+        Signal::Traces => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"),
+        Signal::Logs => ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_LOGS_EXPORTER"),
+    };
+    (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set(endpoint)) && !is("OTEL_SDK_DISABLED", "true") && !is(exporter, "none")
 }
 
 /// The process as traces name it: `service.name` (ours unless `OTEL_SERVICE_NAME`

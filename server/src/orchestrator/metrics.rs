@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use domain::{CheckoutOutcome, Step};
+use domain::CheckoutOutcome;
 use platform::metrics::{self, Latency, Registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -59,14 +59,10 @@ impl CheckoutMetrics {
                 (Ended { outcome: "approved", step: String::new(), code: String::new() }, "approved")
             }
             CheckoutOutcome::Refused(refusal) => {
-                (Ended { outcome: "refused", step: step_label(refusal.step), code: refusal.code.clone() }, "refused")
+                (Ended { outcome: "refused", step: refusal.step.to_string(), code: refusal.code.clone() }, "refused")
             }
         };
         self.checkouts.get_or_create(&ended).inc();
         metrics::observe(&self.durations.get_or_create(&Outcome { outcome: label }), elapsed, span);
     }
-}
-
-fn step_label(step: Step) -> String {
-    step.to_string()
 }

@@ -37,7 +37,7 @@ use platform::card_token::FingerprintKey;
 use platform::clock::unix_ms;
 use platform::grpc::Call;
 use platform::metrics::Registry;
-use platform::telemetry::{context, tracing_enabled};
+use platform::telemetry::context;
 use proto::enums::refusal_class_from_proto;
 use proto::journey::checkout_event_to_proto;
 use proto::v1 as pb;
@@ -351,21 +351,17 @@ impl Orchestrator {
         let mut queued = order::to_queued_order(order_id, request, &self.catalog, &self.fingerprint_key, unix_ms())
             .map_err(|error| Refusal::invalid_field(Step::Enqueue, "web", error))?;
         queued.checkout_events = events.iter().map(checkout_event_to_proto).collect();
-        let send = if tracing_enabled() {
-            tracing::info_span!(
-                "orders.send",
-                otel.name = "send orders",
-                otel.kind = "producer",
-                messaging.system = "bookstore",
-                messaging.destination.name = "orders",
-                messaging.operation.type = "send",
-                messaging.operation.name = "enqueue",
-                messaging.message.id = order_id,
-                order.id = order_id,
-            )
-        } else {
-            tracing::Span::none()
-        };
+        let send = platform::traced_span!(
+            "orders.send",
+            otel.name = "send orders",
+            otel.kind = "producer",
+            messaging.system = "bookstore",
+            messaging.destination.name = "orders",
+            messaging.operation.type = "send",
+            messaging.operation.name = "enqueue",
+            messaging.message.id = order_id,
+            order.id = order_id,
+        );
         queued.trace_context = send.in_scope(context::carrier);
         async {
             let call = self.clients.start(Step::Enqueue, QUEUE_SERVICE, "Enqueue", order_id);

@@ -40,8 +40,12 @@ fn traced(endpoint: &str) -> Vec<(String, String)> {
 /// `POST /checkout`: the status, the answer, and the trace id the web server
 /// names in its `traceresponse` header, if any.
 async fn checkout(http: &reqwest::Client, shop: &Shop, order: &Value) -> (u16, Value, Option<String>) {
-    let answer =
-        http.post(format!("{}/checkout", shop.web_url())).json(order).send().await.expect("the web server answers");
+    checkout_from(http.post(format!("{}/checkout", shop.web_url())).json(order)).await
+}
+
+/// [`checkout`], as `request` sends it.
+async fn checkout_from(request: reqwest::RequestBuilder) -> (u16, Value, Option<String>) {
+    let answer = request.send().await.expect("the web server answers");
     let trace_id = answer.headers().get("traceresponse").map(|value| {
         let value = value.to_str().expect("a text header");
         let parts: Vec<&str> = value.split('-').collect();
@@ -79,9 +83,10 @@ fn one<'a>(spans: &'a [Received], name: &str, service: &str) -> &'a Received {
 }
 
 /// Neither the card number, the CVV, the e-mail address nor the name appear in
-/// any span, event, link or resource received.
+/// any span, event, link, resource or log record received.
 fn assert_no_shopper_data(collector: &otlp::Collector) {
     let texts = collector.every_text();
+    assert!(texts.len() > 100, "the traces and logs say something: {}", texts.len());
     for secret in [seed::CARD, seed::EMAIL, seed::NAME] {
         let leaks: Vec<&String> = texts.iter().filter(|text| text.contains(secret)).collect();
         assert!(leaks.is_empty(), "{secret} is in the traces: {leaks:?}");
@@ -98,24 +103,54 @@ async fn one_checkout_is_one_trace_across_every_process_and_its_log_lines_carry_
     shop.ready().await;
     let http = reqwest::Client::new();
 
-    let (status, answer, trace_id) = checkout(&http, &shop, &seed::rest_order()).await;
+    // A client naming a trace of its own: the shop's trace links to it and
+    // keeps its own id.
+    let foreign = "0af7651916cd43dd8448eb211c80319c";
+    let request = http
+        .post(format!("{}/checkout", shop.web_url()))
+        .header("traceparent", format!("00-{foreign}-b7ad6b7169203331-01"))
+        .header("tracestate", "vendor=anything")
+        .json(&seed::rest_order());
+    let (status, answer, trace_id) = checkout_from(request).await;
     assert_eq!(status, 200, "{answer}");
     let trace_id = trace_id.expect("the answer names its trace");
+    assert_ne!(trace_id, foreign, "the shop's trace is its own");
     let order_id = answer["orderId"].as_str().expect("an order id").to_owned();
     let order = final_status(&http, &shop, &order_id).await;
     assert_eq!(order["status"], "committed", "{order}");
     assert_eq!(order["traceId"], trace_id.as_str(), "the order's page names its trace");
 
-    // Every process the order went through sent its part of the one trace.
-    let processes = ["web", "transaction_verification", "fraud_detection", "suggestions", "order_queue", "payment"];
+    // Every process the order went through sent its part of the one trace
+    // (each exports on its own schedule: wait for every span asserted below).
+    let expected: &[(&str, &str)] = &[
+        ("web", "POST /checkout"),
+        ("web", "checkout"),
+        ("web", "send orders"),
+        ("transaction_verification", "bookstore.v1.TransactionVerification/VerifyItems"),
+        ("transaction_verification", "bookstore.v1.TransactionVerification/VerifyUserData"),
+        ("transaction_verification", "bookstore.v1.TransactionVerification/VerifyCardFormat"),
+        ("fraud_detection", "bookstore.v1.FraudDetection/CheckUser"),
+        ("fraud_detection", "bookstore.v1.FraudDetection/CheckCard"),
+        ("suggestions", "bookstore.v1.Suggestions/Suggest"),
+        ("transaction_verification", "bookstore.v1.OrderCache/ClearOrder"),
+        ("fraud_detection", "bookstore.v1.OrderCache/ClearOrder"),
+        ("suggestions", "bookstore.v1.OrderCache/ClearOrder"),
+        ("order_queue", "bookstore.v1.OrderQueue/Enqueue"),
+        ("order_queue", "bookstore.v1.OrderQueue/Ack"),
+        ("books_db-", "bookstore.v1.BooksDb/Stock"),
+        ("books_db-", "bookstore.v1.BooksDb/Prepare"),
+        ("books_db-", "bookstore.v1.BooksDb/Commit"),
+        ("payment", "bookstore.v1.Payment/Prepare"),
+        ("payment", "bookstore.v1.Payment/Commit"),
+        ("order_executor-", "process orders"),
+        ("order_executor-", "log Complete"),
+    ];
     let spans = eventually(format!("the spans of trace {trace_id}"), Duration::from_millis(100), || async {
-        let services = collector.services_in(&trace_id);
-        let everyone = processes.iter().all(|process| services.contains_key(*process))
-            && services.keys().any(|name| name.starts_with("books_db-"))
-            && services.keys().any(|name| name.starts_with("order_executor-"));
         let spans = collector.trace(&trace_id);
-        let finished = !named(&spans, "process orders").is_empty() && !named(&spans, "log Complete").is_empty();
-        (everyone && finished).then_some(spans)
+        let everything = expected.iter().all(|(service, name)| {
+            spans.iter().any(|span| span.service.starts_with(service) && span.span.name == *name)
+        });
+        everything.then_some(spans)
     })
     .await;
 
@@ -131,6 +166,8 @@ async fn one_checkout_is_one_trace_across_every_process_and_its_log_lines_carry_
     assert_eq!(root.attribute(semconv::HTTP_REQUEST_METHOD).as_deref(), Some("POST"));
     assert_eq!(root.attribute(semconv::HTTP_ROUTE).as_deref(), Some("/checkout"));
     assert_eq!(root.attribute(semconv::HTTP_RESPONSE_STATUS_CODE).as_deref(), Some("200"));
+    let linked: Vec<String> = root.span.links.iter().map(|link| otlp::hex(&link.trace_id)).collect();
+    assert_eq!(linked, [foreign], "the client's trace is linked");
     for span in &spans {
         if !span.span.parent_span_id.is_empty() {
             assert!(

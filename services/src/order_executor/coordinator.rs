@@ -116,10 +116,7 @@ struct Votes {
 /// `operation` is `execute` for a delivered order, `recover` for one a previous
 /// leader left in flight.
 pub fn order_span(execution: &Execution, operation: &'static str) -> tracing::Span {
-    if !platform::telemetry::tracing_enabled() {
-        return tracing::Span::none();
-    }
-    let span = tracing::info_span!(
+    let span = platform::traced_span!(
         parent: None,
         "order.process",
         otel.name = "process orders",
@@ -230,30 +227,24 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
             voted(self.books.name(), self.books.prepare(execution)),
             voted(self.payment.name(), self.payment.prepare(execution)),
         );
-        let reason = |vote: &Result<Vote, Unreachable>| match vote {
+        // Why a vote says no, and the cause as the metrics count it.
+        let no = |vote: &Result<Vote, Unreachable>, refused, unreachable| match vote {
             Ok(Vote::Yes) => None,
-            Ok(Vote::No { reason }) => Some(reason.clone()),
-            Err(unreachable) => Some(format!("{}; nothing was charged", unreachable)),
+            Ok(Vote::No { reason }) => Some((reason.clone(), refused)),
+            Err(error) => Some((format!("{error}; nothing was charged"), unreachable)),
         };
-        let cause = |vote: &Result<Vote, Unreachable>, refused, unreachable| match vote {
-            Ok(Vote::Yes) => None,
-            Ok(Vote::No { .. }) => Some(refused),
-            Err(_) => Some(unreachable),
-        };
-        let books_no =
-            reason(&books.1).zip(cause(&books.1, AbortCause::BooksDbRefused, AbortCause::BooksDbUnreachable));
-        let payment_no =
-            reason(&payment.1).zip(cause(&payment.1, AbortCause::PaymentDeclined, AbortCause::PaymentUnreachable));
-        let abort = books_no.or(payment_no);
-        let mut records: Vec<VoteRecord> = [books, payment]
+        let books_no = no(&books.1, AbortCause::BooksDbRefused, AbortCause::BooksDbUnreachable);
+        let payment_no = no(&payment.1, AbortCause::PaymentDeclined, AbortCause::PaymentUnreachable);
+        let mut records: Vec<VoteRecord> = [(books, &books_no), (payment, &payment_no)]
             .into_iter()
-            .map(|(participant, vote, at_ms)| VoteRecord {
+            .map(|((participant, vote, at_ms), no)| VoteRecord {
                 participant: participant.to_owned(),
                 yes: matches!(vote, Ok(Vote::Yes)),
-                reason: reason(&vote),
+                reason: no.as_ref().map(|(reason, _)| reason.clone()),
                 at_ms,
             })
             .collect();
+        let abort = books_no.or(payment_no);
         records.sort_by_key(|vote| vote.at_ms);
         Votes { abort, records }
     }
@@ -324,11 +315,11 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
 
     /// Appends `command` to the group's log (a span of the order's trace).
     async fn record(&self, command: Command) -> Result<Phase, LogError> {
-        let span = if platform::telemetry::tracing_enabled() {
-            tracing::info_span!("execution.log", otel.name = %format_args!("log {}", command.name()), raft.group = "order_executor")
-        } else {
-            tracing::Span::none()
-        };
+        let span = platform::traced_span!(
+            "execution.log",
+            otel.name = %format_args!("log {}", command.name()),
+            raft.group = "order_executor",
+        );
         match self.log.propose(command).instrument(span).await? {
             Outcome::Phase(phase) => Ok(phase),
             Outcome::Refused { reason } => Err(LogError::Failed(reason)),

@@ -365,10 +365,7 @@ fn run<'a>(
 /// The span of one long poll of the queue: a messaging receive (a client of the
 /// queue), which the orders it brings link to.
 fn receive_span(max: usize) -> tracing::Span {
-    if !platform::telemetry::tracing_enabled() {
-        return tracing::Span::none();
-    }
-    tracing::info_span!(
+    platform::traced_span!(
         parent: None,
         "orders.receive",
         otel.name = "receive orders",

@@ -127,6 +127,12 @@ impl OrderQueue for OrderQueueService {
             .map_err(|unreadable| Status::invalid_argument(unreadable.to_string()))?;
         order_lines_from_proto("lines", &order.lines)
             .map_err(|error| Status::invalid_argument(format!("{}: {}", error.field, error.message)))?;
+        if !platform::telemetry::context::carrier_is_sound(&order.trace_context) {
+            return Err(Status::invalid_argument(format!(
+                "trace_context: at most traceparent and tracestate, {} bytes in all",
+                platform::telemetry::context::CARRIER_MAX_BYTES
+            )));
+        }
         let order_id = order.order_id.clone();
         let enqueued = self.store.enqueue(order, priority.queue_rank()).await?;
         if enqueued == Enqueued::Added {

@@ -123,9 +123,21 @@ impl Collector {
     }
 
     /// Every text a shopper's data could hide in: span names, attribute keys and
-    /// values, events, links and resources.
+    /// values, events, links and resources, and log records' bodies and
+    /// attributes.
     pub fn every_text(&self) -> BTreeSet<String> {
         let mut texts = BTreeSet::new();
+        for log in self.logs() {
+            if let Some(body) = log.record.body.as_ref().and_then(|body| body.value.as_ref()) {
+                texts.insert(text(body));
+            }
+            for attribute in &log.record.attributes {
+                texts.insert(attribute.key.clone());
+                if let Some(value) = attribute.value.as_ref().and_then(|value| value.value.as_ref()) {
+                    texts.insert(text(value));
+                }
+            }
+        }
         for received in self.spans() {
             let span = &received.span;
             texts.insert(span.name.clone());
