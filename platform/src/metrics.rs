@@ -154,10 +154,10 @@ pub fn latency() -> Latency {
     HistogramWithExemplars::new(LATENCY_BUCKETS.into_iter())
 }
 
-/// Records `elapsed` in `histogram`, with `span`'s trace as the exemplar when it
-/// is recorded.
-pub fn observe(histogram: &Latency, elapsed: Duration, span: &tracing::Span) {
-    let exemplar = trace_id(span).map(|trace_id| TraceExemplar { trace_id });
+/// Records `elapsed` in `histogram`, with the trace of the span `cx` holds as
+/// the exemplar when it is recorded.
+pub fn observe(histogram: &Latency, elapsed: Duration, cx: Option<&opentelemetry::Context>) {
+    let exemplar = cx.and_then(trace_id).map(|trace_id| TraceExemplar { trace_id });
     let at = exemplar.as_ref().map(|_| SystemTime::now());
     histogram.observe(elapsed.as_secs_f64(), exemplar, at);
 }

@@ -22,11 +22,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::trace::{FutureExt as _, Link, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::KeyValue;
 use platform::metrics::{self, Latency, Registry};
-use platform::telemetry::context;
+use platform::telemetry::{context, spans};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
-use tracing::Instrument as _;
 
 /// Routes whose requests make no span: probes and scrapes, every few seconds.
 const UNTRACED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -64,41 +65,49 @@ pub async fn observe(State(metrics): State<HttpMetrics>, request: Request, next:
     let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
     let span = if route.as_deref().is_some_and(|route| UNTRACED.contains(&route)) {
-        tracing::Span::none()
+        None
     } else {
-        let name = match &route {
-            Some(route) => format!("{method} {route}"),
-            None => method.to_owned(),
-        };
-        let span = platform::traced_span!(
-            parent: None,
-            "http.server",
-            otel.name = %name,
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            http.request.method = method,
-            http.route = route.as_deref().unwrap_or_default(),
-            http.response.status_code = tracing::field::Empty,
-        );
-        context::link_from_headers(&span, request.headers());
-        span
+        // A root: a client's own trace is linked, not continued.
+        let remote = context::remote_span(request.headers());
+        spans::start(&opentelemetry::Context::new(), |tracer| {
+            let name = match &route {
+                Some(route) => format!("{method} {route}"),
+                None => method.to_owned(),
+            };
+            let mut attributes = vec![KeyValue::new("http.request.method", method)];
+            if let Some(route) = &route {
+                attributes.push(KeyValue::new("http.route", route.clone()));
+            }
+            tracer
+                .span_builder(name)
+                .with_kind(SpanKind::Server)
+                .with_attributes(attributes)
+                .with_links(remote.map(Link::with_context).into_iter().collect())
+        })
     };
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = match &span {
+        Some(span) => next.run(request).with_context(span.clone()).await,
+        None => next.run(request).await,
+    };
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-    }
-    if let Some(value) = context::traceresponse(&span).and_then(|value| HeaderValue::try_from(value).ok()) {
-        response.headers_mut().insert(TRACERESPONSE, value);
+    if let Some(cx) = &span {
+        let otel = cx.span();
+        otel.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
+        if status.is_server_error() {
+            otel.set_status(Status::error(status.as_str().to_owned()));
+        }
+        if let Some(value) = context::traceresponse(cx).and_then(|value| HeaderValue::try_from(value).ok()) {
+            response.headers_mut().insert(TRACERESPONSE, value);
+        }
+        otel.end();
     }
     let labels = RequestLabels {
         http_request_method: method,
         http_route: route.unwrap_or_else(|| "other".to_owned()),
         http_response_status_code: status.as_u16(),
     };
-    metrics::observe(&metrics.requests.get_or_create(&labels), started.elapsed(), &span);
+    metrics::observe(&metrics.requests.get_or_create(&labels), started.elapsed(), span.as_ref());
     response
 }
 

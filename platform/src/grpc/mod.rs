@@ -3,10 +3,10 @@
 //! files), observed (`observe.rs`: a span per call continuing the caller's trace,
 //! latency by method and status), on a listener the caller bound (port 0 in
 //! tests), until `shutdown`. And calling one: [`request`] carries the deadline
-//! and the trace context of every call; [`Call`] makes the call a span of the
-//! caller's trace.
+//! and the trace context of every call, so the service's span is a child of the
+//! caller's (the caller makes no span of its own for the call: the service's
+//! says what the call did, and a span a call costs every checkout).
 
-mod call;
 mod observe;
 
 use std::future::Future;
@@ -19,8 +19,6 @@ use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint, Server};
 
 use crate::metrics::Registry;
-
-pub use call::Call;
 
 /// `id` if it can be an order id (`domain::order::is_order_id`), else the
 /// INVALID_ARGUMENT a service answers. The call's span is then about that order

@@ -19,14 +19,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::KeyValue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use tonic::codegen::http;
 use tower::{Layer, Service};
-use tracing::Instrument as _;
 
 use crate::metrics::{self, Latency, Registry};
-use crate::telemetry::context;
+use crate::telemetry::{context, spans};
 
 /// Services whose calls make no span.
 const UNTRACED: [&str; 4] = [
@@ -98,21 +99,15 @@ where
         let service_len = method.find('/').unwrap_or(method.len());
         let service = &method[..service_len];
         let span = if UNTRACED.contains(&service) {
-            tracing::Span::none()
+            None
         } else {
-            let span = crate::traced_span!(
-                parent: None,
-                "grpc.server",
-                otel.name = %method,
-                otel.kind = "server",
-                otel.status_code = tracing::field::Empty,
-                rpc.system.name = "grpc",
-                rpc.method = %method,
-                rpc.response.status_code = tracing::field::Empty,
-                order.id = tracing::field::Empty,
-            );
-            context::continue_from_headers(&span, request.headers());
-            span
+            let parent = context::from_headers(request.headers());
+            spans::start(&parent, |tracer| {
+                tracer.span_builder(method.clone()).with_kind(SpanKind::Server).with_attributes([
+                    KeyValue::new("rpc.system.name", "grpc"),
+                    KeyValue::new("rpc.method", method.clone()),
+                ])
+            })
         };
         let timed = !UNTIMED.contains(&service);
         let deadline =
@@ -126,9 +121,13 @@ where
             started: Instant::now(),
             ended: false,
         };
-        let answer = self.inner.call(request).instrument(span);
+        let answer = self.inner.call(request);
         Box::pin(async move {
-            let response = answer.await;
+            // The handler runs in the span: its log lines and its own calls carry it.
+            let response = match span {
+                Some(span) => answer.with_context(span).await,
+                None => answer.await,
+            };
             call.end(match &response {
                 Ok(response) => status_code(response.headers()),
                 Err(_) => tonic::Code::Unknown,
@@ -143,7 +142,7 @@ where
 /// deadline passed, which tonic checks outside this layer) ends when dropped:
 /// `DEADLINE_EXCEEDED` if its deadline had passed, else `CANCELLED`.
 struct Ending {
-    span: tracing::Span,
+    span: Option<opentelemetry::Context>,
     calls: Calls,
     method: String,
     timed: bool,
@@ -157,22 +156,25 @@ impl Ending {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
-        self.span.record("rpc.response.status_code", code_name(code));
-        if is_server_error(code) {
-            self.span.record("otel.status_code", "ERROR");
-        }
         // A method not served names nothing of ours: one name for all of them,
         // so a stranger's paths neither grow the label set nor reach a trace.
-        let rpc_method = if code == tonic::Code::Unimplemented {
-            self.span.record("rpc.method", "_OTHER");
-            self.span.record("otel.name", "_OTHER");
-            "_OTHER".to_owned()
-        } else {
-            std::mem::take(&mut self.method)
-        };
+        let unknown = code == tonic::Code::Unimplemented;
+        if let Some(cx) = &self.span {
+            let span = cx.span();
+            span.set_attribute(KeyValue::new("rpc.response.status_code", code_name(code)));
+            if is_server_error(code) {
+                span.set_status(Status::error(code_name(code)));
+            }
+            if unknown {
+                span.update_name("_OTHER");
+                span.set_attribute(KeyValue::new("rpc.method", "_OTHER"));
+            }
+            span.end();
+        }
+        let rpc_method = if unknown { "_OTHER".to_owned() } else { std::mem::take(&mut self.method) };
         if self.timed {
             let labels = CallLabels { rpc_method, rpc_response_status_code: code_name(code) };
-            metrics::observe(&self.calls.get_or_create(&labels), self.started.elapsed(), &self.span);
+            metrics::observe(&self.calls.get_or_create(&labels), self.started.elapsed(), self.span.as_ref());
         }
     }
 }
@@ -205,7 +207,7 @@ fn grpc_timeout(value: &str) -> Option<std::time::Duration> {
 }
 
 /// A status code's name, as gRPC's specification writes it.
-pub(super) fn code_name(code: tonic::Code) -> &'static str {
+fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {
         Ok => "OK",

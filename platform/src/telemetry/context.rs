@@ -1,20 +1,21 @@
 //! The W3C trace context (`traceparent`, `tracestate`), carried where the work
 //! goes: in the metadata of every gRPC call ([`inject`], read back by the
-//! serving layer: [`continue_from_headers`]), and with an approved order through
-//! the queue into the executors' log ([`carrier`], [`continue_from`]), so the
-//! order's execution continues its checkout's trace, even on a leader that took
-//! over. At the shop's edge, a context a stranger sends is only linked
-//! ([`link_from_headers`]): the shop's traces begin with the shop.
+//! serving layer: [`from_headers`]), and with an approved order through the
+//! queue into the executors' log ([`carrier`], [`from_carrier`]), so the order's
+//! execution continues its checkout's trace, even on a leader that took over.
+//! At the shop's edge, a context a stranger sends is only linked
+//! ([`remote_span`]): the shop's traces begin with the shop.
 //!
 //! All of it does nothing while [`super::tracing_enabled`] is false.
 
 use std::collections::BTreeMap;
 
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use opentelemetry::Context;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::codegen::http::HeaderMap;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::tracing_enabled;
 
@@ -64,21 +65,22 @@ impl Injector for MapMut<'_> {
     }
 }
 
+/// The W3C Trace Context format, the one the shop speaks.
+fn propagator() -> TraceContextPropagator {
+    TraceContextPropagator::new()
+}
+
 /// Puts the current span's trace context into a call's metadata, so the service
 /// continues the trace.
 pub fn inject(metadata: &mut MetadataMap) {
-    if !tracing_enabled() {
-        return;
+    if tracing_enabled() {
+        propagator().inject_context(&Context::current(), &mut Metadata(metadata));
     }
-    let context = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut Metadata(metadata));
-    });
 }
 
 /// The trace context a request carries in its headers (empty if none).
-fn extract(headers: &HeaderMap) -> opentelemetry::Context {
-    opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&Headers(headers)))
+fn extract(headers: &HeaderMap) -> Context {
+    propagator().extract(&Headers(headers))
 }
 
 /// The current span's trace context as a map, to travel with an order (empty
@@ -86,52 +88,37 @@ fn extract(headers: &HeaderMap) -> opentelemetry::Context {
 pub fn carrier() -> Carrier {
     let mut carrier = Carrier::new();
     if tracing_enabled() {
-        let context = tracing::Span::current().context();
-        opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&context, &mut MapMut(&mut carrier));
-        });
+        propagator().inject_context(&Context::current(), &mut MapMut(&mut carrier));
     }
     carrier
 }
 
-/// Makes `span` (not yet entered) continue the trace `carrier` holds: its child.
-pub fn continue_from(span: &tracing::Span, carrier: &Carrier) {
-    if !tracing_enabled() || carrier.is_empty() {
-        return;
-    }
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&Map(carrier)));
-    let _ = span.set_parent(parent);
+/// The context `carrier` holds: the parent of a span continuing that trace.
+pub fn from_carrier(carrier: &Carrier) -> Context {
+    propagator().extract(&Map(carrier))
 }
 
-/// Makes `span` (not yet entered) continue the trace a request's headers carry:
-/// a call from another process of the shop.
-pub fn continue_from_headers(span: &tracing::Span, headers: &HeaderMap) {
+/// The context a call from another process of the shop carries in its
+/// headers: the parent of the span serving it.
+pub fn from_headers(headers: &HeaderMap) -> Context {
     if tracing_enabled() {
-        let _ = span.set_parent(extract(headers));
+        extract(headers)
+    } else {
+        Context::new()
     }
 }
 
-/// Links `span` (not yet entered, a root) to the trace a request from outside
-/// the shop names, if it names one: the caller's trace is found from ours, but
-/// cannot pick our trace's id, force it to be sampled, or ride along with the
-/// order (its `tracestate`).
-pub fn link_from_headers(span: &tracing::Span, headers: &HeaderMap) {
+/// The span a request from outside the shop names in its headers, if any: the
+/// web server, the shop's edge, links its trace to it rather than continuing
+/// it, so a stranger cannot pick the shop's trace ids, force them to be
+/// sampled, or make anything ride along with an order (its `tracestate`).
+pub fn remote_span(headers: &HeaderMap) -> Option<SpanContext> {
     if !tracing_enabled() {
-        return;
+        return None;
     }
     let remote = extract(headers);
-    let remote = remote.span().span_context().clone();
-    if remote.is_valid() {
-        span.add_link(remote);
-    }
-}
-
-/// Links `span` (not yet entered) to `other`: work `other` began, that `span`
-/// does in another trace (the receipt of a batch, for each order in it).
-pub fn link(span: &tracing::Span, other: &tracing::Span) {
-    if let Some(context) = sampled(other) {
-        span.add_link(context);
-    }
+    let span = remote.span().span_context().clone();
+    span.is_valid().then_some(span)
 }
 
 /// The trace a carrier belongs to, as 32 hex digits (what a trace store is
@@ -163,28 +150,24 @@ pub fn carrier_is_sound(carrier: &Carrier) -> bool {
     size <= CARRIER_MAX_BYTES && carrier.keys().all(|key| key == "traceparent" || key == "tracestate")
 }
 
-/// `span`'s context, when tracing is on and it is recorded (sampled).
-fn sampled(span: &tracing::Span) -> Option<SpanContext> {
-    if !tracing_enabled() || span.is_disabled() {
-        return None;
-    }
-    let context = span.context();
-    let otel_span = context.span();
-    let span_context = otel_span.span_context();
-    (span_context.is_valid() && span_context.is_sampled()).then(|| span_context.clone())
+/// The span `cx` holds, when it is recorded (sampled).
+pub fn sampled(cx: &Context) -> Option<SpanContext> {
+    let span = cx.span();
+    let context = span.span_context();
+    (context.is_valid() && context.is_sampled()).then(|| context.clone())
 }
 
-/// The trace id of `span`, if it is recorded: the exemplar a latency histogram
-/// keeps, so a dashboard can open the trace of a slow request.
-pub fn trace_id(span: &tracing::Span) -> Option<String> {
-    sampled(span).map(|context| context.trace_id().to_string())
+/// The trace id of the span `cx` holds, if it is recorded: the exemplar a
+/// latency histogram keeps, so a dashboard can open the trace of a slow request.
+pub fn trace_id(cx: &Context) -> Option<String> {
+    sampled(cx).map(|context| context.trace_id().to_string())
 }
 
-/// `span` as a W3C `traceresponse` header value (`00-<trace>-<span>-<flags>`),
-/// if it is recorded: the web server answers with it, so a shopper's report
-/// leads to the trace.
-pub fn traceresponse(span: &tracing::Span) -> Option<String> {
-    sampled(span)
+/// The span `cx` holds as a W3C `traceresponse` header value
+/// (`00-<trace>-<span>-<flags>`), if it is recorded: the web server answers with
+/// it, so a shopper's report leads to the trace.
+pub fn traceresponse(cx: &Context) -> Option<String> {
+    sampled(cx)
         .map(|context| format!("00-{}-{}-{:02x}", context.trace_id(), context.span_id(), context.trace_flags().to_u8()))
 }
 

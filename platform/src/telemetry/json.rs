@@ -1,8 +1,8 @@
 //! `LOG_FORMAT=json`: one JSON object a line, for a log store to index:
 //! `timestamp` (RFC 3339, UTC), `level`, `target`, `message`, `trace_id` and
 //! `span_id` (the OpenTelemetry span the line was written in, the same ids the
-//! traces carry), `order_id` where the line or a span around it names the order,
-//! then the event's own fields.
+//! traces carry), `order_id` where the line or a `tracing` span around it names
+//! the order, then the event's own fields.
 
 use std::fmt;
 
@@ -41,8 +41,8 @@ where
         line.insert("level".into(), event.metadata().level().as_str().into());
         line.insert("target".into(), event.metadata().target().into());
         line.insert("message".into(), fields.message.take().unwrap_or_default().into());
-        // The span the line was written in, as OpenTelemetry knows it (tracing's
-        // span is entered, so its context is the current one).
+        // The span the line was written in: the OpenTelemetry context the
+        // work runs in (`spans.rs`).
         let context = opentelemetry::Context::current();
         let span = context.span();
         let span_context = span.span_context();
@@ -167,8 +167,7 @@ where
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use opentelemetry::trace::TracerProvider as _;
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
@@ -192,18 +191,18 @@ mod tests {
     fn a_line_carries_its_spans_trace_and_order_and_its_own_fields() {
         let lines = Lines::default();
         let writer = lines.clone();
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_subscriber::fmt::layer().event_format(JsonLines).with_writer(move || writer.clone()))
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
             .with(OrderIds);
-        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("checkout", order.id = "o-1");
+        let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder().build().tracer("test");
+        let cx = opentelemetry::Context::new().with_span(tracer.start("checkout"));
+        let otel = cx.span().span_context().clone();
+        let (trace_id, span_id) = (otel.trace_id().to_string(), otel.span_id().to_string());
+        tracing::subscriber::with_default(subscriber, || {
+            let _in_span = cx.attach();
+            let span = tracing::info_span!("checkout", order_id = "o-1");
             let _entered = span.enter();
             tracing::info!(elapsed_us = 42_u64, step = %"check_card", "refused");
-            let context = span.context();
-            let otel = opentelemetry::trace::TraceContextExt::span(&context).span_context().clone();
-            (otel.trace_id().to_string(), otel.span_id().to_string())
         });
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         let line: Value = serde_json::from_str(text.trim()).unwrap();

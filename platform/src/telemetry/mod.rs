@@ -7,15 +7,14 @@
 //! `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `_HEADERS`, …;
 //! `OTEL_SDK_DISABLED=true` turns exporting off).
 //!
-//! Spans are `tracing` spans; `tracing-opentelemetry` turns the ones of this
-//! workspace's crates into OpenTelemetry spans ([`traced_span!`] makes the ones
-//! only traces need, and nothing while tracing is off). With neither an endpoint nor JSON
-//! logs, no OpenTelemetry layer is installed at all and [`tracing_enabled`] is
-//! false: the gRPC and HTTP layers then make no spans, so a shop run without a
-//! collector pays nothing for tracing. JSON logs install the layer without an
-//! exporter, so their lines carry the trace and span ids that join them to the
-//! other processes' lines.
+//! Spans are OpenTelemetry's, made with its API ([`spans`]); `tracing` carries
+//! the logs, and a log line written inside a span carries its ids. With neither
+//! an endpoint nor JSON logs no tracer is installed and [`tracing_enabled`] is
+//! false: no span is made, so a shop run without a collector pays nothing for
+//! tracing. JSON logs install a tracer without an exporter, so their lines carry
+//! the trace and span ids that join them to the other processes' lines.
 //!
+//! - [`spans`]: making a span, or nothing while tracing is off;
 //! - [`context`]: the W3C trace context in and out of gRPC metadata, HTTP
 //!   headers and the queued order;
 //! - `export.rs`: the OTLP exporters; spans go through the SDK's batch processor
@@ -25,14 +24,12 @@
 pub mod context;
 mod export;
 mod json;
+pub mod spans;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use opentelemetry_semantic_conventions::resource as semconv;
@@ -42,6 +39,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use export::ExportMetrics;
+pub use spans::tracing_enabled;
 
 /// `info`, with openraft's chatty internals at `warn`. openraft logs three or four
 /// lines at every failed replication attempt, ten attempts a second while a replica
@@ -61,38 +59,16 @@ OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SA
 OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_SCHEDULE_DELAY, OTEL_SDK_DISABLED, \
 OTEL_TRACES_EXPORTER, OTEL_LOGS_EXPORTER (none: not exported).";
 
-/// The crates whose spans become OpenTelemetry spans (at `info` and above): the
-/// shop's own. Libraries' internal spans (h2, hyper, openraft) stay out of traces.
-const TRACED_CRATES: [&str; 6] = ["platform", "services", "server", "consensus", "app", "domain"];
+/// The shop's own crates: the `tracing` spans the JSON lines read an order id
+/// from are theirs.
+const SHOP_CRATES: [&str; 6] = ["platform", "services", "server", "consensus", "app", "domain"];
 
-/// Set once [`init`] installed the OpenTelemetry layer.
-static TRACING: AtomicBool = AtomicBool::new(false);
-
-/// Whether this process makes OpenTelemetry spans (an OTLP endpoint is set, or
-/// the logs are JSON lines). The gRPC and HTTP layers make no spans otherwise.
-pub fn tracing_enabled() -> bool {
-    TRACING.load(Ordering::Relaxed)
-}
-
-/// `tracing::info_span!(…)` while this process traces, else a disabled span:
-/// the spans only traces need cost nothing while tracing is off.
-#[macro_export]
-macro_rules! traced_span {
-    ($($span:tt)+) => {
-        if $crate::telemetry::tracing_enabled() {
-            ::tracing::info_span!($($span)+)
-        } else {
-            ::tracing::Span::none()
-        }
-    };
-}
-
-/// Notes on the current span (a gRPC call's, which declares the field) the
-/// order it is about: its `order.id`, if `order_id` can be one (what a caller
-/// sent is not put in a trace unchecked).
+/// Notes on the current span (a gRPC call's) the order it is about: its
+/// `order.id`, if `order_id` can be one (what a caller sent is not put in a
+/// trace unchecked).
 pub fn about_order(order_id: &str) {
     if tracing_enabled() && domain::order::is_order_id(order_id) {
-        tracing::Span::current().record("order.id", order_id);
+        opentelemetry::Context::current().span().set_attribute(KeyValue::new("order.id", order_id.to_owned()));
     }
 }
 
@@ -163,7 +139,7 @@ pub fn init(service_name: &str) -> Result<Telemetry, TelemetryError> {
     .with_filter(log_filter());
     let mut telemetry = Telemetry::nothing();
     let resource = resource(service_name);
-    let traces = if traces_exported || format == LogFormat::Json {
+    let tracer = if traces_exported || format == LogFormat::Json {
         let mut provider = SdkTracerProvider::builder().with_resource(resource.clone());
         if traces_exported {
             let (processor, exports) = export::span_processor()?;
@@ -173,9 +149,7 @@ pub fn init(service_name: &str) -> Result<Telemetry, TelemetryError> {
         let provider = provider.build();
         let tracer = provider.tracer("bookstore");
         telemetry.traces = Some(provider);
-        let traced =
-            TRACED_CRATES.iter().fold(Targets::new(), |targets, krate| targets.with_target(*krate, LevelFilter::INFO));
-        Some(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(traced))
+        Some(tracer)
     } else {
         None
     };
@@ -190,26 +164,30 @@ pub fn init(service_name: &str) -> Result<Telemetry, TelemetryError> {
     } else {
         None
     };
-    let tracing_on = traces.is_some();
     let installed = tracing_subscriber::registry()
         .with(lines)
-        .with(traces)
         .with(exported_logs)
-        .with((format == LogFormat::Json).then_some(json::OrderIds))
+        // Filtered to the spans it reads: a layer without a filter would make
+        // every span and event of every library (h2's, hyper's) live.
+        .with((format == LogFormat::Json).then(|| json::OrderIds.with_filter(shop_crates())))
         .try_init()
         .is_ok();
     if !installed {
         // Tests start many servers in one process; the first set-up stands.
         return Ok(Telemetry::nothing());
     }
-    if tracing_on {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        TRACING.store(true, Ordering::Relaxed);
+    if let Some(tracer) = tracer {
+        spans::install(tracer);
     }
     if traces_exported {
         tracing::info!(service = service_name, "exporting traces over OTLP");
     }
     Ok(telemetry)
+}
+
+/// The shop's own crates, at `info` and above.
+fn shop_crates() -> Targets {
+    SHOP_CRATES.iter().fold(Targets::new(), |targets, krate| targets.with_target(*krate, LevelFilter::INFO))
 }
 
 fn log_format() -> Result<LogFormat, TelemetryError> {

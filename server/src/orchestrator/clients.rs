@@ -1,19 +1,18 @@
 //! The orchestrator's gRPC clients, and the one place a downstream call gets its
-//! deadline, its span in the checkout's trace ([`Call`]) and its failure turned
-//! into a refusal the shopper can read.
+//! deadline and its failure turned into a refusal the shopper can read.
 
 use std::future::Future;
 use std::time::Duration;
 
 use domain::{Refusal, Step, Verifier};
-use platform::grpc::{Call, CallFailure};
+use platform::grpc::CallFailure;
 use proto::v1::fraud_detection_client::FraudDetectionClient;
 use proto::v1::order_cache_client::OrderCacheClient;
 use proto::v1::order_queue_client::OrderQueueClient;
 use proto::v1::suggestions_client::SuggestionsClient;
 use proto::v1::transaction_verification_client::TransactionVerificationClient;
 use tonic::transport::Channel;
-use tonic::{Code, Response, Status};
+use tonic::{Code, Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -64,13 +63,10 @@ impl Clients {
 
     /// Asks every service a checkout calls whether it serves, all at once, each
     /// within the deadline; answers the names of those that do not, with why.
-    /// (Health checks make no spans.)
     pub async fn not_serving(&self) -> Vec<(&'static str, String)> {
         let asks = self.health.iter().map(|(name, client)| async move {
             let mut client = client.clone();
-            let request = platform::grpc::request(HealthCheckRequest::default(), self.deadline);
-            let answer = platform::grpc::within(self.deadline, client.check(request)).await;
-            log_failure(name, self.deadline, &answer);
+            let answer = self.call_raw(name, client.check(self.request(HealthCheckRequest::default()))).await;
             match answer.map(|response| response.status()) {
                 Ok(ServingStatus::Serving) => None,
                 Ok(status) => Some((*name, format!("reports {}", status.as_str_name()))),
@@ -80,50 +76,39 @@ impl Clients {
         futures::future::join_all(asks).await.into_iter().flatten().collect()
     }
 
-    /// The call of `method` on the gRPC service `rpc_service` that runs `step` of
-    /// order `order_id`: a span of the checkout's trace, with the deadline.
-    pub fn start(&self, step: Step, rpc_service: &'static str, method: &'static str, order_id: &str) -> Call {
-        let call = Call::new(rpc_service, method, self.deadline).for_order(order_id);
-        call.span().record("checkout.step", tracing::field::display(step));
-        call
+    /// A request carrying the deadline, so the service can give up too.
+    pub fn request<T>(&self, message: T) -> Request<T> {
+        platform::grpc::request(message, self.deadline)
     }
 
-    /// Awaits `answer` to `call` for at most the deadline; a failure or time-out
-    /// becomes an `unavailable` refusal naming `step` and `service`.
+    /// Awaits `call` for at most the deadline; a failure or time-out becomes an
+    /// `unavailable` refusal naming `step` and `service`.
     pub async fn call<T>(
         &self,
         step: Step,
         service: &'static str,
-        call: &Call,
-        answer: impl Future<Output = Result<Response<T>, Status>>,
+        call: impl Future<Output = Result<Response<T>, Status>>,
     ) -> Result<T, Refusal> {
-        self.call_raw(service, call, answer)
-            .await
-            .map_err(|failure| Refusal::unavailable(step, service, describe(&failure)))
+        self.call_raw(service, call).await.map_err(|failure| Refusal::unavailable(step, service, describe(&failure)))
     }
 
-    /// Awaits `answer` to `call` for at most the deadline, logging a failure.
+    /// Awaits `call` for at most the deadline, logging a failure.
     pub async fn call_raw<T>(
         &self,
         service: &'static str,
-        call: &Call,
-        answer: impl Future<Output = Result<Response<T>, Status>>,
+        call: impl Future<Output = Result<Response<T>, Status>>,
     ) -> Result<T, CallFailure> {
-        let answer = call.within(answer).await;
-        log_failure(service, self.deadline, &answer);
+        let answer = platform::grpc::within(self.deadline, call).await;
+        match &answer {
+            Ok(_) => {}
+            Err(CallFailure::Status(status)) => {
+                tracing::warn!(service, code = ?status.code(), message = status.message(), "call failed")
+            }
+            Err(CallFailure::TimedOut) => {
+                tracing::warn!(service, deadline_ms = self.deadline.as_millis() as u64, "call timed out")
+            }
+        }
         answer
-    }
-}
-
-fn log_failure<T>(service: &str, deadline: Duration, answer: &Result<T, CallFailure>) {
-    match answer {
-        Ok(_) => {}
-        Err(CallFailure::Status(status)) => {
-            tracing::warn!(service, code = ?status.code(), message = status.message(), "call failed")
-        }
-        Err(CallFailure::TimedOut) => {
-            tracing::warn!(service, deadline_ms = deadline.as_millis() as u64, "call timed out")
-        }
     }
 }
 

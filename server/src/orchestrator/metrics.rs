@@ -52,8 +52,8 @@ impl CheckoutMetrics {
         metrics
     }
 
-    /// A checkout ended with `outcome` after `elapsed`, in `span`.
-    pub fn ended(&self, outcome: &CheckoutOutcome, elapsed: Duration, span: &tracing::Span) {
+    /// A checkout ended with `outcome` after `elapsed`, in the span `cx` holds.
+    pub fn ended(&self, outcome: &CheckoutOutcome, elapsed: Duration, cx: Option<&opentelemetry::Context>) {
         let (ended, label) = match outcome {
             CheckoutOutcome::Approved(_) => {
                 (Ended { outcome: "approved", step: String::new(), code: String::new() }, "approved")
@@ -63,6 +63,6 @@ impl CheckoutMetrics {
             }
         };
         self.checkouts.get_or_create(&ended).inc();
-        metrics::observe(&self.durations.get_or_create(&Outcome { outcome: label }), elapsed, span);
+        metrics::observe(&self.durations.get_or_create(&Outcome { outcome: label }), elapsed, cx);
     }
 }

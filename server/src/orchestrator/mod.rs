@@ -17,10 +17,11 @@
 //!
 //! No sleeps and no polling: a checkout on loopback takes a few milliseconds.
 //!
-//! The checkout is one span of the request's trace, each call a span in it
-//! (`clients.rs`); the enqueue is the producer of the order's message, whose
-//! trace context the queued order carries, so its execution continues the same
-//! trace. Every checkout is counted and timed (`metrics.rs`).
+//! The checkout is one span of the request's trace; each call carries its
+//! context, so each service's span is its child; the enqueue is the producer of
+//! the order's message, whose trace context the queued order carries, so its
+//! execution continues the same trace. Every checkout is counted and timed
+//! (`metrics.rs`).
 
 mod clients;
 mod metrics;
@@ -33,19 +34,15 @@ use std::time::Instant;
 use domain::checkout::{ApprovedOrder, CheckoutRequest, SuggestedBook};
 use domain::journey::CheckoutEvent;
 use domain::{Catalog, CheckoutOutcome, Refusal, RefusalClass, Step, VectorClock, Verifier};
+use opentelemetry::trace::{FutureExt as _, SpanKind, TraceContextExt as _, Tracer as _};
+use opentelemetry::KeyValue;
 use platform::card_token::FingerprintKey;
 use platform::clock::unix_ms;
-use platform::grpc::Call;
 use platform::metrics::Registry;
-use platform::telemetry::context;
+use platform::telemetry::{context, spans};
 use proto::enums::refusal_class_from_proto;
 use proto::journey::checkout_event_to_proto;
 use proto::v1 as pb;
-use proto::v1::fraud_detection_server::SERVICE_NAME as FRAUD_DETECTION;
-use proto::v1::order_cache_server::SERVICE_NAME as ORDER_CACHE;
-use proto::v1::order_queue_server::SERVICE_NAME as QUEUE_SERVICE;
-use proto::v1::suggestions_server::SERVICE_NAME as SUGGESTIONS;
-use proto::v1::transaction_verification_server::SERVICE_NAME as TRANSACTION_VERIFICATION;
 use proto::vector_clock::{clock_from_proto, clock_to_proto};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -58,13 +55,6 @@ pub struct Orchestrator {
     catalog: Arc<Catalog>,
     fingerprint_key: FingerprintKey,
     metrics: CheckoutMetrics,
-}
-
-/// A checking event's verifier, and the gRPC method it serves the event with.
-struct Rpc {
-    verifier: Verifier,
-    service: &'static str,
-    method: &'static str,
 }
 
 /// What the orchestrator knows while the events run.
@@ -134,36 +124,41 @@ impl Orchestrator {
 
     pub async fn checkout(&self, request: CheckoutRequest) -> CheckoutOutcome {
         let order_id = uuid::Uuid::new_v4().to_string();
-        let span = tracing::info_span!(
-            "checkout",
-            order.id = %order_id,
-            checkout.outcome = tracing::field::Empty,
-            checkout.step = tracing::field::Empty,
-            checkout.refusal_code = tracing::field::Empty,
-        );
+        let logs = tracing::info_span!("checkout", %order_id);
+        let trace = spans::start_here(|tracer| {
+            tracer.span_builder("checkout").with_attributes([KeyValue::new("order.id", order_id.clone())])
+        });
         let started = Instant::now();
-        let outcome = self.run(&order_id, &request).instrument(span.clone()).await;
+        let checkout = self.run(&order_id, &request).instrument(logs.clone());
+        let outcome = match &trace {
+            Some(cx) => checkout.with_context(cx.clone()).await,
+            None => checkout.await,
+        };
         let elapsed = started.elapsed();
         let elapsed_us = elapsed.as_micros() as u64;
-        span.in_scope(|| match &outcome {
-            CheckoutOutcome::Approved(_) => {
-                span.record("checkout.outcome", "approved");
-                tracing::info!(elapsed_us, "approved")
-            }
-            CheckoutOutcome::Refused(refusal) => {
-                span.record("checkout.outcome", "refused");
-                span.record("checkout.step", tracing::field::display(refusal.step));
-                span.record("checkout.refusal_code", refusal.code.as_str());
-                tracing::info!(
-                    elapsed_us,
-                    step = %refusal.step,
-                    service = %refusal.service,
-                    code = %refusal.code,
-                    "refused"
-                )
-            }
+        logs.in_scope(|| match &outcome {
+            CheckoutOutcome::Approved(_) => tracing::info!(elapsed_us, "approved"),
+            CheckoutOutcome::Refused(refusal) => tracing::info!(
+                elapsed_us,
+                step = %refusal.step,
+                service = %refusal.service,
+                code = %refusal.code,
+                "refused"
+            ),
         });
-        self.metrics.ended(&outcome, elapsed, &span);
+        if let Some(cx) = &trace {
+            let span = cx.span();
+            match &outcome {
+                CheckoutOutcome::Approved(_) => span.set_attribute(KeyValue::new("checkout.outcome", "approved")),
+                CheckoutOutcome::Refused(refusal) => span.set_attributes([
+                    KeyValue::new("checkout.outcome", "refused"),
+                    KeyValue::new("checkout.step", refusal.step.as_str()),
+                    KeyValue::new("checkout.refusal_code", refusal.code.clone()),
+                ]),
+            }
+            span.end();
+        }
+        self.metrics.ended(&outcome, elapsed, trace.as_ref());
         outcome
     }
 
@@ -198,10 +193,9 @@ impl Orchestrator {
                 Verifier::Suggestions => order::to_suggestions_order(order),
                 Verifier::TransactionVerification | Verifier::FraudDetection => order.clone(),
             };
-            let call = c.start(Step::InitOrder, ORDER_CACHE, "InitOrder", order_id);
-            let request = call.request(pb::InitOrderRequest { order_id: order_id.to_owned(), order: Some(order) });
+            let request = c.request(pb::InitOrderRequest { order_id: order_id.to_owned(), order: Some(order) });
             let mut cache = c.order_caches[verifier.index()].clone();
-            async move { c.call(Step::InitOrder, verifier.name(), &call, cache.init_order(request)).await }
+            async move { c.call(Step::InitOrder, verifier.name(), cache.init_order(request)).await }
         }))
         .await;
         let cached = Verifier::ALL.map(|verifier| answers[verifier.index()].is_ok());
@@ -214,17 +208,14 @@ impl Orchestrator {
         let start = VectorClock::default();
         let tv = &self.clients.transaction_verification;
         let fd = &self.clients.fraud_detection;
-        let tv_rpc =
-            |method| Rpc { verifier: Verifier::TransactionVerification, service: TRANSACTION_VERIFICATION, method };
-        let fd_rpc = |method| Rpc { verifier: Verifier::FraudDetection, service: FRAUD_DETECTION, method };
         let items_then_card = async {
             let a = self
-                .event(flow, order_id, Step::VerifyItems, tv_rpc("VerifyItems"), start, |r| {
+                .event(flow, order_id, Step::VerifyItems, Verifier::TransactionVerification, start, |r| {
                     let mut tv = tv.clone();
                     async move { tv.verify_items(r).await }
                 })
                 .await?;
-            self.event(flow, order_id, Step::VerifyCardFormat, tv_rpc("VerifyCardFormat"), a, |r| {
+            self.event(flow, order_id, Step::VerifyCardFormat, Verifier::TransactionVerification, a, |r| {
                 let mut tv = tv.clone();
                 async move { tv.verify_card_format(r).await }
             })
@@ -232,12 +223,12 @@ impl Orchestrator {
         };
         let user_then_fraud = async {
             let b = self
-                .event(flow, order_id, Step::VerifyUserData, tv_rpc("VerifyUserData"), start, |r| {
+                .event(flow, order_id, Step::VerifyUserData, Verifier::TransactionVerification, start, |r| {
                     let mut tv = tv.clone();
                     async move { tv.verify_user_data(r).await }
                 })
                 .await?;
-            self.event(flow, order_id, Step::CheckUser, fd_rpc("CheckUser"), b, |r| {
+            self.event(flow, order_id, Step::CheckUser, Verifier::FraudDetection, b, |r| {
                 let mut fd = fd.clone();
                 async move { fd.check_user(r).await }
             })
@@ -251,7 +242,7 @@ impl Orchestrator {
             return Err(internal(Step::VerifyItems, "a chain stopped without a refusal"));
         };
         let e = self
-            .event(flow, order_id, Step::CheckCard, fd_rpc("CheckCard"), c.merged(&d), |r| {
+            .event(flow, order_id, Step::CheckCard, Verifier::FraudDetection, c.merged(&d), |r| {
                 let mut fd = fd.clone();
                 async move { fd.check_card(r).await }
             })
@@ -269,16 +260,16 @@ impl Orchestrator {
         Ok(books)
     }
 
-    /// One vector-clocked event, `rpc`, unless the flow has stopped. `None` when
-    /// it did not run or refused (the refusal is in `flow`).
+    /// One vector-clocked event, unless the flow has stopped. `None` when it did
+    /// not run or refused (the refusal is in `flow`).
     async fn event<F, Fut>(
         &self,
         flow: &Flow,
         order_id: &str,
         step: Step,
-        rpc: Rpc,
+        verifier: Verifier,
         clock: VectorClock,
-        send: F,
+        call: F,
     ) -> Option<VectorClock>
     where
         F: FnOnce(Request<pb::EventRequest>) -> Fut,
@@ -287,14 +278,13 @@ impl Orchestrator {
         if !flow.may_start(step) {
             return None;
         }
-        let service = rpc.verifier.name();
-        let call = self.clients.start(step, rpc.service, rpc.method, order_id);
-        let request =
-            call.request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
-        let response = match self.clients.call(step, service, &call, send(request)).await {
+        let service = verifier.name();
+        let request = self
+            .clients
+            .request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
+        let response = match self.clients.call(step, service, call(request)).await {
             Ok(response) => response,
             Err(refusal) => {
-                call.span().record("checkout.refusal_code", refusal.code.as_str());
                 flow.ended(step, service, None, Some(&refusal.code));
                 flow.refuse(refusal);
                 return None;
@@ -309,7 +299,6 @@ impl Orchestrator {
         flow.observe(&clock);
         flow.ended(step, service, Some(clock), response.refusal.as_ref().map(|refusal| refusal.code.as_str()));
         if let Some(refusal) = response.refusal {
-            call.span().record("checkout.refusal_code", refusal.code.as_str());
             flow.refuse(refusal_from_proto(step, service, refusal));
             return None;
         }
@@ -318,12 +307,12 @@ impl Orchestrator {
 
     /// Event f.
     async fn suggest(&self, order_id: &str, clock: VectorClock) -> Result<(VectorClock, Vec<SuggestedBook>), Refusal> {
-        let call = self.clients.start(Step::SuggestBooks, SUGGESTIONS, "Suggest", order_id);
-        let request =
-            call.request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
+        let request = self
+            .clients
+            .request(pb::EventRequest { order_id: order_id.to_owned(), clock: Some(clock_to_proto(clock)) });
         let mut suggestions = self.clients.suggestions.clone();
-        let service = Verifier::Suggestions.name();
-        let response = self.clients.call(Step::SuggestBooks, service, &call, suggestions.suggest(request)).await?;
+        let response =
+            self.clients.call(Step::SuggestBooks, Verifier::Suggestions.name(), suggestions.suggest(request)).await?;
         let clock = clock_from_proto(response.clock.as_ref()).map_err(|_| {
             Refusal::unavailable(
                 Step::SuggestBooks,
@@ -351,26 +340,30 @@ impl Orchestrator {
         let mut queued = order::to_queued_order(order_id, request, &self.catalog, &self.fingerprint_key, unix_ms())
             .map_err(|error| Refusal::invalid_field(Step::Enqueue, "web", error))?;
         queued.checkout_events = events.iter().map(checkout_event_to_proto).collect();
-        let send = platform::traced_span!(
-            "orders.send",
-            otel.name = "send orders",
-            otel.kind = "producer",
-            messaging.system = "bookstore",
-            messaging.destination.name = "orders",
-            messaging.operation.type = "send",
-            messaging.operation.name = "enqueue",
-            messaging.message.id = order_id,
-            order.id = order_id,
-        );
-        queued.trace_context = send.in_scope(context::carrier);
-        async {
-            let call = self.clients.start(Step::Enqueue, QUEUE_SERVICE, "Enqueue", order_id);
-            let request = call.request(pb::EnqueueRequest { order: Some(queued) });
-            let mut queue = self.clients.order_queue.clone();
-            self.clients.call(Step::Enqueue, ORDER_QUEUE, &call, queue.enqueue(request)).await.map(drop)
+        let send = spans::start_here(|tracer| {
+            tracer.span_builder("send orders").with_kind(SpanKind::Producer).with_attributes([
+                KeyValue::new("messaging.system", "bookstore"),
+                KeyValue::new("messaging.destination.name", "orders"),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.operation.name", "enqueue"),
+                KeyValue::new("messaging.message.id", order_id.to_owned()),
+                KeyValue::new("order.id", order_id.to_owned()),
+            ])
+        });
+        let _sending = send.as_ref().map(|cx| cx.clone().attach());
+        queued.trace_context = context::carrier();
+        let request = self.clients.request(pb::EnqueueRequest { order: Some(queued) });
+        drop(_sending);
+        let mut queue = self.clients.order_queue.clone();
+        let enqueue = self.clients.call(Step::Enqueue, ORDER_QUEUE, queue.enqueue(request));
+        let enqueued = match &send {
+            Some(cx) => enqueue.with_context(cx.clone()).await,
+            None => enqueue.await,
+        };
+        if let Some(cx) = &send {
+            cx.span().end();
         }
-        .instrument(send)
-        .await
+        enqueued.map(drop)
     }
 
     /// Step 5: every service that cached the order forgets it. Failures are
@@ -379,15 +372,14 @@ impl Orchestrator {
         let c = &self.clients;
         let holders = Verifier::ALL.into_iter().filter(|verifier| cached[verifier.index()]);
         futures::future::join_all(holders.map(|verifier| async move {
-            let call = Call::new(ORDER_CACHE, "ClearOrder", c.deadline).for_order(order_id);
-            let request = call.request(pb::ClearOrderRequest {
+            let request = c.request(pb::ClearOrderRequest {
                 order_id: order_id.to_owned(),
                 final_clock: Some(clock_to_proto(final_clock)),
                 result: result.into(),
             });
             let mut cache = c.order_caches[verifier.index()].clone();
             let service = verifier.name();
-            match c.call_raw(service, &call, cache.clear_order(request)).await {
+            match c.call_raw(service, cache.clear_order(request)).await {
                 Ok(response) if response.cleared => {}
                 Ok(response) => {
                     tracing::warn!(service, anomaly = %response.anomaly, %final_clock, "clear_order anomaly")

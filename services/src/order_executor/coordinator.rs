@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 use domain::journey::{LeaderStamp, Vote as VoteRecord};
 use futures::future::BoxFuture;
 use futures::TryStreamExt;
-use tracing::Instrument as _;
+use opentelemetry::trace::{Link, SpanContext, SpanKind, Tracer as _};
+use opentelemetry::{Context, KeyValue};
 
 use super::metrics::{AbortCause, ExecutionMetrics, Step};
 use super::state::{Command, Execution, Outcome, Phase, Record};
 use platform::clock::unix_ms;
-use platform::telemetry::context;
+use platform::telemetry::{context, spans, tracing_enabled};
 
 /// A participant's vote in phase one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,25 +113,30 @@ struct Votes {
 }
 
 /// The span of one order's run on this leader: a consumer of the queue
-/// (OpenTelemetry's messaging conventions), continuing the order's trace.
-/// `operation` is `execute` for a delivered order, `recover` for one a previous
-/// leader left in flight.
-pub fn order_span(execution: &Execution, operation: &'static str) -> tracing::Span {
-    let span = platform::traced_span!(
-        parent: None,
-        "order.process",
-        otel.name = "process orders",
-        otel.kind = "consumer",
-        messaging.system = "bookstore",
-        messaging.destination.name = "orders",
-        messaging.operation.type = "process",
-        messaging.operation.name = operation,
-        messaging.consumer.group.name = "order_executor",
-        messaging.message.id = %execution.order_id,
-        order.id = %execution.order_id,
-    );
-    context::continue_from(&span, &execution.trace_context);
-    span
+/// (OpenTelemetry's messaging conventions), continuing the order's trace, and
+/// linked to the `receipt` that took it from the queue, if any. `operation` is
+/// `execute` for a delivered order, `recover` for one a previous leader left in
+/// flight.
+pub fn order_span(execution: &Execution, operation: &'static str, receipt: Option<SpanContext>) -> Option<Context> {
+    if !tracing_enabled() {
+        return None;
+    }
+    let parent = context::from_carrier(&execution.trace_context);
+    spans::start(&parent, |tracer| {
+        tracer
+            .span_builder("process orders")
+            .with_kind(SpanKind::Consumer)
+            .with_attributes([
+                KeyValue::new("messaging.system", "bookstore"),
+                KeyValue::new("messaging.destination.name", "orders"),
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new("messaging.operation.name", operation),
+                KeyValue::new("messaging.consumer.group.name", "order_executor"),
+                KeyValue::new("messaging.message.id", execution.order_id.clone()),
+                KeyValue::new("order.id", execution.order_id.clone()),
+            ])
+            .with_links(receipt.map(Link::with_context).into_iter().collect())
+    })
 }
 
 /// How an order ended, as far as this leader saw it through.
@@ -186,8 +192,8 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
         let count = in_flight.len();
         futures::stream::iter(in_flight.into_iter().map(Ok))
             .try_for_each_concurrent(concurrency.max(1), |record| {
-                let span = order_span(&record.execution, "recover");
-                self.recover_one(record).instrument(span)
+                let span = order_span(&record.execution, "recover", None);
+                spans::within(span, self.recover_one(record))
             })
             .await?;
         Ok(count)
@@ -315,12 +321,12 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
 
     /// Appends `command` to the group's log (a span of the order's trace).
     async fn record(&self, command: Command) -> Result<Phase, LogError> {
-        let span = platform::traced_span!(
-            "execution.log",
-            otel.name = %format_args!("log {}", command.name()),
-            raft.group = "order_executor",
-        );
-        match self.log.propose(command).instrument(span).await? {
+        let span = spans::start_here(|tracer| {
+            tracer
+                .span_builder(format!("log {}", command.name()))
+                .with_attributes([KeyValue::new("raft.group", "order_executor")])
+        });
+        match spans::within(span, self.log.propose(command)).await? {
             Outcome::Phase(phase) => Ok(phase),
             Outcome::Refused { reason } => Err(LogError::Failed(reason)),
             Outcome::Nothing => Err(LogError::Failed("the log answered nothing".to_owned())),

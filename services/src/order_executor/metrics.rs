@@ -173,6 +173,6 @@ impl ExecutionMetrics {
     /// exemplar.
     pub fn step(&self, step: Step, started: Instant) {
         let histogram = self.steps.get_or_create(&Phase { phase: step.label() });
-        metrics::observe(&histogram, started.elapsed(), &tracing::Span::current());
+        metrics::observe(&histogram, started.elapsed(), Some(&opentelemetry::Context::current()));
     }
 }

@@ -1,17 +1,14 @@
 //! The coordinator's participants and queue, over gRPC: every call has a deadline,
 //! and a failed or late call is `Unreachable` (the coordinator aborts, or resends
-//! the decision). Every call is a span of the order's trace ([`Call`]).
+//! the decision).
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use platform::grpc::{Call, CallFailure};
+use platform::grpc::{self, request, CallFailure};
 use proto::v1 as pb;
-use proto::v1::books_db_server::SERVICE_NAME as BOOKS_DB;
 use proto::v1::order_queue_client::OrderQueueClient;
-use proto::v1::order_queue_server::SERVICE_NAME as ORDER_QUEUE;
 use proto::v1::payment_client::PaymentClient;
-use proto::v1::payment_server::SERVICE_NAME as PAYMENT;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -25,19 +22,19 @@ fn unreachable(participant: &'static str, status: &tonic::Status) -> Unreachable
 /// Awaits a call with a deadline; any failure is `Unreachable`.
 async fn within<T>(
     participant: &'static str,
-    call: &Call,
-    answer: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, Unreachable> {
-    call.within(answer).await.map_err(|failure| Unreachable { participant, detail: failure.to_string() })
+    grpc::within(deadline, call).await.map_err(|failure| Unreachable { participant, detail: failure.to_string() })
 }
 
 /// Awaits a queue call: its answer, or the status it failed with (which the caller
 /// reads), or `Unreachable` if nothing came in time.
 async fn answered<T>(
-    call: &Call,
-    answer: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<Result<T, tonic::Status>, Unreachable> {
-    match call.within(answer).await {
+    match grpc::within(deadline, call).await {
         Ok(answer) => Ok(Ok(answer)),
         Err(CallFailure::Status(status)) => Ok(Err(status)),
         Err(failure @ CallFailure::TimedOut) => {
@@ -76,8 +73,7 @@ impl Participant for PaymentParticipant {
                 card: Some(card),
             };
             let mut client = self.client.clone();
-            let call = Call::new(PAYMENT, "Prepare", self.deadline).for_order(&execution.order_id);
-            let vote = within("payment", &call, client.prepare(call.request(message))).await?;
+            let vote = within("payment", self.deadline, client.prepare(request(message, self.deadline))).await?;
             Ok(if vote.yes { Vote::Yes } else { Vote::No { reason: vote.reason } })
         })
     }
@@ -86,8 +82,7 @@ impl Participant for PaymentParticipant {
         Box::pin(async move {
             let mut client = self.client.clone();
             let message = pb::PaymentDecision { order_id: order_id.to_owned() };
-            let call = Call::new(PAYMENT, "Commit", self.deadline).for_order(order_id);
-            within("payment", &call, client.commit(call.request(message))).await.map(drop)
+            within("payment", self.deadline, client.commit(request(message, self.deadline))).await.map(drop)
         })
     }
 
@@ -95,8 +90,7 @@ impl Participant for PaymentParticipant {
         Box::pin(async move {
             let mut client = self.client.clone();
             let message = pb::PaymentDecision { order_id: order_id.to_owned() };
-            let call = Call::new(PAYMENT, "Abort", self.deadline).for_order(order_id);
-            within("payment", &call, client.abort(call.request(message))).await.map(drop)
+            within("payment", self.deadline, client.abort(request(message, self.deadline))).await.map(drop)
         })
     }
 }
@@ -131,8 +125,8 @@ impl QueueClient {
         };
         let mut client = self.client.clone();
         // The long poll may take `wait`; the deadline comes on top.
-        let call = Call::new(ORDER_QUEUE, "DequeueBatch", wait + self.deadline);
-        let batch = fenced(&call, client.dequeue_batch(call.request(message))).await?;
+        let deadline = wait + self.deadline;
+        let batch = fenced(deadline, client.dequeue_batch(request(message, deadline))).await?;
         Ok(batch
             .deliveries
             .into_iter()
@@ -154,10 +148,10 @@ pub enum QueueError {
 
 /// Awaits a call the queue fences by leader term.
 async fn fenced<T>(
-    call: &Call,
-    answer: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, QueueError> {
-    match answered(call, answer).await? {
+    match answered(deadline, call).await? {
         Ok(response) => Ok(response),
         Err(status) if status.code() == Code::FailedPrecondition => {
             Err(QueueError::Superseded(status.message().to_owned()))
@@ -172,8 +166,7 @@ impl QueueClient {
     pub async fn release(&self, order_id: &str, lease_id: &str) -> Result<(), Unreachable> {
         let mut client = self.client.clone();
         let message = pb::ReleaseRequest { order_id: order_id.to_owned(), lease_id: lease_id.to_owned() };
-        let call = Call::new(ORDER_QUEUE, "Release", self.deadline).for_order(order_id);
-        settle_lease(&call, client.release(call.request(message))).await
+        settle_lease(self.deadline, client.release(request(message, self.deadline))).await
     }
 
     /// Ends the leases of every consumer but `consumer` (this leader, this term)
@@ -181,8 +174,7 @@ impl QueueClient {
     pub async fn take_over(&self, consumer: &str, leader_term: u64) -> Result<u32, QueueError> {
         let mut client = self.client.clone();
         let message = pb::TakeOverRequest { consumer: consumer.to_owned(), leader_term };
-        let call = Call::new(ORDER_QUEUE, "TakeOver", self.deadline);
-        fenced(&call, client.take_over(call.request(message))).await.map(|answer| answer.released)
+        fenced(self.deadline, client.take_over(request(message, self.deadline))).await.map(|answer| answer.released)
     }
 }
 
@@ -191,8 +183,7 @@ impl QueueAck for QueueClient {
         Box::pin(async move {
             let mut client = self.client.clone();
             let message = pb::AckRequest { order_id: order_id.to_owned(), lease_id: lease_id.to_owned() };
-            let call = Call::new(ORDER_QUEUE, "Ack", self.deadline).for_order(order_id);
-            settle_lease(&call, client.ack(call.request(message))).await
+            settle_lease(self.deadline, client.ack(request(message, self.deadline))).await
         })
     }
 }
@@ -200,10 +191,10 @@ impl QueueAck for QueueClient {
 /// Awaits an acknowledgement or release of a lease. An order acknowledged before,
 /// or whose lease ended and went to someone else, needs nothing more: done.
 async fn settle_lease<T>(
-    call: &Call,
-    answer: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<(), Unreachable> {
-    match answered(call, answer).await? {
+    match answered(deadline, call).await? {
         Ok(_) => Ok(()),
         Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
         Err(status) => Err(unreachable("order_queue", &status)),
@@ -222,19 +213,17 @@ impl BooksParticipant {
     }
 
     async fn decide(&self, order_id: &str, commit: bool) -> Result<(), Unreachable> {
-        let call = Call::new(BOOKS_DB, if commit { "Commit" } else { "Abort" }, self.deadline).for_order(order_id);
-        let answer = call
-            .answered(self.client.call(|channel| {
-                let decision = call.request(pb::BooksDecision { order_id: order_id.to_owned() });
-                async move {
-                    let mut client = proto::v1::books_db_client::BooksDbClient::new(channel);
-                    if commit {
-                        client.commit(decision).await
-                    } else {
-                        client.abort(decision).await
-                    }
+        let answer = self
+            .client
+            .call(|channel| async move {
+                let mut client = proto::v1::books_db_client::BooksDbClient::new(channel);
+                let decision = request(pb::BooksDecision { order_id: order_id.to_owned() }, self.deadline);
+                if commit {
+                    client.commit(decision).await
+                } else {
+                    client.abort(decision).await
                 }
-            }))
+            })
             .await;
         let ack = answer.map_err(|status| unreachable("books_db", &status))?.into_inner();
         match ack.outcome() {
@@ -268,15 +257,17 @@ impl Participant for BooksParticipant {
                 return Ok(Vote::No { reason: "the order's lines could not be read".to_owned() });
             }
             let lines: Vec<pb::OrderLine> = execution.lines.iter().map(pb::OrderLine::from).collect();
-            let call = Call::new(BOOKS_DB, "Prepare", self.deadline).for_order(&execution.order_id);
-            let vote = call
-                .answered(self.client.call(|channel| {
-                    let message = call.request(pb::BooksPrepareRequest {
-                        order_id: execution.order_id.clone(),
-                        lines: lines.clone(),
-                    });
-                    async move { proto::v1::books_db_client::BooksDbClient::new(channel).prepare(message).await }
-                }))
+            let vote = self
+                .client
+                .call(|channel| {
+                    let message =
+                        pb::BooksPrepareRequest { order_id: execution.order_id.clone(), lines: lines.clone() };
+                    async move {
+                        proto::v1::books_db_client::BooksDbClient::new(channel)
+                            .prepare(request(message, self.deadline))
+                            .await
+                    }
+                })
                 .await
                 .map_err(|status| unreachable("books_db", &status))?
                 .into_inner();

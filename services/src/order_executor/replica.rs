@@ -10,13 +10,15 @@ use std::time::Duration;
 use consensus::{Node, NodeError, NodeId};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
+use opentelemetry::trace::{FutureExt as _, SpanContext, SpanKind, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
 use platform::metrics::Registry;
+use platform::telemetry::spans;
 use proto::v1 as pb;
 use proto::v1::order_executor_server::{OrderExecutor, OrderExecutorServer};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
-use tracing::Instrument as _;
 
 use super::backoff::{Backoff, BackoffPolicy};
 use super::coordinator::{order_span, Coordinator, DecisionLog, Finished, LogError, RetryPolicy};
@@ -254,7 +256,7 @@ async fn take_orders(
     term: u64,
 ) {
     // What a fetch asked for, what it got, and the span that received it.
-    type Batch = (usize, Result<Vec<(pb::QueuedOrder, String)>, QueueError>, tracing::Span);
+    type Batch = (usize, Result<Vec<(pb::QueuedOrder, String)>, QueueError>, Option<SpanContext>);
     type Run<'a> = BoxFuture<'a, (String, String, Result<Finished, LogError>)>;
     let window = config.window.max(1);
     let mut backoff = Backoff::new(config.backoff);
@@ -278,12 +280,20 @@ async fn take_orders(
                     tokio::time::sleep_until(at).await;
                 }
                 let receive = receive_span(max);
-                let batch = coordinator
-                    .queue
-                    .next_batch(max, wait, config.lease, consumer, term)
-                    .instrument(receive.clone())
-                    .await;
-                (max, batch, receive)
+                let poll = coordinator.queue.next_batch(max, wait, config.lease, consumer, term);
+                let batch = match &receive {
+                    Some(cx) => poll.with_context(cx.clone()).await,
+                    None => poll.await,
+                };
+                let receipt = receive.map(|cx| {
+                    let span = cx.span();
+                    if let Ok(orders) = &batch {
+                        span.set_attribute(KeyValue::new("messaging.batch.message_count", orders.len() as i64));
+                    }
+                    span.end();
+                    span.span_context().clone()
+                });
+                (max, batch, receipt)
             }));
         }
         if fetch.is_none() && running.is_empty() {
@@ -305,11 +315,8 @@ async fn take_orders(
                     }
                 }
             }
-            (asked, batch, receive) = async { fetch.as_mut().expect("polled only while set").await }, if fetch.is_some() => {
+            (asked, batch, receipt) = async { fetch.as_mut().expect("polled only while set").await }, if fetch.is_some() => {
                 fetch = None;
-                if let Ok(orders) = &batch {
-                    receive.record("messaging.batch.message_count", orders.len());
-                }
                 match batch {
                     // The long poll found nothing: wait longer next time (it still
                     // answers the moment an order arrives).
@@ -324,7 +331,7 @@ async fn take_orders(
                             if !leading {
                                 give_back(coordinator, &order.order_id, &lease_id).await;
                             } else if in_window.insert(order.order_id.clone()) {
-                                running.push(Box::pin(run(coordinator, execution_from(order, lease_id), &receive)));
+                                running.push(Box::pin(run(coordinator, execution_from(order, lease_id), receipt.clone())));
                             } else {
                                 tracing::debug!(order_id = %order.order_id, "delivered again while still running here");
                             }
@@ -347,37 +354,30 @@ async fn take_orders(
 
 /// Runs one order of the window to its end; answers its ids with the result.
 /// Its span continues the order's trace and links to the span that received it.
-fn run<'a>(
-    coordinator: &'a LiveCoordinator,
+async fn run(
+    coordinator: &LiveCoordinator,
     execution: Execution,
-    received: &tracing::Span,
-) -> impl std::future::Future<Output = (String, String, Result<Finished, LogError>)> + 'a {
-    let span = order_span(&execution, "execute");
-    platform::telemetry::context::link(&span, received);
+    receipt: Option<SpanContext>,
+) -> (String, String, Result<Finished, LogError>) {
+    let span = order_span(&execution, "execute", receipt);
     let (order_id, lease_id) = (execution.order_id.clone(), execution.lease_id.clone());
-    async move {
-        let result = coordinator.execute(execution).await;
-        (order_id, lease_id, result)
-    }
-    .instrument(span)
+    let result = spans::within(span, coordinator.execute(execution)).await;
+    (order_id, lease_id, result)
 }
 
 /// The span of one long poll of the queue: a messaging receive (a client of the
-/// queue), which the orders it brings link to.
-fn receive_span(max: usize) -> tracing::Span {
-    platform::traced_span!(
-        parent: None,
-        "orders.receive",
-        otel.name = "receive orders",
-        otel.kind = "client",
-        messaging.system = "bookstore",
-        messaging.destination.name = "orders",
-        messaging.operation.type = "receive",
-        messaging.operation.name = "dequeue_batch",
-        messaging.consumer.group.name = "order_executor",
-        messaging.batch.message_count = tracing::field::Empty,
-        bookstore.batch.asked = max,
-    )
+/// queue), a root, which the orders it brings link to.
+fn receive_span(max: usize) -> Option<Context> {
+    spans::start(&Context::new(), |tracer| {
+        tracer.span_builder("receive orders").with_kind(SpanKind::Client).with_attributes([
+            KeyValue::new("messaging.system", "bookstore"),
+            KeyValue::new("messaging.destination.name", "orders"),
+            KeyValue::new("messaging.operation.type", "receive"),
+            KeyValue::new("messaging.operation.name", "dequeue_batch"),
+            KeyValue::new("messaging.consumer.group.name", "order_executor"),
+            KeyValue::new("bookstore.batch.asked", max as i64),
+        ])
+    })
 }
 
 /// Hands an order this replica can no longer run back to the queue.

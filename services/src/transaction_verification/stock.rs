@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::Catalog;
-use platform::grpc::Call;
 
 use crate::leader_client::LeaderClient;
 
@@ -62,16 +61,13 @@ impl BooksDbStock {
 impl StockSource for BooksDbStock {
     fn available<'a>(&'a self, book_ids: &'a [String]) -> StockFuture<'a> {
         Box::pin(async move {
-            // The stock read is a span of the checkout's trace (event a's).
-            let call = Call::new(proto::v1::books_db_server::SERVICE_NAME, "Stock", self.deadline);
-            let response = call
-                .answered(self.client.call(|channel| {
-                    let request = call.request(proto::v1::StockRequest { book_ids: book_ids.to_vec(), local: false });
-                    async move {
-                        let mut client = proto::v1::books_db_client::BooksDbClient::new(channel);
-                        client.stock(request).await.map(tonic::Response::into_inner)
-                    }
-                }))
+            let response = self
+                .client
+                .call(|channel| async move {
+                    let mut client = proto::v1::books_db_client::BooksDbClient::new(channel);
+                    let message = proto::v1::StockRequest { book_ids: book_ids.to_vec(), local: false };
+                    client.stock(platform::grpc::request(message, self.deadline)).await.map(tonic::Response::into_inner)
+                })
                 .await
                 .map_err(|status| StockError(format!("books_db: {}", status.message())))?;
             let copies =
