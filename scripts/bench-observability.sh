@@ -7,13 +7,15 @@
 #              worktree of that commit, built there), with its own scripts
 #   off        this build, no OTLP endpoint, nothing scraping (metrics are
 #              recorded all the same: they cannot be switched off)
-#   on         this build, every process exporting its spans and log records to
-#              a local OTLP receiver (server/examples/otlp_sink.rs), JSON log
-#              lines, and Debian's Prometheus scraping every process every 5 s
+#   on         this build, every process exporting all its spans and its log
+#              records to a local OTLP receiver (server/examples/otlp_sink.rs),
+#              and Debian's Prometheus scraping every process every 5 s
+#   sampled    the same keeping one trace in ten (OTEL_TRACES_SAMPLER=
+#              parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1)
 #
 # Each round starts each variant's shop afresh (release binaries, the load
 # catalog, RUST_LOG=warn as in scripts/bench-checkout.sh) and runs both loads;
-# rounds interleave the variants, so a drift of the machine falls on all three.
+# rounds interleave the variants, so a drift of the machine falls on all of them.
 # Prints every run and the median of the rounds.
 #
 #   git worktree add /tmp/bookstore-ref <commit> && (cd /tmp/bookstore-ref &&
@@ -74,13 +76,13 @@ load() { # load NAME ARGS...: one loadgen run, its summary in NAME.json
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-  for variant in reference off on; do
+  for variant in reference off on sampled; do
     folder="$results/$variant-$round"
     echo "bench-observability: round $round, $variant"
     case $variant in
       reference) start_shop "$REF_TREE" "$folder" ;;
       off) start_shop "$here" "$folder" ;;
-      on)
+      on | sampled)
         target/release/examples/otlp_sink 127.0.0.1:4317 > "$folder-sink.log" 2>&1 &
         pids+=("$!")
         mkdir -p "$folder/prometheus"
@@ -88,7 +90,9 @@ for round in $(seq 1 "$ROUNDS"); do
         prometheus --config.file="$folder/prometheus/prometheus.yml" --storage.tsdb.path="$folder/prometheus/data" \
           --web.listen-address=127.0.0.1:9090 --enable-feature=exemplar-storage > "$folder-prometheus.log" 2>&1 &
         pids+=("$!")
-        start_shop "$here" "$folder" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 LOG_FORMAT=json
+        sampler=()
+        [ "$variant" = sampled ] && sampler=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1)
+        start_shop "$here" "$folder" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 "${sampler[@]}"
         ;;
     esac
     load "$variant-$round-shopper" --shoppers 1
@@ -106,8 +110,9 @@ def latency(name):
     return summary["load"]["requestsPerS"], lat["p50"], lat["p99"]
 print(f"{'run':<22} {'checkouts/s':>11} {'p50 ms':>7} {'p99 ms':>7}")
 medians = {}
+variants = ["reference", "off", "on", "sampled"]
 for load in ["shopper", "rate200"]:
-    for variant in ["reference", "off", "on"]:
+    for variant in variants:
         runs = [latency(f"{variant}-{r}-{load}") for r in range(1, rounds + 1)]
         for r, (rate, p50, p99) in enumerate(runs, 1):
             print(f"{variant + '-' + str(r) + '-' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f}")
@@ -116,7 +121,7 @@ print()
 print(f"{'median of rounds':<22} {'checkouts/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'p50 vs off':>10} {'p50 vs ref':>10}")
 for load in ["shopper", "rate200"]:
     off, ref = medians[("off", load)][1], medians[("reference", load)][1]
-    for variant in ["reference", "off", "on"]:
+    for variant in variants:
         rate, p50, p99 = medians[(variant, load)]
         print(f"{variant + ' ' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f} {p50 / off:>10.2f} {p50 / ref:>10.2f}")
 EOF
