@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What observability costs a checkout (docs/benchmarks.md): loadgen's `good`
 # scenario with one shopper (closed loop) and at 200 checkouts a second (open
-# loop), against three builds of the shop in the same run:
+# loop), against these variants of the shop in the same run (VARIANTS names
+# which, all four by default):
 #
 #   reference  the build from before traces and metrics existed (REF_TREE: a
 #              worktree of that commit, built there), with its own scripts
@@ -16,23 +17,29 @@
 # Each round starts each variant's shop afresh (release binaries, the load
 # catalog, RUST_LOG=warn as in scripts/bench-checkout.sh) and runs both loads;
 # rounds interleave the variants, so a drift of the machine falls on all of them.
-# Prints every run and the median of the rounds.
+# Prints every run (latency, and the CPU milliseconds a checkout cost the shop's
+# processes and, apart, the receivers) and the median of the rounds.
 #
 #   git worktree add /tmp/bookstore-ref <commit> && (cd /tmp/bookstore-ref &&
 #       cargo build --release -p services -p server)
 #   make build && cargo build --release -p loadgen && cargo build --release -p server --example otlp_sink
 #   REF_TREE=/tmp/bookstore-ref scripts/bench-observability.sh      # ROUNDS=3 DURATION=20s
+#   VARIANTS="off on" ROUNDS=10 scripts/bench-observability.sh       # more rounds of two
 #
 # Not part of `make test`: timings are asserted nowhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
+VARIANTS=${VARIANTS:-reference off on sampled}
 DURATION=${DURATION:-20s}
-REF_TREE=${REF_TREE:?set REF_TREE to a built worktree of the reference commit}
 here=$(pwd)
-for binary in target/release/services target/release/server target/release/loadgen \
-  target/release/examples/otlp_sink "$REF_TREE/target/release/services" "$REF_TREE/target/release/server"; do
+binaries=(target/release/services target/release/server target/release/loadgen target/release/examples/otlp_sink)
+if [[ " $VARIANTS " == *" reference "* ]]; then
+  REF_TREE=${REF_TREE:?set REF_TREE to a built worktree of the reference commit}
+  binaries+=("$REF_TREE/target/release/services" "$REF_TREE/target/release/server")
+fi
+for binary in "${binaries[@]}"; do
   [ -x "$binary" ] || { echo "bench-observability: $binary is missing (see the header)" >&2; exit 1; }
 done
 command -v prometheus >/dev/null || { echo "bench-observability: install Prometheus: scripts/setup.sh observe" >&2; exit 1; }
@@ -67,16 +74,33 @@ start_shop() { # start_shop TREE FOLDER [VAR=VALUE...]: the shop of TREE, its da
   exit 1
 }
 
+cpu_ticks() { # cpu_ticks PATTERN: the CPU time (clock ticks, user + system) of the processes PATTERN matches
+  local total=0 pid
+  for pid in $(pgrep -f "$1"); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+shop_processes='target/release/(services|server)( |$)'
+receivers='^(target/release/examples/otlp_sink|prometheus) '
+
 seed=0
-load() { # load NAME ARGS...: one loadgen run, its summary in NAME.json
+load() { # load NAME ARGS...: one loadgen run, its summary in NAME.json, the CPU it cost in NAME.cpu
   seed=$((seed + 1))
+  local shop_before receivers_before
+  shop_before=$(cpu_ticks "$shop_processes")
+  receivers_before=$(cpu_ticks "$receivers")
+  # loadgen follows every accepted order to its end, so the CPU counted below
+  # includes executing the orders, not only answering the checkouts.
   target/release/loadgen --target "$target" --scenario good --catalog data/books-load.json --duration "$DURATION" \
     --seed "$seed" --quiet --json "$results/$1.json" "${@:2}" > "$results/$1.txt" ||
     echo "bench-observability: $1: loadgen's checks failed: $results/$1.txt"
+  echo "$(($(cpu_ticks "$shop_processes") - shop_before)) $(($(cpu_ticks "$receivers") - receivers_before))" \
+    "$(getconf CLK_TCK)" > "$results/$1.cpu"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-  for variant in reference off on sampled; do
+  for variant in $VARIANTS; do
     folder="$results/$variant-$round"
     echo "bench-observability: round $round, $variant"
     case $variant in
@@ -101,27 +125,30 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$results" "$ROUNDS" <<'EOF'
+python3 - "$results" "$ROUNDS" $VARIANTS <<'EOF'
 import json, statistics, sys, pathlib
-results, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
-def latency(name):
+results, rounds, variants = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+def run(name):
     summary = json.loads((results / f"{name}.json").read_text())
     lat = next(iter(summary["load"]["latency"].values()))
-    return summary["load"]["requestsPerS"], lat["p50"], lat["p99"]
-print(f"{'run':<22} {'checkouts/s':>11} {'p50 ms':>7} {'p99 ms':>7}")
+    shop, receivers, hz = (int(x) for x in (results / f"{name}.cpu").read_text().split())
+    # CPU milliseconds a checkout: the shop's processes, and apart the OTLP receiver and Prometheus
+    return (summary["load"]["requestsPerS"], lat["p50"], lat["p99"],
+            1000 * shop / hz / lat["count"], 1000 * receivers / hz / lat["count"])
+header = f"{'checkouts/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'shop CPU ms':>11} {'receivers':>9}"
+print(f"{'run':<22} {header}")
 medians = {}
-variants = ["reference", "off", "on", "sampled"]
 for load in ["shopper", "rate200"]:
     for variant in variants:
-        runs = [latency(f"{variant}-{r}-{load}") for r in range(1, rounds + 1)]
-        for r, (rate, p50, p99) in enumerate(runs, 1):
-            print(f"{variant + '-' + str(r) + '-' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f}")
-        medians[(variant, load)] = tuple(statistics.median(run[i] for run in runs) for i in range(3))
+        runs = [run(f"{variant}-{r}-{load}") for r in range(1, rounds + 1)]
+        for r, (rate, p50, p99, cpu, receivers) in enumerate(runs, 1):
+            print(f"{variant + '-' + str(r) + '-' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>11.2f} {receivers:>9.2f}")
+        medians[(variant, load)] = tuple(statistics.median(run[i] for run in runs) for i in range(5))
 print()
-print(f"{'median of rounds':<22} {'checkouts/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'p50 vs off':>10} {'p50 vs ref':>10}")
+print(f"{'median of rounds':<22} {header} {'p50 vs off':>10} {'p50 vs ref':>10}")
 for load in ["shopper", "rate200"]:
-    off, ref = medians[("off", load)][1], medians[("reference", load)][1]
+    off, ref = (medians.get((variant, load), (0, float("nan")))[1] for variant in ["off", "reference"])
     for variant in variants:
-        rate, p50, p99 = medians[(variant, load)]
-        print(f"{variant + ' ' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f} {p50 / off:>10.2f} {p50 / ref:>10.2f}")
+        rate, p50, p99, cpu, receivers = medians[(variant, load)]
+        print(f"{variant + ' ' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>11.2f} {receivers:>9.2f} {p50 / off:>10.2f} {p50 / ref:>10.2f}")
 EOF
