@@ -71,10 +71,17 @@ impl Prometheus {
     /// The series `promql` answers now (`data.result` of an instant query);
     /// panics naming the query if Prometheus refuses it.
     pub async fn query(&self, promql: &str) -> Vec<Value> {
+        let data = self.api("query", promql, &[("query", promql)]).await;
+        data["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The `data` of what the HTTP API at `/api/v1/<path>` answers to `params`;
+    /// panics naming `promql` if Prometheus refuses it.
+    async fn api(&self, path: &str, promql: &str, params: &[(&str, &str)]) -> Value {
         let answer: Value = self
             .http
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", promql)])
+            .get(format!("{}/api/v1/{path}", self.url))
+            .query(params)
             .send()
             .await
             .expect("prometheus answers")
@@ -82,7 +89,7 @@ impl Prometheus {
             .await
             .expect("prometheus answers JSON");
         assert_eq!(answer["status"], "success", "{promql}: {answer}");
-        answer["data"]["result"].as_array().cloned().unwrap_or_default()
+        answer["data"].clone()
     }
 
     /// The single number `promql` answers now, if it answers one series.
@@ -114,18 +121,9 @@ impl Prometheus {
     pub async fn exemplars(&self, promql: &str, minutes: u64) -> Vec<Value> {
         let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let start = end.saturating_sub(minutes * 60);
-        let answer: Value = self
-            .http
-            .get(format!("{}/api/v1/query_exemplars", self.url))
-            .query(&[("query", promql), ("start", &start.to_string()), ("end", &end.to_string())])
-            .send()
-            .await
-            .expect("prometheus answers")
-            .json()
-            .await
-            .expect("prometheus answers JSON");
-        assert_eq!(answer["status"], "success", "{promql}: {answer}");
-        answer["data"].as_array().cloned().unwrap_or_default()
+        let (start, end) = (start.to_string(), end.to_string());
+        let data = self.api("query_exemplars", promql, &[("query", promql), ("start", &start), ("end", &end)]).await;
+        data.as_array().cloned().unwrap_or_default()
     }
 }
 
