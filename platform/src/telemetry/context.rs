@@ -30,9 +30,9 @@ impl Injector for Metadata<'_> {
         if let (Ok(key), Ok(mut value)) = (MetadataKey::from_bytes(key.as_bytes()), MetadataValue::try_from(value)) {
             // A trace context differs in every call: HPACK indexing it would only
             // churn the connection's header table, evicting the headers that do
-            // repeat and searching it for a value never seen before (measured:
-            // the largest share of what tracing cost the services' CPU). Sent as
-            // a literal that is never indexed instead.
+            // repeat and searching it for a value never seen before (`perf diff`
+            // put that table among the largest differences tracing made; see
+            // docs/benchmarks.md). Sent as a literal that is never indexed instead.
             value.set_sensitive(true);
             self.0.insert(key, value);
         }

@@ -78,7 +78,7 @@ impl Prometheus {
     /// The `data` of what the HTTP API at `/api/v1/<path>` answers to `params`;
     /// panics naming `promql` if Prometheus refuses it.
     async fn api(&self, path: &str, promql: &str, params: &[(&str, &str)]) -> Value {
-        let answer: Value = self
+        let mut answer: Value = self
             .http
             .get(format!("{}/api/v1/{path}", self.url))
             .query(params)
@@ -89,7 +89,7 @@ impl Prometheus {
             .await
             .expect("prometheus answers JSON");
         assert_eq!(answer["status"], "success", "{promql}: {answer}");
-        answer["data"].clone()
+        answer["data"].take()
     }
 
     /// The single number `promql` answers now, if it answers one series.
