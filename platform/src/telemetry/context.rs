@@ -27,13 +27,18 @@ struct Metadata<'a>(&'a mut MetadataMap);
 
 impl Injector for Metadata<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // The propagator writes a `tracestate` even when it has no entries (every
+        // call of the shop's): an empty one says nothing, and is not sent.
+        if value.is_empty() {
+            return;
+        }
         if let (Ok(key), Ok(mut value)) = (MetadataKey::from_bytes(key.as_bytes()), MetadataValue::try_from(value)) {
-            // A trace context differs in every call: HPACK indexing it would only
+            // A `traceparent` differs in every call: HPACK indexing it would only
             // churn the connection's header table, evicting the headers that do
             // repeat and searching it for a value never seen before (`perf diff`
             // put that table among the largest differences tracing made; see
             // docs/benchmarks.md). Sent as a literal that is never indexed instead.
-            value.set_sensitive(true);
+            value.set_sensitive(key.as_str() == "traceparent");
             self.0.insert(key, value);
         }
     }
@@ -67,7 +72,10 @@ struct MapMut<'a>(&'a mut Carrier);
 
 impl Injector for MapMut<'_> {
     fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
+        // As in a call's metadata, an empty `tracestate` is left out.
+        if !value.is_empty() {
+            self.0.insert(key.to_owned(), value);
+        }
     }
 }
 
@@ -207,6 +215,38 @@ mod tests {
         // What reaches h2 keeps the mark.
         let headers = metadata.into_headers();
         assert!(headers.get("traceparent").is_some_and(|value| value.is_sensitive()));
+    }
+
+    /// A context holding a remote span with `trace_state`.
+    fn remote(trace_state: opentelemetry::trace::TraceState) -> Context {
+        use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+        let span = SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            SpanId::from(0x00f0_67aa_0ba9_02b7),
+            TraceFlags::SAMPLED,
+            true,
+            trace_state,
+        );
+        Context::new().with_remote_span_context(span)
+    }
+
+    #[test]
+    fn an_empty_tracestate_is_neither_sent_nor_carried_and_a_full_one_is_both() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut metadata = MetadataMap::new();
+        let mut carried = Carrier::new();
+        propagator().inject_context(&remote(Default::default()), &mut Metadata(&mut metadata));
+        propagator().inject_context(&remote(Default::default()), &mut MapMut(&mut carried));
+        assert_eq!(metadata.len(), 1, "only the traceparent: {metadata:?}");
+        assert_eq!(metadata.get("traceparent").and_then(|value| value.to_str().ok()), Some(traceparent));
+        assert_eq!(carried, carrier(traceparent));
+
+        let state: opentelemetry::trace::TraceState = "vendor=value".parse().expect("a valid tracestate");
+        let mut metadata = MetadataMap::new();
+        propagator().inject_context(&remote(state), &mut Metadata(&mut metadata));
+        let tracestate = metadata.get("tracestate").expect("a tracestate with entries is sent");
+        assert_eq!(tracestate.to_str().ok(), Some("vendor=value"));
+        assert!(!tracestate.is_sensitive(), "a tracestate repeats from call to call: HPACK may index it");
     }
 
     #[test]
