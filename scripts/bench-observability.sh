@@ -16,9 +16,14 @@
 #
 # Each round starts each variant's shop afresh (release binaries, the load
 # catalog, RUST_LOG=warn as in scripts/bench-checkout.sh) and runs both loads;
-# rounds interleave the variants, so a drift of the machine falls on all of them.
-# Prints every run (latency, and the CPU milliseconds a checkout cost the shop's
-# processes and, apart, the receivers) and the median of the rounds.
+# rounds interleave the variants, each round starting one variant later than the
+# last, so a drift of the machine falls on all of them and none always runs first;
+# the disk is synced before every run. Prints every run (latency, and the CPU
+# milliseconds a checkout cost the shop's processes and, apart, the receivers),
+# the median of the rounds, and each variant against off in the same round: the
+# median of those ratios with a 90% bootstrap interval, which says whether the
+# rounds were enough to tell (this machine's p50 at 200/s moves by a factor of
+# two from one run to the next).
 #
 #   git worktree add /tmp/bookstore-ref <commit> && (cd /tmp/bookstore-ref &&
 #       cargo build --release -p services -p server)
@@ -99,9 +104,15 @@ load() { # load NAME ARGS...: one loadgen run, its summary in NAME.json, the CPU
     "$(getconf CLK_TCK)" > "$results/$1.cpu"
 }
 
+read -r -a variants <<< "$VARIANTS"
 for round in $(seq 1 "$ROUNDS"); do
-  for variant in $VARIANTS; do
+  # Each round starts one variant later than the last, so none always runs first
+  # (the first run after a pause came out faster).
+  for i in $(seq 0 $((${#variants[@]} - 1))); do
+    variant=${variants[$(((round - 1 + i) % ${#variants[@]}))]}
     folder="$results/$variant-$round"
+    # The last run's writes reach the disk before this run starts, not during it.
+    sync
     echo "bench-observability: round $round, $variant"
     case $variant in
       reference) start_shop "$REF_TREE" "$folder" ;;
@@ -122,11 +133,12 @@ for round in $(seq 1 "$ROUNDS"); do
     load "$variant-$round-shopper" --shoppers 1
     load "$variant-$round-rate200" --rate 200
     stop_all
+    rm -rf "$folder/data" "$folder/prometheus/data"
   done
 done
 
 python3 - "$results" "$ROUNDS" $VARIANTS <<'EOF'
-import json, statistics, sys, pathlib
+import json, random, statistics, sys, pathlib
 results, rounds, variants = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 def run(name):
     summary = json.loads((results / f"{name}.json").read_text())
@@ -145,10 +157,27 @@ for load in ["shopper", "rate200"]:
             print(f"{variant + '-' + str(r) + '-' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>11.2f} {receivers:>9.2f}")
         medians[(variant, load)] = tuple(statistics.median(run[i] for run in runs) for i in range(5))
 print()
+def ratios(variant, base, load, field):
+    """The variant's figure over the base's, round by round (a round's runs are minutes apart)."""
+    return [run(f"{variant}-{r}-{load}")[field] / run(f"{base}-{r}-{load}")[field] for r in range(1, rounds + 1)]
+def interval(values, draws=2000):
+    """The median of values, and a 90% bootstrap interval around it (a fixed seed: the same runs, the same figures)."""
+    rng = random.Random(1)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return statistics.median(values), medians[draws // 20], medians[draws - draws // 20 - 1]
 print(f"{'median of rounds':<22} {header} {'p50 vs off':>10} {'p50 vs ref':>10}")
 for load in ["shopper", "rate200"]:
     off, ref = (medians.get((variant, load), (0, float("nan")))[1] for variant in ["off", "reference"])
     for variant in variants:
         rate, p50, p99, cpu, receivers = medians[(variant, load)]
-        print(f"{variant + ' ' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>11.2f} {receivers:>9.2f} {p50 / off:>10.2f} {p50 / ref:>10.2f}")
+        print(f"{variant + ' ' + load:<22} {rate:>11.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>11.2f} {receivers:>9.2f} "
+              f"{p50 / off:>10.2f} {p50 / ref:>10.2f}")
+if "off" in variants and rounds >= 3:
+    print()
+    print("against off in the same round: median of the rounds' ratios [90% bootstrap interval]")
+    for load in ["shopper", "rate200"]:
+        for variant in (v for v in variants if v != "off"):
+            p50, cpu = (interval(ratios(variant, "off", load, field)) for field in (1, 3))
+            print(f"{variant + ' ' + load:<22} p50 {p50[0]:.2f} [{p50[1]:.2f}, {p50[2]:.2f}]"
+                  f"   shop CPU a checkout {cpu[0]:.2f} [{cpu[1]:.2f}, {cpu[2]:.2f}]")
 EOF
