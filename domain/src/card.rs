@@ -151,8 +151,12 @@ impl fmt::Debug for CardNumber {
     }
 }
 
-/// True when the digits pass the Luhn (mod 10) check. Expects ASCII digits only.
+/// True when `digits` are ASCII digits that pass the Luhn (mod 10) check; false
+/// for anything else, empty text included.
 pub fn luhn_valid(digits: &str) -> bool {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
     let sum: u32 = digits
         .bytes()
         .rev()
@@ -171,7 +175,7 @@ pub fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    !digits.is_empty() && sum.is_multiple_of(10)
+    sum.is_multiple_of(10)
 }
 
 fn join_or(items: &[String]) -> String {
@@ -288,6 +292,10 @@ mod tests {
         assert!(!luhn_valid("4716401589806288"));
         assert!(!luhn_valid("4716401589806278"), "a transposition changes the sum");
         assert!(!luhn_valid(""));
+        // Found by the property tests: anything but a digit made the sum underflow.
+        assert!(!luhn_valid(" "));
+        assert!(!luhn_valid("4716 4015 8980 6287"), "grouped: CardNumber::parse takes the spaces out first");
+        assert!(!luhn_valid("０"), "a full-width digit is not an ASCII one");
     }
 
     #[test]
