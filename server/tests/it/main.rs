@@ -3,6 +3,8 @@
 //! (`support`), driven through REST, the server functions and a real browser.
 //!
 //! - `checkout`: `POST /checkout`, every refusal, the error shape, the contract.
+//! - `fuzzed`: `POST /checkout` with generated bodies (proptest): no 5xx, the one
+//!   error shape, the same refusal again, no card number back, nothing left cached.
 //! - `orders`: the order after checkout (two-phase commit, its journey, the cluster).
 //! - `queue`: the queue behind the checkout survives its restart.
 //! - `browser`: the page in headless Chromium (needs `make build-site`).
@@ -11,6 +13,7 @@
 
 mod browser;
 mod checkout;
+mod fuzzed;
 mod observability;
 mod orders;
 mod queue;
