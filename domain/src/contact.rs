@@ -7,8 +7,24 @@ use serde::{Deserialize, Serialize};
 use crate::field::{optional_text, path, required_text, FieldError};
 
 /// A shopper's full name: trimmed, 1 to 100 characters, with at least one letter.
+/// Read from JSON by the same rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct PersonName(String);
+
+impl TryFrom<String> for PersonName {
+    type Error = FieldError;
+
+    fn try_from(text: String) -> Result<Self, FieldError> {
+        Self::parse(&text)
+    }
+}
+
+impl From<PersonName> for String {
+    fn from(name: PersonName) -> String {
+        name.0
+    }
+}
 
 impl PersonName {
     pub fn parse(input: &str) -> Result<Self, FieldError> {
@@ -32,8 +48,24 @@ impl fmt::Display for PersonName {
 
 /// An email address of the form `local@domain.tld`, stored lower-cased in the domain
 /// part so that blocklists and velocity counts cannot be dodged with capitals.
+/// Read from JSON by the same rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Email(String);
+
+impl TryFrom<String> for Email {
+    type Error = FieldError;
+
+    fn try_from(text: String) -> Result<Self, FieldError> {
+        Self::parse(&text)
+    }
+}
+
+impl From<Email> for String {
+    fn from(email: Email) -> String {
+        email.0
+    }
+}
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self, FieldError> {

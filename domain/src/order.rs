@@ -18,9 +18,25 @@ pub fn is_order_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= ORDER_ID_MAX_LEN
 }
 
-/// Copies of one book in one order: 1 to 100.
+/// Copies of one book in one order: 1 to 100. Read from JSON (a Raft log entry,
+/// a snapshot) the same way, so no file can hold one out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
 pub struct Quantity(u32);
+
+impl TryFrom<u32> for Quantity {
+    type Error = FieldError;
+
+    fn try_from(value: u32) -> Result<Self, FieldError> {
+        Self::new(i64::from(value), "quantity")
+    }
+}
+
+impl From<Quantity> for u32 {
+    fn from(quantity: Quantity) -> u32 {
+        quantity.0
+    }
+}
 
 impl Quantity {
     pub const MAX: u32 = 100;

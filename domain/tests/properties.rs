@@ -255,6 +255,28 @@ proptest! {
     }
 
     #[test]
+    fn json_holds_no_quantity_name_or_email_the_parsers_would_refuse(
+        number in prop_oneof![any::<u32>(), 0u32..=101],
+        input in text(),
+    ) {
+        // What a Raft log entry or a snapshot holds is read by the same rules as
+        // what a shopper types, and what the shop writes reads back unchanged.
+        let quantity = serde_json::from_value::<Quantity>(serde_json::json!(number));
+        prop_assert_eq!(quantity.is_ok(), (1..=Quantity::MAX).contains(&number));
+        if let Ok(quantity) = quantity {
+            prop_assert_eq!(serde_json::to_value(quantity).ok(), Some(serde_json::json!(number)));
+        }
+        let json = serde_json::json!(input);
+        prop_assert_eq!(serde_json::from_value::<PersonName>(json.clone()).ok(), PersonName::parse(&input).ok());
+        prop_assert_eq!(serde_json::from_value::<Email>(json).ok(), Email::parse(&input).ok());
+        if let Ok(email) = Email::parse(&input) {
+            let written = serde_json::to_value(&email).expect("an email is JSON");
+            prop_assert_eq!(written.as_str(), Some(email.as_str()));
+            prop_assert_eq!(serde_json::from_value::<Email>(written).ok(), Some(email));
+        }
+    }
+
+    #[test]
     fn shipping_and_client_card_are_read_or_refused_by_their_fields(input in prop_oneof![
         text(), Just("Express".to_owned()), Just(" next-day ".to_owned()), Just("PREMIUM".to_owned()),
     ]) {
