@@ -3,9 +3,11 @@
 # groups (books_db and order_executor, three replicas each) and the web server, each
 # log line prefixed with its process's name, each process serving its Prometheus
 # metrics on the port map's metrics port (`make observe` scrapes them). Ctrl-C (or
-# SIGTERM) stops everything cleanly. If one process dies (or is killed, to watch
-# the Raft groups fail over), the rest keep running, and the line to restart it is
-# printed.
+# SIGTERM) stops everything cleanly. It says where the shop is only once every
+# process is running and the web server answers /readyz; a process that could not
+# start (its port taken) is named instead. If one process dies (or is killed, to
+# watch the Raft groups fail over), the rest keep running, and the line to restart
+# it is printed.
 #
 # Expects release binaries (make run builds them first). Data lives under
 # $DATA_DIR (default .data/). Settings come from .env if present (see .env.example).
@@ -75,12 +77,30 @@ for id in 1 2 3; do
     --metrics-listen "127.0.0.1:${executor_metrics[id - 1]}" \
     --members "$ORDER_EXECUTOR_MEMBERS" --books-db "$BOOKS_DB_URLS" --data-dir "$DATA_DIR/order_executor/$id"
 done
-if [ -z "${SERVICES_ONLY:-}" ]; then
-  start web "$BIN/server"
-  echo "[run-local] the shop is at http://$LEPTOS_SITE_ADDR (Ctrl-C stops everything)"
-else
-  echo "[run-local] services running; start the web server with 'cargo leptos watch' (Ctrl-C stops them)"
-fi
+[ -n "${SERVICES_ONLY:-}" ] || start web "$BIN/server"
+
+# Announced only once it is so: every process still running and, with the web
+# server, its /readyz answering (every service a checkout calls serves). A process
+# that could not start (its port taken, its data unreadable) exits within moments,
+# and the loop at the end names it with the line that restarts it.
+running() { local state; state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]; }
+startup=waiting
+for _ in $(seq 1 "$([ -n "${SERVICES_ONLY:-}" ] && echo 20 || echo 600)"); do
+  for pid in "${pids[@]}"; do running "$pid" || { startup=stopped; break 2; }; done
+  if [ -z "${SERVICES_ONLY:-}" ] && curl -fsS -o /dev/null "http://$LEPTOS_SITE_ADDR/readyz" 2>/dev/null; then
+    startup=ready
+    break
+  fi
+  sleep 0.1
+done
+# The services alone have no readiness to ask here: still running after two seconds is started.
+[ -z "${SERVICES_ONLY:-}" ] || [ "$startup" = stopped ] || startup=ready
+case "$startup:${SERVICES_ONLY:-}" in
+  ready:) echo "[run-local] the shop is at http://$LEPTOS_SITE_ADDR (Ctrl-C stops everything)" ;;
+  ready:*) echo "[run-local] services running; start the web server with 'cargo leptos watch' (Ctrl-C stops them)" ;;
+  stopped:*) echo "[run-local] the shop did not start whole: below, which process stopped and how to restart it" ;;
+  *) echo "[run-local] every process is running but http://$LEPTOS_SITE_ADDR/readyz has not answered in a minute: see their lines" ;;
+esac
 set +e
 alive=("${pids[@]}")
 while [ "${#alive[@]}" -gt 0 ]; do
