@@ -3,7 +3,9 @@
 //! or a body that is not the request at all. Whatever arrives, the shop answers
 //! without a 5xx (every service is up), every refusal in the one error shape,
 //! a refusal of the shopper's input the same way when it comes again, never the
-//! card number whole, and no service keeps a copy of any of these orders.
+//! card number whole, and no service keeps a copy of any of these orders. (A 503
+//! is asked once more: under load a call may pass its deadline, but a body that
+//! breaks a service breaks it every time.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -114,7 +116,14 @@ fn any_body_gets_an_answer_in_the_one_shape_and_leaves_nothing_behind() {
     runner
         .run(&body(), |body| {
             runtime.block_on(async {
-                let (status, text) = post(&stack, &body).await;
+                let (mut status, mut text) = post(&stack, &body).await;
+                if status == 503 {
+                    // A call past its deadline on a machine busy with other tests
+                    // answers 503, as it should; a body that breaks a service
+                    // gets it again.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    (status, text) = post(&stack, &body).await;
+                }
                 prop_assert!(status < 500, "{status}: {text}");
                 let answer: Value =
                     serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
