@@ -138,8 +138,9 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 python3 - "$results" "$ROUNDS" $VARIANTS <<'EOF'
-import json, random, statistics, sys, pathlib
+import functools, json, random, statistics, sys, pathlib
 results, rounds, variants = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+@functools.cache  # each run's files are read once, however many figures use them
 def run(name):
     summary = json.loads((results / f"{name}.json").read_text())
     lat = next(iter(summary["load"]["latency"].values()))

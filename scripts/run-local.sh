@@ -84,8 +84,9 @@ done
 # that could not start (its port taken, its data unreadable) exits within moments,
 # and the loop at the end names it with the line that restarts it.
 running() { local state; state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]; }
+if [ -n "${SERVICES_ONLY:-}" ]; then tries=20; else tries=600; fi
 startup=waiting
-for _ in $(seq 1 "$([ -n "${SERVICES_ONLY:-}" ] && echo 20 || echo 600)"); do
+for _ in $(seq 1 "$tries"); do
   for pid in "${pids[@]}"; do running "$pid" || { startup=stopped; break 2; }; done
   if [ -z "${SERVICES_ONLY:-}" ] && curl -fsS -o /dev/null "http://$LEPTOS_SITE_ADDR/readyz" 2>/dev/null; then
     startup=ready
@@ -93,13 +94,15 @@ for _ in $(seq 1 "$([ -n "${SERVICES_ONLY:-}" ] && echo 20 || echo 600)"); do
   fi
   sleep 0.1
 done
-# The services alone have no readiness to ask here: still running after two seconds is started.
-[ -z "${SERVICES_ONLY:-}" ] || [ "$startup" = stopped ] || startup=ready
-case "$startup:${SERVICES_ONLY:-}" in
-  ready:) echo "[run-local] the shop is at http://$LEPTOS_SITE_ADDR (Ctrl-C stops everything)" ;;
-  ready:*) echo "[run-local] services running; start the web server with 'cargo leptos watch' (Ctrl-C stops them)" ;;
-  stopped:*) echo "[run-local] the shop did not start whole: below, which process stopped and how to restart it" ;;
-  *) echo "[run-local] every process is running but http://$LEPTOS_SITE_ADDR/readyz has not answered in a minute: see their lines" ;;
+case "$startup" in
+  stopped) echo "[run-local] the shop did not start whole: below, which process stopped and how to restart it" ;;
+  ready) echo "[run-local] the shop is at http://$LEPTOS_SITE_ADDR (Ctrl-C stops everything)" ;;
+  # The services alone have no readiness to ask here: still running after two seconds is started.
+  *) if [ -n "${SERVICES_ONLY:-}" ]; then
+      echo "[run-local] services running; start the web server with 'cargo leptos watch' (Ctrl-C stops them)"
+    else
+      echo "[run-local] every process is running but http://$LEPTOS_SITE_ADDR/readyz has not answered in a minute: see their lines"
+    fi ;;
 esac
 set +e
 alive=("${pids[@]}")

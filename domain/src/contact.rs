@@ -9,7 +9,7 @@ use crate::field::{optional_text, path, required_text, FieldError};
 /// A shopper's full name: trimmed, 1 to 100 characters, with at least one letter.
 /// Read from JSON by the same rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(try_from = "String")]
 pub struct PersonName(String);
 
 impl TryFrom<String> for PersonName {
@@ -17,12 +17,6 @@ impl TryFrom<String> for PersonName {
 
     fn try_from(text: String) -> Result<Self, FieldError> {
         Self::parse(&text)
-    }
-}
-
-impl From<PersonName> for String {
-    fn from(name: PersonName) -> String {
-        name.0
     }
 }
 
@@ -50,7 +44,7 @@ impl fmt::Display for PersonName {
 /// part so that blocklists and velocity counts cannot be dodged with capitals.
 /// Read from JSON by the same rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(try_from = "String")]
 pub struct Email(String);
 
 impl TryFrom<String> for Email {
@@ -58,12 +52,6 @@ impl TryFrom<String> for Email {
 
     fn try_from(text: String) -> Result<Self, FieldError> {
         Self::parse(&text)
-    }
-}
-
-impl From<Email> for String {
-    fn from(email: Email) -> String {
-        email.0
     }
 }
 

@@ -21,7 +21,7 @@ pub fn is_order_id(id: &str) -> bool {
 /// Copies of one book in one order: 1 to 100. Read from JSON (a Raft log entry,
 /// a snapshot) the same way, so no file can hold one out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
+#[serde(try_from = "u32")]
 pub struct Quantity(u32);
 
 impl TryFrom<u32> for Quantity {
@@ -29,12 +29,6 @@ impl TryFrom<u32> for Quantity {
 
     fn try_from(value: u32) -> Result<Self, FieldError> {
         Self::new(i64::from(value), "quantity")
-    }
-}
-
-impl From<Quantity> for u32 {
-    fn from(quantity: Quantity) -> u32 {
-        quantity.0
     }
 }
 
