@@ -112,6 +112,16 @@ impl BooksState {
         self.stock.iter()
     }
 
+    /// The decision recorded for an order, if any.
+    pub fn decision(&self, order_id: &str) -> Option<Decision> {
+        self.decisions.get(order_id).copied()
+    }
+
+    /// How many orders hold a reservation (prepared and undecided).
+    pub fn open_reservations(&self) -> usize {
+        self.reservations.len()
+    }
+
     fn load(&mut self, books: &[(String, String, u32)]) -> Outcome {
         if self.stock.is_empty() {
             for (id, title, stock) in books {

@@ -9,4 +9,6 @@ pub mod coordinator;
 pub mod metrics;
 pub mod participants;
 pub mod replica;
+#[cfg(test)]
+mod simulation;
 pub mod state;

@@ -8,7 +8,7 @@ use proto::v1::payment_server::Payment as PaymentApi;
 use tonic::{Request, Response, Status};
 
 use super::issuer::Issuer;
-use super::ledger::{Hold, Ledger, LedgerError, Payment, PaymentState};
+use super::ledger::{votes_yes, Hold, Ledger, LedgerError, Payment, PaymentState};
 use super::metrics::PaymentMetrics;
 use platform::grpc::order_id;
 
@@ -82,7 +82,7 @@ impl PaymentApi for PaymentService {
         let recorded = self.ledger.prepare(hold, move || issuer.authorize(&fingerprint)).await?;
         self.metrics.recorded(&recorded);
         let payment = recorded.payment;
-        let yes = matches!(payment.state, PaymentState::Authorized | PaymentState::Captured);
+        let yes = votes_yes(&payment);
         tracing::info!(order_id = %payment.order_id, state = ?payment.state, last4 = %payment.card_last4, "prepare");
         Ok(Response::new(pb::PaymentVote { yes, reason: payment.reason, code: payment.code }))
     }

@@ -153,24 +153,9 @@ impl Ledger {
         let mut answer: Option<Authorization> = None;
         let order_id = hold.order_id.clone();
         self.update(&order_id, move |current| {
-            if let Some(existing) = current {
-                return Ok(existing);
-            }
-            let authorization = answer.get_or_insert_with(|| (authorize.take().expect("asked once"))()).clone();
-            let (state, code, reason) = match authorization {
-                Authorization::Approved => (PaymentState::Authorized, String::new(), String::new()),
-                Authorization::Declined { code, reason } => (PaymentState::Declined, code, reason),
-            };
-            Ok(Payment {
-                order_id: hold.order_id.clone(),
-                state,
-                amount_cents: hold.amount_cents,
-                card_network: hold.card_network.clone(),
-                card_last4: hold.card_last4.clone(),
-                captures: 0,
-                reason,
-                code,
-            })
+            Ok(prepared(current, &hold, || {
+                answer.get_or_insert_with(|| (authorize.take().expect("asked once"))()).clone()
+            }))
         })
         .await
     }
@@ -178,46 +163,87 @@ impl Ledger {
     /// Phase two, commit: capture the hold, once.
     pub async fn commit(&self, order_id: &str) -> Result<Recorded, LedgerError> {
         let id = order_id.to_owned();
-        self.update(order_id, move |current| {
-            let payment = current.ok_or_else(|| LedgerError::Unknown(id.clone()))?;
-            match payment.state {
-                PaymentState::Authorized => Ok(Payment { state: PaymentState::Captured, captures: 1, ..payment }),
-                PaymentState::Captured => Ok(payment),
-                state => Err(LedgerError::Conflict { order_id: id.clone(), state, action: "captured" }),
-            }
-        })
-        .await
+        self.update(order_id, move |current| captured(&id, current)).await
     }
 
     /// Phase two, abort: release the hold. Aborting an order never prepared here
     /// records it as voided, so a prepare arriving late votes no.
     pub async fn abort(&self, order_id: &str) -> Result<Recorded, LedgerError> {
         let id = order_id.to_owned();
-        self.update(order_id, move |current| match current {
-            None => Ok(Payment {
-                order_id: id.clone(),
+        self.update(order_id, move |current| voided(&id, current)).await
+    }
+}
+
+// The ledger's transitions, each from the record as it is (if any) to the record as
+// it must be, or why not: pure, so the simulation of the execution protocol
+// (`order_executor::simulation`) runs the same rules without the file.
+
+/// Phase one: the record a prepare leaves. An order with a record keeps it (a
+/// repeated prepare answers what the first decided, and one arriving after an
+/// abort finds it voided); `authorize` is asked only when there is none.
+pub(crate) fn prepared(current: Option<Payment>, hold: &Hold, authorize: impl FnOnce() -> Authorization) -> Payment {
+    if let Some(existing) = current {
+        return existing;
+    }
+    let (state, code, reason) = match authorize() {
+        Authorization::Approved => (PaymentState::Authorized, String::new(), String::new()),
+        Authorization::Declined { code, reason } => (PaymentState::Declined, code, reason),
+    };
+    Payment {
+        order_id: hold.order_id.clone(),
+        state,
+        amount_cents: hold.amount_cents,
+        card_network: hold.card_network.clone(),
+        card_last4: hold.card_last4.clone(),
+        captures: 0,
+        reason,
+        code,
+    }
+}
+
+/// Whether a prepare that left `payment` votes yes.
+pub(crate) fn votes_yes(payment: &Payment) -> bool {
+    matches!(payment.state, PaymentState::Authorized | PaymentState::Captured)
+}
+
+/// Commit: an authorized hold is captured, once; a captured one stays as it is.
+pub(crate) fn captured(order_id: &str, current: Option<Payment>) -> Result<Payment, LedgerError> {
+    let payment = current.ok_or_else(|| LedgerError::Unknown(order_id.to_owned()))?;
+    match payment.state {
+        PaymentState::Authorized => Ok(Payment { state: PaymentState::Captured, captures: 1, ..payment }),
+        PaymentState::Captured => Ok(payment),
+        state => Err(LedgerError::Conflict { order_id: order_id.to_owned(), state, action: "captured" }),
+    }
+}
+
+/// Abort: a hold is voided; an order never prepared here is recorded voided, so a
+/// late prepare votes no; a captured payment is never voided.
+pub(crate) fn voided(order_id: &str, current: Option<Payment>) -> Result<Payment, LedgerError> {
+    match current {
+        None => Ok(Payment {
+            order_id: order_id.to_owned(),
+            state: PaymentState::Voided,
+            amount_cents: 0,
+            card_network: String::new(),
+            card_last4: String::new(),
+            captures: 0,
+            reason: "the order was aborted before payment was prepared".to_owned(),
+            code: "voided".to_owned(),
+        }),
+        Some(payment) => match payment.state {
+            PaymentState::Authorized => Ok(Payment {
                 state: PaymentState::Voided,
-                amount_cents: 0,
-                card_network: String::new(),
-                card_last4: String::new(),
-                captures: 0,
-                reason: "the order was aborted before payment was prepared".to_owned(),
+                reason: "the order was aborted".to_owned(),
                 code: "voided".to_owned(),
+                ..payment
             }),
-            Some(payment) => match payment.state {
-                PaymentState::Authorized => Ok(Payment {
-                    state: PaymentState::Voided,
-                    reason: "the order was aborted".to_owned(),
-                    code: "voided".to_owned(),
-                    ..payment
-                }),
-                PaymentState::Voided | PaymentState::Declined => Ok(payment),
-                PaymentState::Captured => {
-                    Err(LedgerError::Conflict { order_id: id.clone(), state: PaymentState::Captured, action: "voided" })
-                }
-            },
-        })
-        .await
+            PaymentState::Voided | PaymentState::Declined => Ok(payment),
+            PaymentState::Captured => Err(LedgerError::Conflict {
+                order_id: order_id.to_owned(),
+                state: PaymentState::Captured,
+                action: "voided",
+            }),
+        },
     }
 }
 
