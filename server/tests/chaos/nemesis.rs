@@ -1,0 +1,322 @@
+//! The nemesis: one fault at a time, chosen by the seed, on the execution side's
+//! processes (a books_db or executor replica, leader or not, the queue, payment),
+//! each healed before the next: `kill -9` and a restart on the same data (which
+//! must come back: its port must answer again), SIGSTOP then SIGCONT (a paused
+//! leader wakes up still believing it leads), and a network partition of one
+//! process (its own cgroup v2, whose packets iptables drops) where the host
+//! allows it, which [`Partitions::probe`] finds out and says.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use testkit::processes::Signal;
+use testkit::shop::Shop;
+use tokio::time::Instant;
+
+/// splitmix64: the schedule's one source of chance, from the seed.
+pub struct Chance(pub u64);
+
+impl Chance {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn millis(&mut self, low: u64, high: u64) -> Duration {
+        Duration::from_millis(low + self.below(high - low + 1))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    BooksDb(u64),
+    Executor(u64),
+    Queue,
+    Payment,
+}
+
+impl Target {
+    /// The process's kind, without its replica id.
+    pub fn group(self) -> &'static str {
+        match self {
+            Self::BooksDb(_) => "books_db",
+            Self::Executor(_) => "order_executor",
+            Self::Queue => "order_queue",
+            Self::Payment => "payment",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BooksDb(id) => write!(f, "books_db-{id}"),
+            Self::Executor(id) => write!(f, "order_executor-{id}"),
+            Self::Queue => f.write_str("order_queue"),
+            Self::Payment => f.write_str("payment"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Kill,
+    Pause,
+    Partition,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Kill => "kill -9",
+            Self::Pause => "SIGSTOP",
+            Self::Partition => "partition",
+        })
+    }
+}
+
+/// One fault as it happened, in time since the run began.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub kind: Kind,
+    pub target: Target,
+    /// Whether the target led its Raft group when it was chosen.
+    pub leader: bool,
+    pub began: Duration,
+    pub healed: Duration,
+    /// A killed process that did not answer on its port again within the bound.
+    pub not_back: bool,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let leader = if self.leader { " (leader)" } else { "" };
+        write!(
+            f,
+            "{:>7.2}–{:>7.2} s  {} {}{leader}",
+            self.began.as_secs_f64(),
+            self.healed.as_secs_f64(),
+            self.kind,
+            self.target
+        )
+    }
+}
+
+/// How long a killed process has to answer on its port again.
+const BACK_WITHIN: Duration = Duration::from_secs(20);
+
+pub struct Nemesis {
+    chance: Chance,
+    origin: Instant,
+    partitions: Result<Partitions, String>,
+}
+
+impl Nemesis {
+    pub fn new(seed: u64, origin: Instant) -> Self {
+        Self { chance: Chance(seed ^ 0x6E65_6D65_7369_73), origin, partitions: Partitions::probe() }
+    }
+
+    /// Whether partitions run here, or why not.
+    pub fn partitions(&self) -> Result<(), &str> {
+        self.partitions.as_ref().map(drop).map_err(String::as_str)
+    }
+
+    /// Breaks something, waits, heals it; answers what it did.
+    pub async fn strike(&mut self, shop: &mut Shop) -> Fault {
+        tokio::time::sleep(self.chance.millis(300, 1_000)).await;
+        let kinds: &[Kind] = match self.partitions {
+            Ok(_) => &[Kind::Kill, Kind::Pause, Kind::Partition],
+            Err(_) => &[Kind::Kill, Kind::Pause],
+        };
+        let kind = kinds[self.chance.below(kinds.len() as u64) as usize];
+        let (target, leader) = self.target(shop).await;
+        let began = self.origin.elapsed();
+        let mut not_back = false;
+        match kind {
+            Kind::Kill => {
+                kill(shop, target);
+                tokio::time::sleep(self.chance.millis(200, 1_000)).await;
+                restart(shop, target);
+                not_back = !answers(port(shop, target), BACK_WITHIN).await;
+            }
+            Kind::Pause => {
+                process(shop, target).signal(Signal::Pause);
+                tokio::time::sleep(self.chance.millis(500, 5_000)).await;
+                process(shop, target).signal(Signal::Resume);
+            }
+            Kind::Partition => {
+                let pid = process(shop, target).pid().expect("the target runs");
+                let partitions = self.partitions.as_ref().expect("chosen only where they run");
+                let cut = partitions.cut(pid, &target.to_string());
+                tokio::time::sleep(self.chance.millis(1_000, 5_000)).await;
+                drop(cut);
+            }
+        }
+        Fault { kind, target, leader, began, healed: self.origin.elapsed(), not_back }
+    }
+
+    /// Half the time the leader of a group, else any of the eight processes.
+    async fn target(&mut self, shop: &Shop) -> (Target, bool) {
+        let group = self.chance.below(2);
+        if self.chance.below(2) == 0 {
+            let (ports, make): (_, fn(u64) -> Target) = match group {
+                0 => (&shop.side.books_db.ports, Target::BooksDb),
+                _ => (&shop.side.executors.ports, Target::Executor),
+            };
+            let urls = ports.iter().map(|(id, port)| (*id, testkit::processes::url(*port)));
+            let leader = tokio::time::timeout(Duration::from_secs(1), testkit::probe::leader(urls)).await;
+            if let Ok(Some(id)) = leader {
+                return (make(id), true);
+            }
+        }
+        let target = match self.chance.below(8) {
+            n @ 0..=2 => Target::BooksDb(n + 1),
+            n @ 3..=5 => Target::Executor(n - 2),
+            6 => Target::Queue,
+            _ => Target::Payment,
+        };
+        (target, false)
+    }
+}
+
+fn process(shop: &Shop, target: Target) -> &testkit::processes::Process {
+    match target {
+        Target::BooksDb(id) => shop.side.books_db.replica(id),
+        Target::Executor(id) => shop.side.executors.replica(id),
+        Target::Queue => &shop.side.queue,
+        Target::Payment => &shop.side.payment,
+    }
+}
+
+fn kill(shop: &mut Shop, target: Target) {
+    match target {
+        Target::BooksDb(id) => shop.side.books_db.kill(id),
+        Target::Executor(id) => shop.side.executors.kill(id),
+        Target::Queue => shop.side.queue.kill(),
+        Target::Payment => shop.side.payment.kill(),
+    }
+}
+
+fn restart(shop: &mut Shop, target: Target) {
+    match target {
+        Target::BooksDb(id) => shop.side.books_db.restart(id),
+        Target::Executor(id) => shop.side.executors.restart(id),
+        Target::Queue => shop.side.queue.restart(),
+        Target::Payment => shop.side.payment.restart(),
+    }
+}
+
+fn port(shop: &Shop, target: Target) -> u16 {
+    let from_url = |url: String| url.rsplit(':').next().and_then(|port| port.parse().ok()).expect("a port");
+    match target {
+        Target::BooksDb(id) => shop.side.books_db.ports[&id],
+        Target::Executor(id) => shop.side.executors.ports[&id],
+        Target::Queue => from_url(shop.side.queue_url()),
+        Target::Payment => from_url(shop.side.payment_url()),
+    }
+}
+
+/// Whether something accepts connections on `port` within `bound`.
+async fn answers(port: u16, bound: Duration) -> bool {
+    let until = Instant::now() + bound;
+    while Instant::now() < until {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Network partitions of one process: a cgroup v2 of its own, and iptables
+/// dropping every packet its sockets send or receive.
+pub struct Partitions {
+    /// Where cgroup v2 is mounted.
+    root: PathBuf,
+}
+
+impl Partitions {
+    /// Partitions if this host can make them (root, cgroup v2, iptables' cgroup
+    /// match), else why not.
+    pub fn probe() -> Result<Self, String> {
+        let mounts = std::fs::read_to_string("/proc/mounts").map_err(|e| format!("/proc/mounts: {e}"))?;
+        let root = mounts
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(fields[1]))
+            })
+            .next()
+            .ok_or("no cgroup v2 is mounted")?;
+        let partitions = Self { root };
+        let probe = partitions.group("probe");
+        std::fs::create_dir_all(&probe).map_err(|e| format!("cannot make a cgroup in {}: {e}", probe.display()))?;
+        let rule = partitions.rules("probe", "-I");
+        let _ = std::fs::remove_dir(&probe);
+        rule.map_err(|e| format!("iptables cannot match a cgroup: {e}"))?;
+        partitions.rules("probe", "-D").map_err(|e| format!("iptables: {e}"))?;
+        Ok(partitions)
+    }
+
+    fn group(&self, name: &str) -> PathBuf {
+        self.root.join(format!("bookstore-chaos-{}-{name}", std::process::id()))
+    }
+
+    /// Inserts (`-I`) or deletes (`-D`) the rules that cut the group `name` off.
+    fn rules(&self, name: &str, action: &str) -> Result<(), String> {
+        let path = format!("bookstore-chaos-{}-{name}", std::process::id());
+        for chain in ["OUTPUT", "INPUT"] {
+            let status = Command::new("iptables")
+                .args([action, chain, "-m", "cgroup", "--path", &path, "-j", "DROP"])
+                .output()
+                .map_err(|e| format!("iptables: {e}"))?;
+            if !status.status.success() {
+                return Err(String::from_utf8_lossy(&status.stderr).trim().to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts process `pid` off until the answer is dropped.
+    fn cut(&self, pid: u32, name: &str) -> Cut<'_> {
+        let group = self.group(name);
+        std::fs::create_dir_all(&group).expect("a cgroup of its own");
+        let home = cgroup_of(&self.root, pid);
+        std::fs::write(group.join("cgroup.procs"), pid.to_string()).expect("the process moves into its cgroup");
+        self.rules(name, "-I").expect("the rules that cut it off");
+        Cut { partitions: self, name: name.to_owned(), group, home, pid }
+    }
+}
+
+/// The cgroup v2 folder process `pid` is in.
+fn cgroup_of(root: &Path, pid: u32) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let path = text.lines().find_map(|line| line.strip_prefix("0::")).unwrap_or("/");
+    root.join(path.trim_start_matches('/'))
+}
+
+/// A partition in force; dropping it heals it.
+struct Cut<'a> {
+    partitions: &'a Partitions,
+    name: String,
+    group: PathBuf,
+    home: PathBuf,
+    pid: u32,
+}
+
+impl Drop for Cut<'_> {
+    fn drop(&mut self) {
+        let _ = self.partitions.rules(&self.name, "-D");
+        let _ = std::fs::write(self.home.join("cgroup.procs"), self.pid.to_string());
+        let _ = std::fs::remove_dir(&self.group);
+    }
+}
