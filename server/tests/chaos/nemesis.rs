@@ -122,7 +122,7 @@ pub struct Nemesis {
 
 impl Nemesis {
     pub fn new(seed: u64, origin: Instant) -> Self {
-        Self { chance: Chance(seed ^ 0x6E65_6D65_7369_73), origin, partitions: Partitions::probe() }
+        Self { chance: Chance(seed ^ 0x006E_656D_6573_6973), origin, partitions: Partitions::probe() }
     }
 
     /// Whether partitions run here, or why not.
