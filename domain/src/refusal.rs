@@ -180,6 +180,26 @@ impl Refusal {
             field: None,
         }
     }
+
+    /// A step whose outcome could not be learned, so the order may or may not
+    /// have been placed (the queue took no answer back, and could not be asked
+    /// again): never "nothing was charged" then. The shopper gets the order's id,
+    /// to look it up.
+    pub fn unconfirmed(step: Step, service: &str, order_id: &str) -> Self {
+        Self {
+            step,
+            service: service.to_owned(),
+            class: RefusalClass::Unavailable,
+            code: "order_unconfirmed".to_owned(),
+            message: format!(
+                "We could not confirm whether order {order_id} was placed: the step \"{}\" got no answer. It may \
+                 still go through, and is then charged once; its page, /orders/{order_id}, will say. Please look \
+                 there before you order again.",
+                step.label()
+            ),
+            field: None,
+        }
+    }
 }
 
 impl fmt::Display for Refusal {

@@ -112,9 +112,36 @@ impl Clients {
     }
 }
 
+/// Whether a failed call certainly did nothing: the service refused it before
+/// acting (a bad argument, too busy, ...). A call that timed out, was cut off or
+/// failed inside the service may have done its work all the same.
+pub(super) fn did_nothing(failure: &CallFailure) -> bool {
+    match failure {
+        CallFailure::TimedOut => false,
+        CallFailure::Status(status) if status.code() == Code::Unavailable => refused_to_connect(status),
+        CallFailure::Status(status) => !matches!(
+            status.code(),
+            Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss
+        ),
+    }
+}
+
+/// Whether the call failed because nothing listened at the service's address (a
+/// stopped service): the request was never sent.
+fn refused_to_connect(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// What a shopper may be told about a failed call: the kind of failure, never the
 /// service's internals.
-fn describe(failure: &CallFailure) -> &'static str {
+pub(super) fn describe(failure: &CallFailure) -> &'static str {
     match failure {
         CallFailure::TimedOut => "the service did not answer in time",
         CallFailure::Status(status) => match status.code() {

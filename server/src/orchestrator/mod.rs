@@ -50,6 +50,13 @@ use tracing::Instrument;
 pub use clients::{Clients, ORDER_QUEUE};
 use metrics::CheckoutMetrics;
 
+/// How long a checkout whose enqueue got no answer keeps asking the queue to
+/// withdraw the order before it tells the shopper the order is unconfirmed: long
+/// enough to outlast a queue's restart or a pause of a few seconds.
+const WITHDRAW_FOR: std::time::Duration = std::time::Duration::from_secs(6);
+/// The pause between two such asks.
+const WITHDRAW_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub struct Orchestrator {
     clients: Clients,
     catalog: Arc<Catalog>,
@@ -355,7 +362,7 @@ impl Orchestrator {
         let request = self.clients.request(pb::EnqueueRequest { order: Some(queued) });
         drop(_sending);
         let mut queue = self.clients.order_queue.clone();
-        let enqueue = self.clients.call(Step::Enqueue, ORDER_QUEUE, queue.enqueue(request));
+        let enqueue = self.clients.call_raw(ORDER_QUEUE, queue.enqueue(request));
         let enqueued = match &send {
             Some(cx) => enqueue.with_context(cx.clone()).await,
             None => enqueue.await,
@@ -363,7 +370,48 @@ impl Orchestrator {
         if let Some(cx) = &send {
             cx.span().end();
         }
-        enqueued.map(drop)
+        match enqueued {
+            Ok(answer) if answer.withdrawn => {
+                Err(Refusal::unavailable(Step::Enqueue, ORDER_QUEUE, "the order was withdrawn"))
+            }
+            Ok(_) => Ok(()),
+            Err(failure) if clients::did_nothing(&failure) => {
+                Err(Refusal::unavailable(Step::Enqueue, ORDER_QUEUE, clients::describe(&failure)))
+            }
+            Err(failure) => self.withdraw(order_id, &failure).await,
+        }
+    }
+
+    /// The enqueue got no answer, so the order may or may not be queued (a paused
+    /// queue reads the request when it wakes): take it back, so that what the
+    /// shopper is told is true either way. Withdrawn: unavailable, nothing charged
+    /// and nothing ever will be. Already taken by the executors: it goes through,
+    /// approved. The queue unreachable for all of [`WITHDRAW_FOR`]: unconfirmed,
+    /// with the order's id to look it up.
+    async fn withdraw(&self, order_id: &str, failure: &platform::grpc::CallFailure) -> Result<(), Refusal> {
+        tracing::warn!(%order_id, %failure, "the enqueue got no answer: withdrawing the order");
+        let until = Instant::now() + WITHDRAW_FOR;
+        loop {
+            let mut queue = self.clients.order_queue.clone();
+            let request = self.clients.request(pb::WithdrawRequest { order_id: order_id.to_owned() });
+            let answer = self.clients.call_raw(ORDER_QUEUE, queue.withdraw(request)).await;
+            match answer.map(|answer| answer.outcome()) {
+                Ok(pb::WithdrawOutcome::Withdrawn) => {
+                    tracing::info!(%order_id, "withdrawn: the shopper is told it was not placed");
+                    return Err(Refusal::unavailable(Step::Enqueue, ORDER_QUEUE, clients::describe(failure)));
+                }
+                Ok(pb::WithdrawOutcome::Taken) => {
+                    tracing::info!(%order_id, "not withdrawn: the executors have it, so it is approved");
+                    return Ok(());
+                }
+                Ok(pb::WithdrawOutcome::Unspecified) | Err(_) => {}
+            }
+            if Instant::now() >= until {
+                tracing::error!(%order_id, "the queue could not be asked to withdraw the order: unconfirmed");
+                return Err(Refusal::unconfirmed(Step::Enqueue, ORDER_QUEUE, order_id));
+            }
+            tokio::time::sleep(WITHDRAW_PAUSE).await;
+        }
     }
 
     /// Step 5: every service that cached the order forgets it. Failures are

@@ -62,6 +62,18 @@ impl Drop for Workdir {
     }
 }
 
+/// The whole shop, with the load catalog (100,000 copies of each book but the
+/// contended one), its data and logs in `workdir`, ready for checkouts.
+async fn start(workdir: &Workdir) -> Shop {
+    let dir = workdir.0.as_ref().expect("the temp dir").path();
+    let binaries = Binaries::beside(Path::new(env!("CARGO_BIN_EXE_server")));
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/books-load.json");
+    let env = [("CATALOG_FILE".to_owned(), catalog.display().to_string())];
+    let shop = Shop::start(&binaries, dir, &env, true);
+    shop.ready().await;
+    shop
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_faults_no_order_is_lost_charged_twice_or_oversold() {
     let orders = setting("CHAOS_ORDERS", 300);
@@ -70,12 +82,7 @@ async fn under_faults_no_order_is_lost_charged_twice_or_oversold() {
     let settle = Duration::from_secs(setting("CHAOS_SETTLE_SECS", 120));
 
     let workdir = Workdir(Some(tempfile::tempdir().expect("a temp dir")));
-    let dir = workdir.0.as_ref().expect("the temp dir").path().to_owned();
-    let binaries = Binaries::beside(Path::new(env!("CARGO_BIN_EXE_server")));
-    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/books-load.json");
-    let env = [("CATALOG_FILE".to_owned(), catalog.display().to_string())];
-    let mut shop = Shop::start(&binaries, &dir, &env, true);
-    shop.ready().await;
+    let mut shop = start(&workdir).await;
     let (books_db, executors) = (shop.side.books_db.urls(), shop.side.executors.urls());
     let terms_before = (term(&books_db).await, term(&executors).await);
 
@@ -110,4 +117,95 @@ async fn under_faults_no_order_is_lost_charged_twice_or_oversold() {
     );
     assert!(violations.is_empty(), "{} violations (replay: CHAOS_SEED={seed})", violations.len());
     assert!(!faults.is_empty() && calls.len() as u64 == orders, "the run ran");
+}
+
+/// Copies of `book` sold, as books_db's leader has it.
+async fn sold(shop: &Shop, book: &str) -> u32 {
+    let urls = shop.side.books_db.urls();
+    testkit::probe::eventually("books_db's stock", Duration::from_millis(50), || async {
+        for url in &urls {
+            let Ok(mut client) = proto::v1::books_db_client::BooksDbClient::connect(url.clone()).await else {
+                continue;
+            };
+            let request = proto::v1::StockRequest { book_ids: vec![book.to_owned()], local: false };
+            if let Some(stock) = client.stock(request).await.ok().and_then(|answer| answer.into_inner().books.pop()) {
+                return Some(stock.sold);
+            }
+        }
+        None
+    })
+    .await
+}
+
+/// Waits until the queue holds nothing, ready or leased: what it took has run.
+async fn queue_drained(shop: &Shop) {
+    let url = shop.side.queue_url();
+    testkit::probe::eventually("the queue drained", Duration::from_millis(100), || async {
+        let mut client = proto::v1::order_queue_client::OrderQueueClient::connect(url.clone()).await.ok()?;
+        let stats = client.stats(proto::v1::StatsRequest {}).await.ok()?.into_inner();
+        (stats.premium + stats.basic + stats.none + stats.leased == 0).then_some(())
+    })
+    .await;
+}
+
+/// A checkout posted while the queue is paused for `paused`: its answer (status
+/// and body) once the queue wakes up.
+async fn checkout_while_the_queue_sleeps(shop: &Shop, n: u64, paused: Duration) -> (u16, serde_json::Value) {
+    let lines = [("7".to_owned(), 1)];
+    let body = history::checkout(7, n, &history::card_number(7, n), &lines);
+    let url = format!("{}/checkout", shop.web_url());
+    shop.side.queue.signal(testkit::processes::Signal::Pause);
+    let post = tokio::spawn(async move {
+        let answer = reqwest::Client::new().post(url).json(&body).send().await.expect("an answer");
+        (answer.status().as_u16(), answer.json().await.expect("JSON"))
+    });
+    tokio::time::sleep(paused).await;
+    shop.side.queue.signal(testkit::processes::Signal::Resume);
+    post.await.expect("the checkout")
+}
+
+/// A queue paused past the web server's deadline holds a checkout's enqueue and
+/// reads it when it wakes. What the shopper is told must be true: 503 and the
+/// order never runs (it was withdrawn), or approved and it runs; and when the
+/// queue cannot be asked for longer than the web server asks, the order is
+/// "unconfirmed", named, and whatever became of it shows on its page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_the_queue_took_without_answering_is_withdrawn_or_goes_through() {
+    let workdir = Workdir(Some(tempfile::tempdir().expect("a temp dir")));
+    let shop = start(&workdir).await;
+    let executors = shop.side.executors.urls();
+
+    // Paused for longer than the enqueue's deadline (800 ms), shorter than the
+    // web server keeps asking for the order back.
+    let before = sold(&shop, "7").await;
+    let (status, body) = checkout_while_the_queue_sleeps(&shop, 1, Duration::from_secs(2)).await;
+    queue_drained(&shop).await;
+    match status {
+        503 => {
+            assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+            assert_eq!(sold(&shop, "7").await, before, "a checkout answered 503 never runs: {body}");
+        }
+        200 => {
+            let id = body["orderId"].as_str().expect("an order id");
+            let status = testkit::probe::eventually("the order final", Duration::from_millis(50), || {
+                testkit::probe::final_status(&executors, id)
+            })
+            .await;
+            assert_eq!(status.status(), proto::v1::OrderState::Committed, "{status:?}");
+            assert_eq!(sold(&shop, "7").await, before + 1);
+        }
+        other => panic!("{other}: {body}"),
+    }
+
+    // Paused for longer than the web server asks: unconfirmed, naming the order.
+    let before = sold(&shop, "7").await;
+    let (status, body) = checkout_while_the_queue_sleeps(&shop, 2, Duration::from_secs(9)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("order_unconfirmed")), "{body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("/orders/"), "{message}");
+    queue_drained(&shop).await;
+    // The queue woke with the enqueue and the asks to withdraw it: withdrawn, or
+    // run to its end; either way the stock says which.
+    let after = sold(&shop, "7").await;
+    assert!(after == before || after == before + 1, "{before} → {after}");
 }

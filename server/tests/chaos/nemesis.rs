@@ -164,27 +164,24 @@ impl Nemesis {
         Fault { kind, target, leader, began, healed: self.origin.elapsed(), not_back }
     }
 
-    /// Half the time the leader of a group, else any of the eight processes.
+    /// One of the four kinds of process, each as likely: the queue, payment, or
+    /// a replica of books_db or of the executors, half the time its group's
+    /// leader (if one answers within a second), else any of the three.
     async fn target(&mut self, shop: &Shop) -> (Target, bool) {
-        let group = self.chance.below(2);
+        let (ports, make): (_, fn(u64) -> Target) = match self.chance.below(4) {
+            0 => return (Target::Queue, false),
+            1 => return (Target::Payment, false),
+            2 => (&shop.side.books_db.ports, Target::BooksDb),
+            _ => (&shop.side.executors.ports, Target::Executor),
+        };
         if self.chance.below(2) == 0 {
-            let (ports, make): (_, fn(u64) -> Target) = match group {
-                0 => (&shop.side.books_db.ports, Target::BooksDb),
-                _ => (&shop.side.executors.ports, Target::Executor),
-            };
             let urls = ports.iter().map(|(id, port)| (*id, testkit::processes::url(*port)));
             let leader = tokio::time::timeout(Duration::from_secs(1), testkit::probe::leader(urls)).await;
             if let Ok(Some(id)) = leader {
                 return (make(id), true);
             }
         }
-        let target = match self.chance.below(8) {
-            n @ 0..=2 => Target::BooksDb(n + 1),
-            n @ 3..=5 => Target::Executor(n - 2),
-            6 => Target::Queue,
-            _ => Target::Payment,
-        };
-        (target, false)
+        (make(1 + self.chance.below(3)), false)
     }
 }
 

@@ -377,8 +377,9 @@ async fn a_stopped_service_gives_503_naming_the_step() {
     let (status, body) = stack.checkout(&seed_order()).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(
-        (body["error"]["step"].as_str(), body["error"]["service"].as_str()),
-        (Some("enqueue"), Some("order_queue"))
+        (body["error"]["step"].as_str(), body["error"]["service"].as_str(), body["error"]["code"].as_str()),
+        (Some("enqueue"), Some("order_queue"), Some("service_unavailable")),
+        "nothing listens at the queue's address, so the order was never sent: not unconfirmed"
     );
     assert_eq!(stack.cached_orders().await, [0, 0, 0]);
 }

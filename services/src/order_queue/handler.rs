@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::metrics::QueueMetrics;
-use super::store::{Acked, Delivery, Enqueued, QueueStore, Released, StoreError};
+use super::store::{Acked, Delivery, Enqueued, QueueStore, Released, StoreError, Withdrawn};
 use super::QueueConfig;
 
 /// The most orders one DequeueBatch leases.
@@ -135,14 +135,21 @@ impl OrderQueue for OrderQueueService {
         }
         let order_id = order.order_id.clone();
         let enqueued = self.store.enqueue(order, priority.queue_rank()).await?;
-        if enqueued == Enqueued::Added {
-            self.metrics.enqueued(priority);
-            tracing::info!(%order_id, %priority, "enqueued");
-            self.arrivals.notify_waiters();
-        } else {
-            tracing::info!(%order_id, "duplicate enqueue ignored");
+        match enqueued {
+            Enqueued::Added => {
+                self.metrics.enqueued(priority);
+                tracing::info!(%order_id, %priority, "enqueued");
+                self.arrivals.notify_waiters();
+            }
+            Enqueued::Duplicate => tracing::info!(%order_id, "duplicate enqueue ignored"),
+            Enqueued::Withdrawn => {
+                tracing::warn!(%order_id, "an enqueue arrived after its order was withdrawn: not added")
+            }
         }
-        Ok(Response::new(pb::EnqueueResponse { duplicate: enqueued == Enqueued::Duplicate }))
+        Ok(Response::new(pb::EnqueueResponse {
+            duplicate: enqueued == Enqueued::Duplicate,
+            withdrawn: enqueued == Enqueued::Withdrawn,
+        }))
     }
 
     async fn dequeue(&self, request: Request<pb::DequeueRequest>) -> Result<Response<pb::DequeueResponse>, Status> {
@@ -237,6 +244,22 @@ impl OrderQueue for OrderQueueService {
             checkout_events: order.checkout_events,
             trace_context: order.trace_context,
         }))
+    }
+
+    async fn withdraw(&self, request: Request<pb::WithdrawRequest>) -> Result<Response<pb::WithdrawResponse>, Status> {
+        let order_id = request.into_inner().order_id;
+        platform::grpc::order_id(&order_id)?;
+        let outcome = match self.store.withdraw(&order_id, unix_ms()).await? {
+            Withdrawn::Withdrawn => {
+                tracing::info!(%order_id, "withdrawn: its enqueue got no answer");
+                pb::WithdrawOutcome::Withdrawn
+            }
+            Withdrawn::Taken => {
+                tracing::info!(%order_id, "not withdrawn: the executors have it");
+                pb::WithdrawOutcome::Taken
+            }
+        };
+        Ok(Response::new(pb::WithdrawResponse { outcome: outcome.into() }))
     }
 
     async fn stats(&self, _: Request<pb::StatsRequest>) -> Result<Response<pb::StatsResponse>, Status> {

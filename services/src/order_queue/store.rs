@@ -10,6 +10,8 @@
 //! - `leases`: order id → (expiry, lease id), the orders delivered and not acked;
 //! - `holders`: order id → the consumer a leased order was delivered to;
 //! - `done`: order id → ack time, so that enqueueing an order twice stays a no-op;
+//! - `withdrawn`: order id → when the web server took it back (its enqueue got no
+//!   answer), so that the enqueue, should it arrive late, is refused;
 //! - `meta`: the next sequence number, and the fence: the newest executor leader's
 //!   term named by a take-over.
 //!
@@ -29,6 +31,7 @@ const READY: TableDefinition<(u8, u64), &str> = TableDefinition::new("ready");
 const LEASES: TableDefinition<&str, (u64, &str)> = TableDefinition::new("leases");
 const HOLDERS: TableDefinition<&str, &str> = TableDefinition::new("holders");
 const DONE: TableDefinition<&str, u64> = TableDefinition::new("done");
+const WITHDRAWN: TableDefinition<&str, u64> = TableDefinition::new("withdrawn");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQUENCE: &str = "next_sequence";
 const LEADER_TERM: &str = "leader_term";
@@ -63,6 +66,17 @@ pub enum Enqueued {
     Added,
     /// The queue holds this order id already, or delivered and saw it acknowledged.
     Duplicate,
+    /// The order id was withdrawn first: not added.
+    Withdrawn,
+}
+
+/// What withdrawing an order did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Withdrawn {
+    /// It is not in the queue (removed, or never came) and never will be.
+    Withdrawn,
+    /// The executors have it (leased, or done): it goes through.
+    Taken,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +161,7 @@ impl QueueStore {
             txn.open_table(LEASES)?;
             txn.open_table(HOLDERS)?;
             txn.open_table(DONE)?;
+            txn.open_table(WITHDRAWN)?;
             txn.open_table(META)?;
             Ok(())
         })
@@ -193,6 +208,14 @@ impl QueueStore {
     pub async fn ack(&self, order_id: &str, lease_id: &str, now_ms: u64) -> Result<Acked, StoreError> {
         let (order_id, lease_id) = (order_id.to_owned(), lease_id.to_owned());
         self.writer.write(move |txn| ack_in(txn, &order_id, &lease_id, now_ms)).await
+    }
+
+    /// Takes back an order whose enqueue may or may not have arrived: removed if
+    /// it waits, refused for good if it comes later; `Taken` if the executors have
+    /// it already.
+    pub async fn withdraw(&self, order_id: &str, now_ms: u64) -> Result<Withdrawn, StoreError> {
+        let order_id = order_id.to_owned();
+        self.writer.write(move |txn| withdraw_in(txn, &order_id, now_ms)).await
     }
 
     /// Ends the lease `lease_id` on `order_id` early: the order is ready again.
@@ -260,6 +283,9 @@ fn enqueue_in(txn: &WriteTransaction, order: &pb::QueuedOrder, rank: u8) -> Resu
     if orders.get(id)?.is_some() || done.get(id)?.is_some() {
         return Ok(Enqueued::Duplicate);
     }
+    if txn.open_table(WITHDRAWN)?.get(id)?.is_some() {
+        return Ok(Enqueued::Withdrawn);
+    }
     let mut meta = txn.open_table(META)?;
     let sequence = meta.get(NEXT_SEQUENCE)?.map_or(0, |v| v.value());
     meta.insert(NEXT_SEQUENCE, sequence + 1)?;
@@ -267,6 +293,23 @@ fn enqueue_in(txn: &WriteTransaction, order: &pb::QueuedOrder, rank: u8) -> Resu
     orders.insert(id, stored.encode_to_vec().as_slice())?;
     txn.open_table(READY)?.insert((rank, sequence), id)?;
     Ok(Enqueued::Added)
+}
+
+fn withdraw_in(txn: &WriteTransaction, order_id: &str, now_ms: u64) -> Result<Withdrawn, StoreError> {
+    if txn.open_table(DONE)?.get(order_id)?.is_some() || txn.open_table(LEASES)?.get(order_id)?.is_some() {
+        return Ok(Withdrawn::Taken);
+    }
+    let mut orders = txn.open_table(ORDERS)?;
+    let stored = match orders.remove(order_id)? {
+        Some(bytes) => Some(decode(order_id, bytes.value())?),
+        None => None,
+    };
+    if let Some(stored) = stored {
+        let rank = u8::try_from(stored.rank).unwrap_or(u8::MAX);
+        txn.open_table(READY)?.remove((rank, stored.sequence))?;
+    }
+    txn.open_table(WITHDRAWN)?.insert(order_id, now_ms)?;
+    Ok(Withdrawn::Withdrawn)
 }
 
 fn dequeue_in(
@@ -489,6 +532,40 @@ mod tests {
         assert_eq!(store.enqueue(order("o1"), 2).await.unwrap(), Enqueued::Duplicate);
         assert_eq!(store.dequeue(20, 1_000, "test", 0).await.unwrap(), None);
         assert_eq!(store.ack("o1", &delivery.lease_id, 30).await.unwrap(), Acked::AlreadyDone);
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_order_leaves_the_queue_and_a_late_enqueue_of_it_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store.enqueue(order("waiting"), 2).await.unwrap();
+        store.enqueue(order("next"), 2).await.unwrap();
+        assert_eq!(store.withdraw("waiting", 1).await.unwrap(), Withdrawn::Withdrawn);
+        assert_eq!(store.withdraw("waiting", 2).await.unwrap(), Withdrawn::Withdrawn, "idempotent");
+        assert_eq!(store.lookup("waiting").unwrap(), Location::Unknown);
+        assert_eq!(store.depth().unwrap().ready_by_rank, [0, 0, 1]);
+        assert_eq!(next_id(&store, 3).await.as_deref(), Some("next"), "the rest keep their place");
+        // Withdrawn before its enqueue arrived (the enqueue sat in a paused queue's
+        // socket): the enqueue, when it comes, adds nothing.
+        assert_eq!(store.withdraw("late", 4).await.unwrap(), Withdrawn::Withdrawn);
+        assert_eq!(store.enqueue(order("late"), 0).await.unwrap(), Enqueued::Withdrawn);
+        assert_eq!(store.enqueue(order("waiting"), 0).await.unwrap(), Enqueued::Withdrawn);
+        assert_eq!(next_id(&store, 5).await, None);
+    }
+
+    #[tokio::test]
+    async fn an_order_the_executors_have_cannot_be_withdrawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store.enqueue(order("leased"), 2).await.unwrap();
+        store.enqueue(order("done"), 2).await.unwrap();
+        let delivered = store.dequeue_batch(1, 1_000, "test", 0, 2).await.unwrap();
+        assert_eq!(delivered.len(), 2);
+        let done = delivered.iter().find(|d| d.order.order_id == "done").unwrap();
+        store.ack("done", &done.lease_id, 2).await.unwrap();
+        assert_eq!(store.withdraw("leased", 3).await.unwrap(), Withdrawn::Taken);
+        assert_eq!(store.withdraw("done", 3).await.unwrap(), Withdrawn::Taken);
+        assert_eq!(store.lookup("leased").unwrap(), Location::Leased, "it goes through");
     }
 
     #[tokio::test]
