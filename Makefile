@@ -43,6 +43,19 @@ containers: build container-engine
 	$(MAKE) image-context PROFILE=release
 	BOOKSTORE_BUILD_TARGET=prebuilt docker compose up --build
 
+## make chaos: the long chaos run (docs/reliability.md): the shop as processes, 2,000
+## checkouts at 10 a second while a seeded nemesis kills, pauses and cuts off one
+## process at a time, then the history checked. CHAOS_SEED=n replays a schedule;
+## CHAOS_ORDERS and CHAOS_RATE change its size. make test runs a short one.
+chaos: setup-run
+	cargo build -p services
+	CHAOS_ORDERS=$${CHAOS_ORDERS:-2000} cargo test -p server --test chaos under_faults -- --nocapture
+
+## make simulate: the execution simulation over 100,000 seeds (make test runs 1,000);
+## SIM_SEED=n replays one seed and prints its history.
+simulate:
+	SIM_SEEDS=$${SIM_SEEDS:-100000} cargo test --release -p services --lib simulation::every -- --nocapture
+
 build: setup-run
 	cargo leptos build $(SITE_FLAGS)
 	cargo build --release -p services

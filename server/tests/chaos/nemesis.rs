@@ -255,6 +255,7 @@ impl Partitions {
             .next()
             .ok_or("no cgroup v2 is mounted")?;
         let partitions = Self { root };
+        partitions.sweep();
         let probe = partitions.group("probe");
         std::fs::create_dir_all(&probe).map_err(|e| format!("cannot make a cgroup in {}: {e}", probe.display()))?;
         let rule = partitions.rules("probe", "-I");
@@ -262,6 +263,32 @@ impl Partitions {
         rule.map_err(|e| format!("iptables cannot match a cgroup: {e}"))?;
         partitions.rules("probe", "-D").map_err(|e| format!("iptables: {e}"))?;
         Ok(partitions)
+    }
+
+    /// Deletes the rules a run that is gone left behind (killed mid-partition),
+    /// and their empty cgroups; a run still going keeps its own.
+    fn sweep(&self) {
+        // `bookstore-chaos-<pid>-…` of a process that no longer runs.
+        let stale = |text: &str| {
+            text.split("bookstore-chaos-")
+                .nth(1)
+                .and_then(|rest| rest.split('-').next())
+                .is_some_and(|pid| pid.parse::<u32>().is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
+        };
+        for chain in ["OUTPUT", "INPUT"] {
+            let Ok(listed) = Command::new("iptables").args(["-S", chain]).output() else { return };
+            for rule in String::from_utf8_lossy(&listed.stdout).lines().filter(|rule| stale(rule)) {
+                let deletion: Vec<&str> = rule.trim_start_matches("-A ").split_whitespace().collect();
+                let _ = Command::new("iptables").arg("-D").args(&deletion).output();
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                if stale(&entry.file_name().to_string_lossy()) {
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
+        }
     }
 
     fn group(&self, name: &str) -> PathBuf {
