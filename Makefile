@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 
 .PHONY: run services build test lint test-rust test-load build-site trunk-build setup-run setup-test clean \
-	containers image-context test-containers container-engine observe setup-observe
+	containers image-context test-containers container-engine observe setup-observe chaos simulate fuzz test-fuzz
 
 # Container tools (docker compose, helm, kubernetes-validate) live here, outside the
 # clone, so every clone and CI run on a machine shares them.
@@ -63,7 +63,7 @@ build: setup-run
 ## make test: every test: unit, integration (real services on loopback), browser
 ## (headless Chromium against the real page), the load smoke run (the Postman
 ## collection and loadgen against the shop), the Trunk build, the containers.
-test: setup-test lint build-site test-rust test-load trunk-build test-containers
+test: setup-test lint build-site test-rust test-load test-fuzz trunk-build test-containers
 
 ## The code's shape: formatted, clippy-clean (warnings are errors; the workspace's
 ## lints are in Cargo.toml, and the page's wasm-only code is checked too), and the
@@ -76,6 +76,16 @@ lint:
 
 test-rust:
 	cargo test --workspace --no-fail-fast
+
+# The cargo-fuzz targets (fuzz/), 20 seconds each, on nightly; skipped, saying why,
+# where there is no nightly toolchain.
+test-fuzz:
+	scripts/fuzz.sh
+
+## make fuzz: each fuzz target for FUZZ_SECONDS (300 unless set).
+fuzz:
+	scripts/setup.sh fuzz
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
 
 # The shop from the debug binaries test-rust built, the Postman collection through
 # newman, and ten seconds of loadgen (its checks must pass).
@@ -118,7 +128,7 @@ setup-run:
 	scripts/setup.sh build release
 
 setup-test:
-	scripts/setup.sh build release browser trunk load observe
+	scripts/setup.sh build release browser trunk load observe fuzz
 
 setup-observe:
 	scripts/setup.sh observe

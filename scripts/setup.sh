@@ -13,6 +13,8 @@
 #   load     newman from npm (it runs the Postman collection in make test)
 #   observe  Prometheus and promtool from Debian (make observe, and the
 #            observability tests in make test)
+#   fuzz     cargo-fuzz, where a nightly toolchain is installed (make test's
+#            fuzzing stage; without nightly it is skipped and says so)
 #
 # Why the detours, each to build less on two cores:
 # - cargo-leptos is built from its published source with scripts/patches/ applied:
@@ -33,6 +35,7 @@ BINARYEN_VERSION=132.0.0           # npm's binaryen (wasm-opt); Debian's 108 bre
 AXE_CORE_VERSION=4.11.0
 TRUNK_VERSION=0.21.14
 NEWMAN_VERSION=6.2.2
+CARGO_FUZZ_VERSION=0.13.2
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -98,7 +101,7 @@ install_from_source() {
   rm -rf "$dir"
 }
 
-want_release=false want_browser=false want_trunk=false want_load=false want_observe=false
+want_release=false want_browser=false want_trunk=false want_load=false want_observe=false want_fuzz=false
 for arg in "$@"; do
   case $arg in
     build) ;;
@@ -107,7 +110,8 @@ for arg in "$@"; do
     trunk) want_trunk=true ;;
     load) want_load=true ;;
     observe) want_observe=true ;;
-    *) echo "setup.sh: unknown part '$arg' (build, release, browser, trunk, load, observe)" >&2; exit 2 ;;
+    fuzz) want_fuzz=true ;;
+    *) echo "setup.sh: unknown part '$arg' (build, release, browser, trunk, load, observe, fuzz)" >&2; exit 2 ;;
   esac
 done
 
@@ -159,6 +163,16 @@ fi
 
 if $want_browser; then
   npm_package axe-core "$AXE_CORE_VERSION"
+fi
+
+if $want_fuzz && ! has_version cargo-fuzz "$CARGO_FUZZ_VERSION"; then
+  if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    log "building cargo-fuzz $CARGO_FUZZ_VERSION"
+    make_tool_build
+    cargo install -q --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" --target-dir "$TOOL_BUILD"
+  else
+    log "no nightly toolchain: cargo-fuzz not installed, make test's fuzzing stage will say it skipped"
+  fi
 fi
 
 if $want_load; then

@@ -387,7 +387,9 @@ async fn give_back(coordinator: &LiveCoordinator, order_id: &str, lease_id: &str
     }
 }
 
-fn execution_from(order: pb::QueuedOrder, lease_id: String) -> Execution {
+/// A delivered order as the coordinator runs it (public for the fuzz target
+/// `queue_record`).
+pub fn execution_from(order: pb::QueuedOrder, lease_id: String) -> Execution {
     let card = order.card.unwrap_or_default();
     // The queue takes only orders whose lines read; should one not, it has none
     // here, and books_db's participant votes no: nothing is reserved or charged, and

@@ -435,6 +435,13 @@ fn make_ready(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The order a record of the queue's file holds, as the queue reads it (the fuzz
+/// target `queue_record` feeds it any bytes).
+pub fn read_record(id: &str, bytes: &[u8]) -> Result<pb::QueuedOrder, StoreError> {
+    let stored = decode(id, bytes)?;
+    stored.order.ok_or_else(|| StoreError::Storage(format!("stored order {id} holds no order")))
+}
+
 fn decode(id: &str, bytes: &[u8]) -> Result<StoredOrder, StoreError> {
     StoredOrder::decode(bytes).map_err(|e| StoreError::Corrupt(id.to_owned(), e))
 }

@@ -6,8 +6,10 @@
 //! - `books_db`: the replicated books database (writes through the log, fail-over).
 //! - `execution`: two-phase commit by the executors' leader, recovery, take-over.
 //! - `processes`: the same with real processes, `kill -9` of each leader.
+//! - `fuzz_seeds`: the fuzz targets' seed inputs read as what they stand for.
 
 mod books_db;
 mod execution;
+mod fuzz_seeds;
 mod grpc;
 mod processes;
