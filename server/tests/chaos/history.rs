@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use crate::nemesis::{Chance, Fault, Kind as FaultKind};
+use crate::nemesis::{Chance, Fault};
 
 /// The book buyers race for: 3 copies in the load catalog.
 pub const CONTENDED: &str = "20";
@@ -334,47 +334,53 @@ pub fn report(calls: &[Call], faults: &[Fault], end: &EndState, violations: &[St
         .count();
     let _ = writeln!(text, "chaos: {} checkouts, {queued} queued, {committed} committed", calls.len());
     let _ = writeln!(text, "  answers by kind and status: {by_kind:?}");
-    let mut by_fault: BTreeMap<String, u64> = BTreeMap::new();
-    for fault in faults {
-        let role = if fault.leader { " leader" } else { "" };
-        *by_fault.entry(format!("{} {}{role}", fault.kind, fault.target.group())).or_default() += 1;
+    let _ = writeln!(text, "  {} faults; partitions: {partitions}", faults.len());
+    // Each 503 is laid at the door of the fault in force when it was sent, or
+    // the last one to heal within 5 s before; after each fault, how long until
+    // the first checkout sent after it healed was queued.
+    let blamed = |call: &Call| {
+        faults.iter().rev().find(|f| f.began <= call.sent && call.sent <= f.healed + Duration::from_secs(5))
+    };
+    let name =
+        |fault: &Fault| format!("{} {}{}", fault.kind, fault.target.group(), if fault.leader { " leader" } else { "" });
+    #[derive(Default)]
+    struct Row {
+        faults: u32,
+        refused: u32,
+        recovery: Vec<f64>,
     }
-    let _ = writeln!(text, "  {} faults: {by_fault:?}; partitions: {partitions}", faults.len());
-    // 503s while a fault was in force (or within 5 s after it healed), and how
-    // long after each kind healed the next checkout was queued.
-    let mut recovery: BTreeMap<FaultKind, Vec<f64>> = BTreeMap::new();
-    let mut during = 0;
-    for call in calls.iter().filter(|call| call.status == 503) {
-        if faults
-            .iter()
-            .any(|f| call.sent + Duration::from_secs(5) >= f.began && call.sent <= f.healed + Duration::from_secs(5))
-        {
-            during += 1;
-        }
-    }
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for fault in faults {
+        let row = rows.entry(name(fault)).or_default();
+        row.faults += 1;
         let next =
             calls.iter().filter(|call| call.status == 200 && call.sent >= fault.healed).map(|call| call.answered).min();
         if let Some(next) = next {
-            recovery.entry(fault.kind).or_default().push((next - fault.healed).as_secs_f64());
+            row.recovery.push((next - fault.healed).as_secs_f64());
         }
     }
-    let recovery: BTreeMap<String, String> = recovery
-        .into_iter()
-        .map(|(kind, mut seconds)| {
-            seconds.sort_by(f64::total_cmp);
-            let median = seconds[seconds.len() / 2];
-            let max = seconds[seconds.len() - 1];
-            (kind.to_string(), format!("median {median:.2} s, max {max:.2} s"))
-        })
-        .collect();
+    let mut unblamed = 0;
+    for call in calls.iter().filter(|call| call.status == 503) {
+        match blamed(call) {
+            Some(fault) => rows.entry(name(fault)).or_default().refused += 1,
+            None => unblamed += 1,
+        }
+    }
     let total_503 = calls.iter().filter(|call| call.status == 503).count();
     let unconfirmed = calls.iter().filter(|call| call.unconfirmed()).count();
     let _ = writeln!(
         text,
-        "  503s: {total_503} ({during} during or within 5 s of a fault; {unconfirmed} of them unconfirmed)"
+        "  503s: {total_503} ({unblamed} with no fault in force or just healed; {unconfirmed} unconfirmed)"
     );
-    let _ = writeln!(text, "  first checkout queued after a fault healed: {recovery:?}");
+    let _ = writeln!(text, "  {:<38} {:>6} {:>5}  first checkout queued after it healed", "fault", "count", "503s");
+    for (fault, row) in &mut rows {
+        row.recovery.sort_by(f64::total_cmp);
+        let recovery = match (row.recovery.get(row.recovery.len() / 2), row.recovery.last()) {
+            (Some(median), Some(max)) => format!("median {median:.2} s, max {max:.2} s"),
+            _ => "none after it".to_owned(),
+        };
+        let _ = writeln!(text, "  {fault:<38} {:>6} {:>5}  {recovery}", row.faults, row.refused);
+    }
     match end.settled_after {
         Some(after) => {
             let _ = writeln!(text, "  every queued order final {:.1} s after the faults stopped", after.as_secs_f64());
