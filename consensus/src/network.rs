@@ -74,13 +74,14 @@ impl Network {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })?;
+        // Never connected to itself: a peer retrying a stopped replica's port must
+        // not hold it when the replica restarts (`platform::grpc::Connector`).
         let channel = endpoint
             .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
-            .connect_lazy();
+            .connect_with_connector_lazy(platform::grpc::Connector);
         self.channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }

@@ -7,7 +7,10 @@
 //! caller's (the caller makes no span of its own for the call: the service's
 //! says what the call did, and a span a call costs every checkout).
 
+mod connect;
 mod observe;
+
+pub use connect::Connector;
 
 use std::future::Future;
 use std::time::Duration;
@@ -129,14 +132,14 @@ pub async fn within<T>(
     }
 }
 
-/// A lazily connecting channel to `url` that fails fast when the peer is down.
+/// A lazily connecting channel to `url` that fails fast when the peer is down,
+/// and never connects to itself ([`Connector`]).
 pub fn channel(url: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(url.to_owned())?
         .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
-        .connect_lazy())
+        .connect_with_connector_lazy(Connector))
 }
 
 /// Resolves when the process gets Ctrl-C or SIGTERM.
