@@ -85,7 +85,7 @@ mod tests {
         let serving = tokio::spawn(platform::grpc::serve(
             listener,
             tonic::service::Routes::default(),
-            "bookstore.v1.Nothing",
+            &["bookstore.v1.Nothing"],
             &platform::metrics::Registry::default(),
             async {
                 let _ = stopped.await;

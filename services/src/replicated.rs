@@ -23,8 +23,8 @@ pub enum ReplicaError {
     Address(#[from] tonic::transport::Error),
 }
 
-/// Serves `routes` and the node's Raft service on `listener` (reported healthy as
-/// `service_name`) until `shutdown`, forming the group `members` (id → address),
+/// Serves `routes` (the services named `services`, each reported healthy) and
+/// the node's Raft service on `listener` until `shutdown`, forming the group `members` (id → address),
 /// with the calls' and the replica's Raft metrics (as a replica of `group`) in
 /// `metrics`. `beside` is aborted when serving ends.
 #[allow(clippy::too_many_arguments)]
@@ -33,7 +33,7 @@ pub async fn run<M: StateMachine>(
     group: &str,
     listener: TcpListener,
     routes: Routes,
-    service_name: &'static str,
+    services: &'static [&'static str],
     members: BTreeMap<NodeId, String>,
     metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -41,7 +41,7 @@ pub async fn run<M: StateMachine>(
 ) -> Result<(), ReplicaError> {
     metrics.register_collector(RaftMetrics::new(&node, group));
     let routes = routes.add_service(node.grpc_service());
-    let serving = tokio::spawn(grpc::serve(listener, routes, service_name, metrics, shutdown));
+    let serving = tokio::spawn(grpc::serve(listener, routes, services, metrics, shutdown));
     let formed = node.initialize(members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect()).await;
     if formed.is_err() {
         serving.abort();

@@ -45,14 +45,20 @@ pub enum ServeError {
     Task(String),
 }
 
-/// Serves `routes` plus health and reflection on `listener`. `service_name` is the
-/// fully qualified gRPC name reported as SERVING by the health service; the
-/// calls' latencies go to `metrics` (registered at once: the future does not
-/// borrow it).
+/// The services every port serves beside its own, as reflection names them.
+const ALWAYS_SERVED: [&str; 3] =
+    ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
+/// Serves `routes` plus health and reflection on `listener`. `services` are the
+/// fully qualified gRPC names of what `routes` serves: the health service
+/// reports each as SERVING, and reflection (both `v1` and `v1alpha`, which
+/// Postman and older grpcurl ask first) lists those and no other, beside health
+/// and itself. The calls' latencies go to `metrics` (registered at once: the
+/// future does not borrow it).
 pub fn serve<S>(
     listener: TcpListener,
     routes: Routes,
-    service_name: &'static str,
+    services: &'static [&'static str],
     metrics: &Registry,
     shutdown: S,
 ) -> impl Future<Output = Result<(), ServeError>> + Send
@@ -62,17 +68,25 @@ where
     let observe = observe::ObserveLayer::new(metrics);
     async move {
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_service_status(service_name, tonic_health::ServingStatus::Serving).await;
+        for service in services {
+            health.set_service_status(*service, tonic_health::ServingStatus::Serving).await;
+        }
         health.set_service_status("", tonic_health::ServingStatus::Serving).await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        let reflection = || {
+            services.iter().chain(&ALWAYS_SERVED).fold(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+                |builder, service| builder.with_service_name(*service),
+            )
+        };
+        let (reflection_v1, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
         Server::builder()
             .layer(observe)
             .add_routes(routes)
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await?;
         Ok(())

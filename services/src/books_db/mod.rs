@@ -28,6 +28,9 @@ impl consensus::StateMachine for BooksState {
     }
 }
 
+/// What a replica's port serves.
+const SERVICES: &[&str] = &["bookstore.v1.BooksDb", "bookstore.v1.Raft"];
+
 /// The Raft settings of the books_db group.
 pub fn raft_config() -> Config {
     Config { cluster_name: "books_db".to_owned(), ..Config::default() }
@@ -52,5 +55,5 @@ pub async fn start(
     let service = BooksDbService::new(node.clone(), catalog);
     let routes = tonic::service::Routes::new(proto::v1::books_db_server::BooksDbServer::new(service));
     let group = &config.cluster_name;
-    replicated::run(node, group, listener, routes, "bookstore.v1.BooksDb", members, metrics, shutdown, None).await
+    replicated::run(node, group, listener, routes, SERVICES, members, metrics, shutdown, None).await
 }

@@ -31,5 +31,5 @@ pub async fn serve(
     let order_cache = OrderCacheService::new(service.cache(), Some(service.clone()));
     let server = proto::v1::fraud_detection_server::FraudDetectionServer::from_arc(service);
     let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
-    grpc::serve(listener, routes, "bookstore.v1.FraudDetection", metrics, shutdown).await
+    grpc::serve(listener, routes, &["bookstore.v1.FraudDetection", "bookstore.v1.OrderCache"], metrics, shutdown).await
 }

@@ -187,7 +187,7 @@ pub async fn start(
     let routes = tonic::service::Routes::new(OrderExecutorServer::new(StatusService(node.clone())));
     let group = config.raft.cluster_name.clone();
     let leading = tokio::spawn(lead(node.clone(), coordinator, config));
-    let service = "bookstore.v1.OrderExecutor";
+    let service: &[&str] = &["bookstore.v1.OrderExecutor", "bookstore.v1.Raft"];
     replicated::run(node, &group, listener, routes, service, members, metrics, shutdown, Some(leading)).await
 }
 

@@ -55,6 +55,6 @@ pub async fn serve(
 ) -> Result<(), QueueError> {
     let counts = metrics::QueueMetrics::register(metrics, Arc::clone(&store));
     let server = proto::v1::order_queue_server::OrderQueueServer::new(OrderQueueService::new(store, config, counts));
-    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.OrderQueue", metrics, shutdown).await?;
+    grpc::serve(listener, tonic::service::Routes::new(server), &["bookstore.v1.OrderQueue"], metrics, shutdown).await?;
     Ok(())
 }

@@ -34,5 +34,5 @@ pub async fn serve(
     let counts = metrics::PaymentMetrics::register(metrics);
     let service = PaymentService::new(ledger, Arc::new(issuer::Issuer::new(key)), counts);
     let server = proto::v1::payment_server::PaymentServer::new(service);
-    grpc::serve(listener, tonic::service::Routes::new(server), "bookstore.v1.Payment", metrics, shutdown).await
+    grpc::serve(listener, tonic::service::Routes::new(server), &["bookstore.v1.Payment"], metrics, shutdown).await
 }

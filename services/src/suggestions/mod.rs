@@ -29,5 +29,5 @@ pub async fn serve(
     let order_cache = OrderCacheService::new(service.cache(), None);
     let server = proto::v1::suggestions_server::SuggestionsServer::new(service);
     let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
-    grpc::serve(listener, routes, "bookstore.v1.Suggestions", metrics, shutdown).await
+    grpc::serve(listener, routes, &["bookstore.v1.Suggestions", "bookstore.v1.OrderCache"], metrics, shutdown).await
 }

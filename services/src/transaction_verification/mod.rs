@@ -31,5 +31,12 @@ pub async fn serve(
     let order_cache = OrderCacheService::new(service.cache(), None);
     let server = proto::v1::transaction_verification_server::TransactionVerificationServer::new(service);
     let routes = tonic::service::Routes::new(server).add_service(order_cache.into_server());
-    grpc::serve(listener, routes, "bookstore.v1.TransactionVerification", metrics, shutdown).await
+    grpc::serve(
+        listener,
+        routes,
+        &["bookstore.v1.TransactionVerification", "bookstore.v1.OrderCache"],
+        metrics,
+        shutdown,
+    )
+    .await
 }

@@ -34,6 +34,31 @@ fn entries(clock: Option<pb::VectorClock>) -> Vec<u64> {
     clock.expect("a clock").entries
 }
 
+/// The services reflection lists through its version `$version` (`v1` or
+/// `v1alpha`: the same messages in two packages), sorted.
+macro_rules! listed {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        let list = MessageRequest::ListServices(String::new());
+        let request = ServerReflectionRequest { host: String::new(), message_request: Some(list) };
+        let mut answers = ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) = answers.next().await.unwrap().unwrap().message_response
+        else {
+            panic!("reflection {} did not list services", stringify!($version));
+        };
+        let mut listed: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
+        listed.sort();
+        listed
+    }};
+}
+
 #[tokio::test]
 async fn every_service_answers_health_checks_and_reflection() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,25 +80,22 @@ async fn every_service_answers_health_checks_and_reflection() {
             .status;
         assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{name}");
 
-        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-        let mut reflection = ServerReflectionClient::new(channel.clone());
-        let request = tonic_reflection::pb::v1::ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut answers = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
-        let Some(MessageResponse::ListServicesResponse(list)) = answers.next().await.unwrap().unwrap().message_response
-        else {
-            panic!("{name}: reflection did not list services");
-        };
-        let listed: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        assert!(listed.contains(&name.to_owned()), "{name} not in {listed:?}");
-        assert!(listed.contains(&"grpc.health.v1.Health".to_owned()), "{listed:?}");
-        // The three verification services serve the one OrderCache beside their own
-        // (reflection lists every service of the descriptor set, so ask it).
+        // Reflection, in both versions (Postman and older grpcurl ask v1alpha
+        // first), lists exactly what this port serves.
         let verifies = !matches!(name, "bookstore.v1.OrderQueue" | "bookstore.v1.Payment");
+        let mut expected = vec![
+            name.to_owned(),
+            "grpc.health.v1.Health".to_owned(),
+            "grpc.reflection.v1.ServerReflection".to_owned(),
+            "grpc.reflection.v1alpha.ServerReflection".to_owned(),
+        ];
+        if verifies {
+            expected.push("bookstore.v1.OrderCache".to_owned());
+        }
+        expected.sort();
+        assert_eq!(listed!(v1, channel.clone()), expected, "{name}");
+        assert_eq!(listed!(v1alpha, channel.clone()), expected, "{name}");
+        // The three verification services serve the one OrderCache beside their own.
         let mut cache = pb::order_cache_client::OrderCacheClient::new(channel);
         match cache.cached_orders(pb::CachedOrdersRequest {}).await {
             Ok(answer) => assert!(verifies && answer.into_inner().count == 0, "{name}"),
