@@ -181,6 +181,21 @@ impl Refusal {
         }
     }
 
+    /// The shop is at capacity: the checkout was refused before anything was done
+    /// for it (503, with `Retry-After`).
+    pub fn busy() -> Self {
+        Self {
+            step: Step::InitOrder,
+            service: "web".to_owned(),
+            class: RefusalClass::Unavailable,
+            code: "busy".to_owned(),
+            message: "The shop is taking more orders than it can right now. Nothing was charged and no order \
+                      was placed; please try again in a moment."
+                .to_owned(),
+            field: None,
+        }
+    }
+
     /// A step whose outcome could not be learned, so the order may or may not
     /// have been placed (the queue took no answer back, and could not be asked
     /// again): never "nothing was charged" then. The shopper gets the order's id,

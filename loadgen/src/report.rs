@@ -142,6 +142,9 @@ pub struct Throughput {
     pub requests_per_s: f64,
     pub accepted_per_s: f64,
     pub latency: BTreeMap<Request, Percentiles>,
+    /// The accepted checkouts' latency alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted_latency: Option<Percentiles>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,6 +189,7 @@ fn throughput(recorder: &Recorder, duration_s: f64) -> Throughput {
         requests_per_s: requests as f64 / duration_s,
         accepted_per_s: recorder.accepted.len() as f64 / duration_s,
         latency: recorder.latency.iter().map(|(request, histogram)| (*request, Percentiles::of(histogram))).collect(),
+        accepted_latency: recorder.accepted_latency.as_ref().map(Percentiles::of),
     }
 }
 

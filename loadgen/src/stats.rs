@@ -65,6 +65,9 @@ pub struct Accepted {
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub latency: BTreeMap<Request, Histogram<u64>>,
+    /// Accepted checkouts alone: beyond capacity the shop refuses the surplus at
+    /// once, and the mix would hide how fast the accepted stay.
+    pub accepted_latency: Option<Histogram<u64>>,
     /// (request, intent) → answer key → count. Keys read like
     /// "accepted" or "409 stock_shortfall at a".
     pub answers: BTreeMap<String, u64>,
@@ -108,6 +111,7 @@ impl Recorder {
         match (&answer, intent) {
             (Answer::Accepted(order_id), Some(intent)) => {
                 row.accepted += 1;
+                self.accepted_latency.get_or_insert_with(histogram).saturating_record(micros);
                 if intent.expected_status().is_some() {
                     self.wrong.push(format!("a {intent:?} checkout was accepted as {order_id}"));
                 }

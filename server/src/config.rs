@@ -26,6 +26,10 @@ pub struct Config {
     /// Deadline for each call to a service, in milliseconds.
     #[arg(long, env = "CALL_TIMEOUT_MS", default_value_t = 800)]
     pub call_timeout_ms: u64,
+    /// The most checkouts in progress at once; one more is refused at once (503
+    /// `busy`, with `Retry-After`), so the rest stay fast beyond capacity.
+    #[arg(long, env = "CHECKOUT_CONCURRENCY", default_value_t = DEFAULT_CHECKOUT_CONCURRENCY)]
+    pub checkout_concurrency: usize,
     /// Secret key for card fingerprints and the seal on result links (HMAC-SHA256).
     /// Set it outside development.
     #[arg(long, env = "CARD_FINGERPRINT_KEY", hide_env_values = true)]
@@ -64,6 +68,12 @@ pub struct ServiceUrls {
     pub books_db: Vec<String>,
 }
 
+/// [`Config::checkout_concurrency`]'s default: enough checkouts in progress at
+/// once to keep this machine's two cores busy (the throughput of 64 closed-loop
+/// shoppers is within a few percent of 128's), few enough that each stays fast
+/// (docs/benchmarks.md, "Overload").
+pub const DEFAULT_CHECKOUT_CONCURRENCY: usize = 64;
+
 impl Config {
     /// A configuration for `listen` and `services` with every other setting at its
     /// default, ignoring the environment (tests use this).
@@ -73,6 +83,7 @@ impl Config {
             site_root: "target/site".to_owned(),
             services,
             call_timeout_ms: 800,
+            checkout_concurrency: DEFAULT_CHECKOUT_CONCURRENCY,
             card_fingerprint_key: None,
             cors_allowed_origins: Vec::new(),
         }

@@ -32,10 +32,18 @@ pub async fn checkout(State(shop): State<Shop>, payload: Result<Json<CheckoutReq
     }
 }
 
+/// A refusal as the REST API answers it; a 503 that asks to try again in a moment
+/// says when (`Retry-After`, in seconds): every one but `order_unconfirmed`,
+/// which asks to look at the order first.
 pub fn refused(refusal: &Refusal) -> Response {
     let status = StatusCode::from_u16(refusal.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let step = refusal.step.as_str();
-    error_response(status, &refusal.code, &refusal.message, step, &refusal.service, refusal.field.as_deref())
+    let mut response =
+        error_response(status, &refusal.code, &refusal.message, step, &refusal.service, refusal.field.as_deref());
+    if status == StatusCode::SERVICE_UNAVAILABLE && refusal.code != "order_unconfirmed" {
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// The one shape of every error this API answers.

@@ -91,7 +91,10 @@ impl Application {
         };
         let metrics = Registry::for_process("web");
         let clients = Clients::new(&config.services, config.call_timeout())?;
-        let orchestrator = Arc::new(Orchestrator::new(clients, Arc::new(Catalog::embedded()), key, &metrics));
+        let orchestrator = Arc::new(
+            Orchestrator::new(clients, Arc::new(Catalog::embedded()), key, &metrics)
+                .admitting(config.checkout_concurrency),
+        );
         let status = Arc::new(StatusReader::new(&config.services, config.call_timeout())?);
         let shop = Shop { orchestrator, status, link_seal };
         let router = router(&config, shop, leptos_options(&config, address), &metrics)?;

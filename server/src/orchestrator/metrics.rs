@@ -52,17 +52,28 @@ impl CheckoutMetrics {
         metrics
     }
 
+    /// A checkout refused at once, at capacity: counted (refused, `busy`), not
+    /// timed (its duration would pull the checkouts' latency down).
+    pub fn shed(&self, refusal: &domain::Refusal) {
+        self.checkouts.get_or_create(&ended(&CheckoutOutcome::Refused(refusal.clone())).0).inc();
+    }
+
     /// A checkout ended with `outcome` after `elapsed`, in the span `cx` holds.
     pub fn ended(&self, outcome: &CheckoutOutcome, elapsed: Duration, cx: Option<&opentelemetry::Context>) {
-        let (ended, label) = match outcome {
-            CheckoutOutcome::Approved(_) => {
-                (Ended { outcome: "approved", step: String::new(), code: String::new() }, "approved")
-            }
-            CheckoutOutcome::Refused(refusal) => {
-                (Ended { outcome: "refused", step: refusal.step.to_string(), code: refusal.code.clone() }, "refused")
-            }
-        };
+        let (ended, label) = ended(outcome);
         self.checkouts.get_or_create(&ended).inc();
         metrics::observe(&self.durations.get_or_create(&Outcome { outcome: label }), elapsed, cx);
+    }
+}
+
+/// How `outcome` is counted, and the label it is timed under.
+fn ended(outcome: &CheckoutOutcome) -> (Ended, &'static str) {
+    match outcome {
+        CheckoutOutcome::Approved(_) => {
+            (Ended { outcome: "approved", step: String::new(), code: String::new() }, "approved")
+        }
+        CheckoutOutcome::Refused(refusal) => {
+            (Ended { outcome: "refused", step: refusal.step.to_string(), code: refusal.code.clone() }, "refused")
+        }
     }
 }

@@ -58,6 +58,10 @@ const WITHDRAW_FOR: std::time::Duration = std::time::Duration::from_secs(6);
 const WITHDRAW_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct Orchestrator {
+    /// A permit per checkout in progress: when none is left, a checkout is
+    /// refused at once (`busy`) instead of queueing behind the others until
+    /// every one of them misses its deadline.
+    admission: Arc<tokio::sync::Semaphore>,
     clients: Clients,
     catalog: Arc<Catalog>,
     fingerprint_key: FingerprintKey,
@@ -121,7 +125,18 @@ type Cached = [bool; Verifier::COUNT];
 impl Orchestrator {
     /// The orchestrator over `clients`, counting its checkouts in `metrics`.
     pub fn new(clients: Clients, catalog: Arc<Catalog>, fingerprint_key: FingerprintKey, metrics: &Registry) -> Self {
-        Self { clients, catalog, fingerprint_key, metrics: CheckoutMetrics::register(metrics) }
+        Self {
+            admission: Arc::new(tokio::sync::Semaphore::new(crate::config::DEFAULT_CHECKOUT_CONCURRENCY)),
+            clients,
+            catalog,
+            fingerprint_key,
+            metrics: CheckoutMetrics::register(metrics),
+        }
+    }
+
+    /// The orchestrator running at most `checkouts` at once (at least one).
+    pub fn admitting(self, checkouts: usize) -> Self {
+        Self { admission: Arc::new(tokio::sync::Semaphore::new(checkouts.max(1))), ..self }
     }
 
     /// The gRPC clients a checkout calls through.
@@ -130,6 +145,12 @@ impl Orchestrator {
     }
 
     pub async fn checkout(&self, request: CheckoutRequest) -> CheckoutOutcome {
+        // Beyond capacity, the surplus is refused before anything is done for it.
+        let Ok(_admitted) = self.admission.try_acquire() else {
+            let refusal = Refusal::busy();
+            self.metrics.shed(&refusal);
+            return CheckoutOutcome::Refused(refusal);
+        };
         let order_id = uuid::Uuid::new_v4().to_string();
         let logs = tracing::info_span!("checkout", %order_id);
         let trace = spans::start_here(|tracer| {

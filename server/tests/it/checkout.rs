@@ -385,6 +385,43 @@ async fn a_stopped_service_gives_503_naming_the_step() {
 }
 
 #[tokio::test]
+async fn beyond_capacity_a_checkout_is_refused_at_once_and_told_when_to_come_back() {
+    // Room for one checkout at a time; transaction_verification hangs, so a
+    // checkout holds its place until its calls' deadline.
+    let options =
+        StackOptions { hung_transaction_verification: true, checkout_concurrency: Some(1), ..StackOptions::default() };
+    let stack = Stack::start_with(options).await;
+    // Two checkouts at once: one runs (until its deadline), the other is refused
+    // at once: 503 `busy`, with when to try again, in the one error shape.
+    let send = || async {
+        let answer = stack.http.post(stack.url("/checkout")).json(&seed_order()).send().await.unwrap();
+        let retry_after = answer.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+        (answer.status().as_u16(), retry_after, answer.json::<Value>().await.unwrap())
+    };
+    let (one, other) = tokio::join!(send(), send());
+    let (refused, ran) = if one.2["error"]["code"] == "busy" { (one, other) } else { (other, one) };
+    assert_eq!((refused.0, refused.1.as_deref()), (503, Some("1")), "{}", refused.2);
+    assert_eq!(
+        (
+            refused.2["error"]["code"].as_str(),
+            refused.2["error"]["step"].as_str(),
+            refused.2["error"]["service"].as_str()
+        ),
+        (Some("busy"), Some("init_order"), Some("web"))
+    );
+    assert!(refused.2["error"]["message"].as_str().unwrap().contains("Nothing was charged"));
+    assert_eq!(
+        (ran.0, ran.2["error"]["code"].as_str()),
+        (503, Some("service_unavailable")),
+        "the other ran to its end: transaction_verification never answered: {}",
+        ran.2
+    );
+    // Its place is free again: the next checkout runs (and meets the hung service).
+    let (status, body) = stack.checkout(&seed_order()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("service_unavailable")), "{body}");
+}
+
+#[tokio::test]
 async fn readiness_names_the_services_a_checkout_needs_that_do_not_serve() {
     let mut stack = Stack::start().await;
     let ready = stack.http.get(stack.url("/readyz")).send().await.unwrap();

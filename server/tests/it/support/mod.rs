@@ -58,6 +58,8 @@ pub struct StackOptions {
     /// Also run execution: books_db ×3 (transaction_verification then reads its
     /// stock), payment and order_executor ×3.
     pub execution: bool,
+    /// The most checkouts the web server runs at once (its default if `None`).
+    pub checkout_concurrency: Option<usize>,
 }
 
 impl Stack {
@@ -105,6 +107,9 @@ impl Stack {
         config.card_fingerprint_key = Some(platform::card_token::DEVELOPMENT_KEY.to_owned());
         if let Some(site_root) = options.site_root {
             config.site_root = site_root;
+        }
+        if let Some(checkouts) = options.checkout_concurrency {
+            config.checkout_concurrency = checkouts;
         }
         let app = Application::build(config).await.expect("web server builds");
         let addr = app.local_addr().expect("web address");

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The overload benchmark (docs/benchmarks.md, "Overload"): the whole shop from the
+# release binaries, with the load catalog, driven by loadgen's `good` scenario in
+# an open loop at RATE checkouts a second (1,600 unless set: about twice what this
+# machine's shop can take) for DURATION (20 s), in one run:
+#
+#   limit      the web server as it ships: at most CHECKOUT_CONCURRENCY (64)
+#              checkouts at once, the surplus refused at once (503 `busy`)
+#   reference  the same with no limit to speak of (1,000,000): the shop before
+#   usual      the limit, at 200 a second: the latency the accepted should keep
+#
+# Each in a fresh shop. Prints, for each, what was sent and accepted a second, the
+# busy refusals and other failures, and the accepted checkouts' latency.
+# Not part of `make test` (timings are asserted nowhere).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-target/release}
+DURATION=${DURATION:-20s}
+RATE=${RATE:-1600}
+for binary in services server loadgen; do
+  [ -x "$BIN/$binary" ] || { echo "bench-overload: $BIN/$binary is missing: make build && cargo build --release -p loadgen" >&2; exit 1; }
+done
+results=$(mktemp -d "${TMPDIR:-/tmp}/bench-overload.XXXXXX")
+. scripts/load-shop.sh
+trap 'stop_load_shop; echo "bench-overload: reports and logs in $results"' EXIT
+
+seed=100
+run() { # run NAME LIMIT RATE: a fresh shop admitting LIMIT checkouts at once, RATE a second
+  local name=$1 limit=$2 rate=$3
+  seed=$((seed + 1))
+  mkdir -p "$results/$name"
+  echo "bench-overload: $name ($rate a second, at most $limit checkouts at once)"
+  export CHECKOUT_CONCURRENCY=$limit
+  start_load_shop "$results/$name" bench-overload
+  "$BIN/loadgen" --target "$target" --scenario good --catalog data/books-load.json --duration "$DURATION" \
+    --seed "$seed" --rate "$rate" --quiet --json "$results/$name.json" > "$results/$name.txt" || true
+  stop_load_shop
+}
+run limit 64 "$RATE"
+run reference 1000000 "$RATE"
+run usual 64 200
+
+python3 - "$results" "$DURATION" <<'PY'
+import json, sys, pathlib
+results, duration = pathlib.Path(sys.argv[1]), sys.argv[2]
+seconds = float(duration.rstrip("s"))
+print(f"{'run':<10} {'sent/s':>7} {'accepted/s':>10} {'busy/s':>7} {'other 503 or failed/s':>21} {'accepted p50 ms':>15} {'p90':>7} {'p99':>7}")
+for name in ["limit", "reference", "usual"]:
+    s = json.loads((results / f"{name}.json").read_text())
+    load, answers = s["load"], s["answers"]
+    busy = sum(n for key, n in answers.items() if " 503 busy " in f" {key} ")
+    other = sum(n for key, n in answers.items() if ("failed" in key or " 5" in f" {key}") and " busy " not in f" {key} ")
+    lat = load.get("acceptedLatency") or {}
+    fmt = lambda q: f"{lat[q]:.1f}" if q in lat else "—"
+    print(f"{name:<10} {load['requestsPerS']:>7.0f} {load['acceptedPerS']:>10.0f} {busy / seconds:>7.0f} {other / seconds:>21.1f} "
+          f"{fmt('p50'):>15} {fmt('p90'):>7} {fmt('p99'):>7}")
+PY
