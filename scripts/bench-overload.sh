@@ -37,22 +37,22 @@ run() { # run NAME LIMIT RATE: a fresh shop admitting LIMIT checkouts at once, R
     --seed "$seed" --rate "$rate" --quiet --json "$results/$name.json" > "$results/$name.txt" || true
   stop_load_shop
 }
-run limit 64 "$RATE"
+run limit "${LIMIT:-64}" "$RATE"
 run reference 1000000 "$RATE"
-run usual 64 200
+run usual "${LIMIT:-64}" 200
 
 python3 - "$results" "$DURATION" <<'PY'
 import json, sys, pathlib
 results, duration = pathlib.Path(sys.argv[1]), sys.argv[2]
 seconds = float(duration.rstrip("s"))
-print(f"{'run':<10} {'sent/s':>7} {'accepted/s':>10} {'busy/s':>7} {'other 503 or failed/s':>21} {'accepted p50 ms':>15} {'p90':>7} {'p99':>7}")
+print(f"{'run':<10} {'sent/s':>7} {'accepted/s':>10} {'busy/s':>7} {'other 503 or failed/s':>21} {'accepted p50 ms':>15} {'p90':>7} {'p99':>7} {'refused p50 ms':>14} {'p99':>7}")
 for name in ["limit", "reference", "usual"]:
     s = json.loads((results / f"{name}.json").read_text())
     load, answers = s["load"], s["answers"]
     busy = sum(n for key, n in answers.items() if " 503 busy " in f" {key} ")
     other = sum(n for key, n in answers.items() if ("failed" in key or " 5" in f" {key}") and " busy " not in f" {key} ")
-    lat = load.get("acceptedLatency") or {}
-    fmt = lambda q: f"{lat[q]:.1f}" if q in lat else "—"
+    lat, ref = load.get("acceptedLatency") or {}, load.get("refusedLatency") or {}
+    fmt = lambda d, q: f"{d[q]:.1f}" if q in d else "—"
     print(f"{name:<10} {load['requestsPerS']:>7.0f} {load['acceptedPerS']:>10.0f} {busy / seconds:>7.0f} {other / seconds:>21.1f} "
-          f"{fmt('p50'):>15} {fmt('p90'):>7} {fmt('p99'):>7}")
+          f"{fmt(lat, 'p50'):>15} {fmt(lat, 'p90'):>7} {fmt(lat, 'p99'):>7} {fmt(ref, 'p50'):>14} {fmt(ref, 'p99'):>7}")
 PY

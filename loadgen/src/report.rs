@@ -145,6 +145,9 @@ pub struct Throughput {
     /// The accepted checkouts' latency alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted_latency: Option<Percentiles>,
+    /// The refused checkouts' latency alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_latency: Option<Percentiles>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -190,6 +193,7 @@ fn throughput(recorder: &Recorder, duration_s: f64) -> Throughput {
         accepted_per_s: recorder.accepted.len() as f64 / duration_s,
         latency: recorder.latency.iter().map(|(request, histogram)| (*request, Percentiles::of(histogram))).collect(),
         accepted_latency: recorder.accepted_latency.as_ref().map(Percentiles::of),
+        refused_latency: recorder.refused_latency.as_ref().map(Percentiles::of),
     }
 }
 

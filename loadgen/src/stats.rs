@@ -68,6 +68,8 @@ pub struct Recorder {
     /// Accepted checkouts alone: beyond capacity the shop refuses the surplus at
     /// once, and the mix would hide how fast the accepted stay.
     pub accepted_latency: Option<Histogram<u64>>,
+    /// Refused checkouts alone (a refusal at capacity should be fast).
+    pub refused_latency: Option<Histogram<u64>>,
     /// (request, intent) → answer key → count. Keys read like
     /// "accepted" or "409 stock_shortfall at a".
     pub answers: BTreeMap<String, u64>,
@@ -119,6 +121,7 @@ impl Recorder {
             }
             (Answer::Refused { status, .. }, Some(intent)) => {
                 row.refused += 1;
+                self.refused_latency.get_or_insert_with(histogram).saturating_record(micros);
                 let wrong = match intent.expected_status() {
                     Some(expected) => expected != *status,
                     // A good checkout may only run out of stock.
