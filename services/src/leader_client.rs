@@ -1,5 +1,6 @@
 //! Calling a Raft-replicated service: try the replica believed to lead; when a
-//! follower answers with the leader's address (`x-leader-addr`), go there; when a
+//! follower answers UNAVAILABLE with the leader's address (`x-leader-addr`), go
+//! there; when a
 //! replica is down, try the next. While the group elects a new leader every replica
 //! may refuse, so after each full round without an answer the client pauses (25 ms,
 //! doubling up to 100 ms: a round is a few loopback calls, and a shorter pause finds
@@ -18,11 +19,14 @@ use tonic::{Code, Status};
 /// The metadata key a follower puts the leader's address under.
 pub const LEADER_ADDR: &str = "x-leader-addr";
 
-/// Maps a Raft write or read failure to the status a client of the group sees.
+/// Maps a Raft write or read failure to the status a client of the group sees:
+/// "not the leader" is UNAVAILABLE (this replica cannot serve it; another can),
+/// with the leader's address when known. Every answer about the data itself is a
+/// response, so nothing else a client retries means "not the leader".
 pub fn status_from(error: NodeError) -> Status {
     match &error {
         NodeError::NotLeader { leader_addr, .. } => {
-            let mut status = Status::failed_precondition(error.to_string());
+            let mut status = Status::unavailable(error.to_string());
             if let Some(value) = leader_addr.as_deref().and_then(|addr| MetadataValue::try_from(addr).ok()) {
                 status.metadata_mut().insert(LEADER_ADDR, value);
             }
@@ -100,13 +104,11 @@ impl LeaderClient {
                         status.metadata().get(LEADER_ADDR).and_then(|value| value.to_str().ok()).and_then(|addr| {
                             self.replicas.iter().position(|(url, _)| normalise(url) == normalise(addr))
                         });
+                    // Another replica, or the same one later, may serve it; any other
+                    // status is the service's answer and is not asked again.
                     let retry = matches!(
                         status.code(),
-                        Code::FailedPrecondition
-                            | Code::Unavailable
-                            | Code::DeadlineExceeded
-                            | Code::Cancelled
-                            | Code::Unknown
+                        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
                     );
                     if !retry {
                         return Err(status);

@@ -10,7 +10,7 @@ use proto::v1 as pb;
 use proto::v1::books_db_server::BooksDb;
 use tonic::{Request, Response, Status};
 
-use super::state::{BooksState, Command, Outcome};
+use super::state::{BooksState, Command, Decision, Outcome};
 use crate::leader_client::status_from;
 
 pub struct BooksDbService {
@@ -52,13 +52,24 @@ fn order_id(id: &str) -> Result<String, Status> {
     platform::grpc::order_id(id).map(str::to_owned)
 }
 
-fn acknowledged(outcome: Outcome) -> Result<Response<pb::BooksAck>, Status> {
-    match outcome {
-        Outcome::Committed => Ok(Response::new(pb::BooksAck { outcome: pb::BooksOutcome::Committed.into() })),
-        Outcome::Aborted => Ok(Response::new(pb::BooksAck { outcome: pb::BooksOutcome::Aborted.into() })),
-        Outcome::Conflict { reason } => Err(Status::failed_precondition(reason)),
-        other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
-    }
+/// A decision's answer: how the order ended here. A decision that contradicts the
+/// one recorded (a coordinator bug) changes nothing and is answered with the
+/// recorded one, so the caller sees the conflict; logged here, loudly.
+fn acknowledged(order_id: &str, outcome: Outcome, held: Option<Decision>) -> Result<Response<pb::BooksAck>, Status> {
+    let outcome = match outcome {
+        Outcome::Committed => pb::BooksOutcome::Committed,
+        Outcome::Aborted => pb::BooksOutcome::Aborted,
+        Outcome::Conflict { reason } => {
+            tracing::error!(%order_id, %reason, ?held, "a decision contradicts the one recorded: not applied");
+            match held {
+                Some(Decision::Committed) => pb::BooksOutcome::Committed,
+                Some(Decision::Aborted) => pb::BooksOutcome::Aborted,
+                None => pb::BooksOutcome::NotPrepared,
+            }
+        }
+        other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+    };
+    Ok(Response::new(pb::BooksAck { outcome: outcome.into() }))
 }
 
 #[tonic::async_trait]
@@ -80,12 +91,14 @@ impl BooksDb for BooksDbService {
 
     async fn commit(&self, request: Request<pb::BooksDecision>) -> Result<Response<pb::BooksAck>, Status> {
         let order_id = order_id(&request.get_ref().order_id)?;
-        acknowledged(self.write(Command::Commit { order_id }).await?)
+        let outcome = self.write(Command::Commit { order_id: order_id.clone() }).await?;
+        acknowledged(&order_id, outcome, self.node.read(|state| state.decision(&order_id)))
     }
 
     async fn abort(&self, request: Request<pb::BooksDecision>) -> Result<Response<pb::BooksAck>, Status> {
         let order_id = order_id(&request.get_ref().order_id)?;
-        acknowledged(self.write(Command::Abort { order_id }).await?)
+        let outcome = self.write(Command::Abort { order_id: order_id.clone() }).await?;
+        acknowledged(&order_id, outcome, self.node.read(|state| state.decision(&order_id)))
     }
 
     async fn stock(&self, request: Request<pb::StockRequest>) -> Result<Response<pb::StockResponse>, Status> {

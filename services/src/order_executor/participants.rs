@@ -79,19 +79,39 @@ impl Participant for PaymentParticipant {
     }
 
     fn commit<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
-        Box::pin(async move {
-            let mut client = self.client.clone();
-            let message = pb::PaymentDecision { order_id: order_id.to_owned() };
-            within("payment", self.deadline, client.commit(request(message, self.deadline))).await.map(drop)
-        })
+        Box::pin(self.decide(order_id, true))
     }
 
     fn abort<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), Unreachable>> {
-        Box::pin(async move {
-            let mut client = self.client.clone();
-            let message = pb::PaymentDecision { order_id: order_id.to_owned() };
-            within("payment", self.deadline, client.abort(request(message, self.deadline))).await.map(drop)
-        })
+        Box::pin(self.decide(order_id, false))
+    }
+}
+
+impl PaymentParticipant {
+    /// Sends the decision; answered means acknowledged. A payment left in the
+    /// other state (or none prepared, for a commit) is a conflict: the log forbids
+    /// two decisions, so it is a bug. It is logged, loudly, and not sent again:
+    /// sending it again would change nothing.
+    async fn decide(&self, order_id: &str, commit: bool) -> Result<(), Unreachable> {
+        let mut client = self.client.clone();
+        let message = request(pb::PaymentDecision { order_id: order_id.to_owned() }, self.deadline);
+        let call = async move {
+            match commit {
+                true => client.commit(message).await,
+                false => client.abort(message).await,
+            }
+        };
+        let state = match answered(self.deadline, call).await {
+            Ok(Ok(record)) => record.state(),
+            Ok(Err(status)) if status.code() == Code::NotFound => pb::PaymentState::Unspecified,
+            Ok(Err(status)) => return Err(unreachable("payment", &status)),
+            Err(unanswered) => return Err(Unreachable { participant: "payment", ..unanswered }),
+        };
+        let holds = if commit { state == pb::PaymentState::Captured } else { state != pb::PaymentState::Captured };
+        if !holds {
+            tracing::error!(%order_id, commit, ?state, "payment holds another outcome; the decision is not sent again");
+        }
+        Ok(())
     }
 }
 
@@ -233,10 +253,12 @@ impl BooksParticipant {
                 detail: format!("an acknowledgement without a known outcome ({})", ack.outcome),
             }),
             outcome => {
-                // books_db keeps the first decision; another one here means two
-                // coordinators decided differently, which the decision log forbids.
+                // books_db keeps the first decision; another one here (or a commit
+                // of an order it never prepared) means two coordinators decided
+                // differently, which the decision log forbids: a bug, logged
+                // loudly and not sent again (it would change nothing).
                 if (outcome == pb::BooksOutcome::Committed) != commit {
-                    tracing::error!(%order_id, commit, ?outcome, "books_db holds the other decision");
+                    tracing::error!(%order_id, commit, ?outcome, "books_db holds another outcome; the decision is not sent again");
                 }
                 Ok(())
             }

@@ -48,6 +48,18 @@ impl PaymentService {
         Self { ledger, issuer, metrics }
     }
 
+    /// A decision the payment's state refuses (a capture of a voided payment, a
+    /// void of a captured one: a coordinator bug) changes nothing; the record is
+    /// answered as it is, so the caller sees the conflict, and it is logged here,
+    /// loudly.
+    async fn unchanged(&self, id: String, decision: &str) -> Result<Response<pb::PaymentRecord>, Status> {
+        let lookup = id.clone();
+        let payment = self.blocking(move |ledger| ledger.get(&lookup)).await?;
+        let payment = payment.ok_or_else(|| Status::not_found(format!("no payment for order {id}")))?;
+        tracing::error!(order_id = %id, decision, state = ?payment.state, "a decision contradicts the payment's state: not applied");
+        Ok(Response::new(record(payment)))
+    }
+
     /// Runs a blocking read on the blocking pool (writes go through the ledger's
     /// group commit, which has a thread of its own).
     async fn blocking<T: Send + 'static>(
@@ -89,7 +101,10 @@ impl PaymentApi for PaymentService {
 
     async fn commit(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
         let id = order_id(&request.get_ref().order_id)?.to_owned();
-        let recorded = self.ledger.commit(&id).await?;
+        let recorded = match self.ledger.commit(&id).await {
+            Err(LedgerError::Conflict { .. }) => return self.unchanged(id, "commit").await,
+            recorded => recorded?,
+        };
         self.metrics.recorded(&recorded);
         let payment = recorded.payment;
         tracing::info!(order_id = %payment.order_id, captures = payment.captures, "commit");
@@ -98,7 +113,10 @@ impl PaymentApi for PaymentService {
 
     async fn abort(&self, request: Request<pb::PaymentDecision>) -> Result<Response<pb::PaymentRecord>, Status> {
         let id = order_id(&request.get_ref().order_id)?.to_owned();
-        let recorded = self.ledger.abort(&id).await?;
+        let recorded = match self.ledger.abort(&id).await {
+            Err(LedgerError::Conflict { .. }) => return self.unchanged(id, "abort").await,
+            recorded => recorded?,
+        };
         self.metrics.recorded(&recorded);
         let payment = recorded.payment;
         tracing::info!(order_id = %payment.order_id, state = ?payment.state, "abort");

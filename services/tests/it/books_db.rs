@@ -93,7 +93,11 @@ async fn prepares_commits_and_aborts_identically_on_every_replica() {
     assert_eq!(decide(&client, "o1", true).await.unwrap(), pb::BooksOutcome::Committed);
     assert_eq!(decide(&client, "o1", true).await.unwrap(), pb::BooksOutcome::Committed, "commit is idempotent");
     assert_eq!(decide(&client, "o2", false).await.unwrap(), pb::BooksOutcome::Aborted);
-    assert_eq!(decide(&client, "o1", false).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
+    // A decision against the recorded one changes nothing and is answered with
+    // the recorded one (an answer, not an error: the caller sees the conflict).
+    assert_eq!(decide(&client, "o1", false).await.unwrap(), pb::BooksOutcome::Committed, "o1 stays committed");
+    assert_eq!(decide(&client, "o2", true).await.unwrap(), pb::BooksOutcome::Aborted, "o2 stays aborted");
+    assert_eq!(decide(&client, "never", true).await.unwrap(), pb::BooksOutcome::NotPrepared);
 
     let leader_view = ready(&client).await;
     let six = leader_view.iter().find(|b| b.book_id == "20").unwrap();

@@ -307,7 +307,11 @@ async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
         (pb::PaymentState::Captured, 1, "6287")
     );
     assert_eq!(payment.commit(decision("paid")).await.unwrap().into_inner().captures, 1);
-    assert_eq!(payment.abort(decision("paid")).await.unwrap_err().code(), Code::FailedPrecondition);
+    // A void of a captured payment changes nothing and is answered with the
+    // record as it is (an answer, not an error: the caller sees the conflict).
+    let unchanged = payment.abort(decision("paid")).await.unwrap().into_inner();
+    assert_eq!((unchanged.state(), unchanged.captures), (pb::PaymentState::Captured, 1));
+    assert_eq!(payment.commit(decision("never")).await.unwrap_err().code(), Code::NotFound);
 
     let declined = payment.prepare(prepare("declined", "4000000000000002")).await.unwrap().into_inner();
     assert_eq!(
@@ -323,4 +327,40 @@ async fn payment_authorizes_captures_once_and_declines_the_test_cards() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_decision_against_the_payments_state_is_answered_once_and_not_sent_again() {
+    use services::order_executor::coordinator::{Participant, Vote};
+    use services::order_executor::participants::PaymentParticipant;
+    use services::order_executor::state::Execution;
+    let dir = tempfile::tempdir().unwrap();
+    let key = platform::card_token::FingerprintKey::new("test-key");
+    let url = payment(&dir, &key).await;
+    let deadline = Duration::from_secs(2);
+    let participant = PaymentParticipant::new(platform::grpc::channel(&url, deadline).unwrap(), deadline);
+    let execution = Execution {
+        order_id: "paid".into(),
+        lines: Vec::new(),
+        total_cents: 3497,
+        card_network: "visa".into(),
+        card_last4: "6287".into(),
+        card_fingerprint: "a".repeat(64),
+        lease_id: "lease".into(),
+        checkout_events: Vec::new(),
+        client_card: None,
+        accepted_at_ms: 0,
+        started: None,
+        trace_context: Default::default(),
+    };
+    assert_eq!(participant.prepare(&execution).await.unwrap(), Vote::Yes);
+    participant.commit("paid").await.expect("captured");
+    // A void of the captured payment, and a capture of a payment never
+    // prepared: conflicts (a coordinator bug), answered and acknowledged, so the
+    // coordinator does not resend them forever; nothing changes.
+    participant.abort("paid").await.expect("a conflict is acknowledged, not unreachable");
+    participant.commit("never").await.expect("a conflict is acknowledged, not unreachable");
+    let mut client = pb::payment_client::PaymentClient::connect(url).await.unwrap();
+    let record = client.get(pb::PaymentDecision { order_id: "paid".into() }).await.unwrap().into_inner();
+    assert_eq!((record.state(), record.captures), (pb::PaymentState::Captured, 1));
 }
