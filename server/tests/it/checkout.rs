@@ -137,7 +137,10 @@ async fn input_errors_are_answered_as_such_however_often_one_buyer_tries() {
 
 #[tokio::test]
 async fn the_same_request_gets_the_same_answer_whatever_the_timing() {
-    let stack = Stack::start_with(StackOptions { racing_chains: true, ..StackOptions::default() }).await;
+    // Room for all 200 at once: this is about which refusal wins, not capacity
+    // (beyond it a checkout is refused `busy` before any rule runs).
+    let options = StackOptions { racing_chains: true, checkout_concurrency: Some(200), ..StackOptions::default() };
+    let stack = Stack::start_with(options).await;
     // The card's expiry is wrong (c, on one chain) and the buyer is blocklisted (d,
     // on the other): the shopper's own input error wins, every time.
     let order = with(seed_order(), "creditCard.expirationDate", json!("01/20"));
