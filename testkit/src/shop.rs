@@ -119,8 +119,11 @@ impl Shop {
         urls
     }
 
-    /// Waits until the web server is ready: every service a checkout calls
-    /// answers (`GET /readyz`).
+    /// Waits until the web server is ready (every service a checkout calls
+    /// answers: `GET /readyz`) and so is what those call in turn: books_db has a
+    /// leader that answers a stock read (the first one loads the catalog's stock
+    /// through the log), so the first checkout does not wait out an election or
+    /// that first write past its deadline on a busy machine.
     pub async fn ready(&self) {
         let readyz = format!("{}/readyz", self.web_url());
         let client = reqwest::Client::new();
@@ -128,6 +131,21 @@ impl Shop {
         eventually(what, Duration::from_millis(50), || async {
             let answer = client.get(&readyz).send().await.ok()?;
             answer.status().is_success().then_some(())
+        })
+        .await;
+        let urls = self.side.books_db.urls();
+        let what = format!("books_db's stock read through its leader (logs in {})", self.logs.display());
+        eventually(what, Duration::from_millis(50), || async {
+            for url in &urls {
+                let Ok(mut books) = proto::v1::books_db_client::BooksDbClient::connect(url.clone()).await else {
+                    continue;
+                };
+                let read = proto::v1::StockRequest { book_ids: Vec::new(), local: false };
+                if books.stock(read).await.is_ok_and(|answer| !answer.into_inner().books.is_empty()) {
+                    return Some(());
+                }
+            }
+            None
         })
         .await
     }
