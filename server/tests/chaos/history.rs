@@ -348,6 +348,10 @@ pub fn report(calls: &[Call], faults: &[Fault], end: &EndState, violations: &[St
         faults: u32,
         refused: u32,
         recovery: Vec<f64>,
+        /// From the fault's start to the first checkout sent since then that was
+        /// queued: how long checkouts could not be placed (for a kill, down time,
+        /// restart and recovery together).
+        window: Vec<f64>,
     }
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for fault in faults {
@@ -357,6 +361,11 @@ pub fn report(calls: &[Call], faults: &[Fault], end: &EndState, violations: &[St
             calls.iter().filter(|call| call.status == 200 && call.sent >= fault.healed).map(|call| call.answered).min();
         if let Some(next) = next {
             row.recovery.push((next - fault.healed).as_secs_f64());
+        }
+        let first =
+            calls.iter().filter(|call| call.status == 200 && call.sent >= fault.began).map(|call| call.answered).min();
+        if let Some(first) = first {
+            row.window.push((first - fault.began).as_secs_f64());
         }
     }
     let mut unblamed = 0;
@@ -372,14 +381,21 @@ pub fn report(calls: &[Call], faults: &[Fault], end: &EndState, violations: &[St
         text,
         "  503s: {total_503} ({unblamed} with no fault in force or just healed; {unconfirmed} unconfirmed)"
     );
-    let _ = writeln!(text, "  {:<38} {:>6} {:>5}  first checkout queued after it healed", "fault", "count", "503s");
-    for (fault, row) in &mut rows {
-        row.recovery.sort_by(f64::total_cmp);
-        let recovery = match (row.recovery.get(row.recovery.len() / 2), row.recovery.last()) {
+    let _ = writeln!(
+        text,
+        "  {:<38} {:>6} {:>5}  {:<32}  first checkout queued after it began",
+        "fault", "count", "503s", "first checkout queued after it healed"
+    );
+    let spread = |seconds: &mut Vec<f64>| {
+        seconds.sort_by(f64::total_cmp);
+        match (seconds.get(seconds.len() / 2), seconds.last()) {
             (Some(median), Some(max)) => format!("median {median:.2} s, max {max:.2} s"),
             _ => "none after it".to_owned(),
-        };
-        let _ = writeln!(text, "  {fault:<38} {:>6} {:>5}  {recovery}", row.faults, row.refused);
+        }
+    };
+    for (fault, row) in &mut rows {
+        let (recovery, window) = (spread(&mut row.recovery), spread(&mut row.window));
+        let _ = writeln!(text, "  {fault:<38} {:>6} {:>5}  {recovery:<32}  {window}", row.faults, row.refused);
     }
     match end.settled_after {
         Some(after) => {
