@@ -21,6 +21,36 @@ use proto::v1 as pb;
 use crate::probe::{self, eventually};
 use platform::card_token::{FingerprintKey, DEVELOPMENT_KEY};
 
+/// A temporary folder for processes' data and logs, kept (and its path printed)
+/// when the test that owns it fails, so what happened can be read.
+pub struct Workdir(Option<tempfile::TempDir>);
+
+impl Workdir {
+    pub fn new() -> Self {
+        Self(Some(tempfile::tempdir().expect("a temporary folder")))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().expect("the folder, until dropped").path()
+    }
+}
+
+impl Default for Workdir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self.0.take() {
+                eprintln!("the processes' data and logs are kept in {}", dir.keep().display());
+            }
+        }
+    }
+}
+
 /// One service process, which can be killed and started again with the same
 /// arguments and environment, so on the same port and data. Killed when dropped.
 pub struct Process {

@@ -55,7 +55,7 @@ impl CheckoutMetrics {
     /// A checkout refused at once, at capacity: counted (refused, `busy`), not
     /// timed (its duration would pull the checkouts' latency down).
     pub fn shed(&self, refusal: &domain::Refusal) {
-        self.checkouts.get_or_create(&ended(&CheckoutOutcome::Refused(refusal.clone())).0).inc();
+        self.checkouts.get_or_create(&refused(refusal)).inc();
     }
 
     /// A checkout ended with `outcome` after `elapsed`, in the span `cx` holds.
@@ -72,8 +72,10 @@ fn ended(outcome: &CheckoutOutcome) -> (Ended, &'static str) {
         CheckoutOutcome::Approved(_) => {
             (Ended { outcome: "approved", step: String::new(), code: String::new() }, "approved")
         }
-        CheckoutOutcome::Refused(refusal) => {
-            (Ended { outcome: "refused", step: refusal.step.to_string(), code: refusal.code.clone() }, "refused")
-        }
+        CheckoutOutcome::Refused(refusal) => (refused(refusal), "refused"),
     }
+}
+
+fn refused(refusal: &domain::Refusal) -> Ended {
+    Ended { outcome: "refused", step: refusal.step.to_string(), code: refusal.code.clone() }
 }

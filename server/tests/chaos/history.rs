@@ -194,39 +194,30 @@ pub async fn settle(
     let executors: Vec<_> =
         executors.iter().map(|url| pb::order_executor_client::OrderExecutorClient::new(channel(url))).collect();
     let queued: Vec<&String> = calls.iter().filter_map(|call| call.order_id.as_ref()).collect();
+    let is_final = |seen: &Vec<Option<pb::OrderStatusResponse>>| {
+        seen.iter().all(|s| {
+            s.as_ref().is_some_and(|s| matches!(s.status(), pb::OrderState::Committed | pb::OrderState::Aborted))
+        })
+    };
     let calm = Instant::now();
-    let mut statuses = BTreeMap::new();
+    // An order final on every replica stays so; only the others are asked again.
+    let mut statuses: BTreeMap<String, Vec<Option<pb::OrderStatusResponse>>> = BTreeMap::new();
     let settled_after = loop {
-        statuses.clear();
-        let mut all_final = true;
         for id in &queued {
+            if statuses.get(*id).is_some_and(is_final) {
+                continue;
+            }
             let mut seen = Vec::new();
             for executor in &executors {
                 let request = pb::OrderStatusRequest { order_id: (*id).clone() };
-                let status = executor.clone().order_status(request).await.ok().map(tonic::Response::into_inner);
-                all_final &= status
-                    .as_ref()
-                    .is_some_and(|s| matches!(s.status(), pb::OrderState::Committed | pb::OrderState::Aborted));
-                seen.push(status);
+                seen.push(executor.clone().order_status(request).await.ok().map(tonic::Response::into_inner));
             }
             statuses.insert((*id).clone(), seen);
-            if !all_final {
-                break;
-            }
         }
-        if all_final {
+        if statuses.values().all(is_final) {
             break Some(calm.elapsed());
         }
         if calm.elapsed() > bound {
-            // Read every order once more for the report.
-            for id in &queued {
-                let mut seen = Vec::new();
-                for executor in &executors {
-                    let request = pb::OrderStatusRequest { order_id: (*id).clone() };
-                    seen.push(executor.clone().order_status(request).await.ok().map(tonic::Response::into_inner));
-                }
-                statuses.insert((*id).clone(), seen);
-            }
             break None;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -357,16 +348,13 @@ pub fn report(calls: &[Call], faults: &[Fault], end: &EndState, violations: &[St
     for fault in faults {
         let row = rows.entry(name(fault)).or_default();
         row.faults += 1;
-        let next =
-            calls.iter().filter(|call| call.status == 200 && call.sent >= fault.healed).map(|call| call.answered).min();
-        if let Some(next) = next {
-            row.recovery.push((next - fault.healed).as_secs_f64());
-        }
-        let first =
-            calls.iter().filter(|call| call.status == 200 && call.sent >= fault.began).map(|call| call.answered).min();
-        if let Some(first) = first {
-            row.window.push((first - fault.began).as_secs_f64());
-        }
+        // How long from `since` until a checkout sent since then was queued.
+        let queued_after = |since: Duration| {
+            let first = calls.iter().filter(|call| call.status == 200 && call.sent >= since).map(|call| call.answered);
+            first.min().map(|first| (first - since).as_secs_f64())
+        };
+        row.recovery.extend(queued_after(fault.healed));
+        row.window.extend(queued_after(fault.began));
     }
     let mut unblamed = 0;
     for call in calls.iter().filter(|call| call.status == 503) {

@@ -29,6 +29,7 @@ mod nemesis;
 use std::path::Path;
 use std::time::Duration;
 
+use testkit::processes::Workdir;
 use testkit::shop::{Binaries, Shop};
 use tokio::time::Instant;
 
@@ -49,23 +50,10 @@ async fn term(urls: &[String]) -> u64 {
     highest
 }
 
-/// Keeps the processes' data and logs when the run fails.
-struct Workdir(Option<tempfile::TempDir>);
-
-impl Drop for Workdir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.0.take() {
-                eprintln!("the processes' data and logs are kept in {}", dir.keep().display());
-            }
-        }
-    }
-}
-
 /// The whole shop, with the load catalog (100,000 copies of each book but the
 /// contended one), its data and logs in `workdir`, ready for checkouts.
 async fn start(workdir: &Workdir) -> Shop {
-    let dir = workdir.0.as_ref().expect("the temp dir").path();
+    let dir = workdir.path();
     let binaries = Binaries::beside(Path::new(env!("CARGO_BIN_EXE_server")));
     let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/books-load.json");
     let env = [("CATALOG_FILE".to_owned(), catalog.display().to_string())];
@@ -81,7 +69,7 @@ async fn under_faults_no_order_is_lost_charged_twice_or_oversold() {
     let seed = setting("CHAOS_SEED", 1);
     let settle = Duration::from_secs(setting("CHAOS_SETTLE_SECS", 120));
 
-    let workdir = Workdir(Some(tempfile::tempdir().expect("a temp dir")));
+    let workdir = Workdir::new();
     let mut shop = start(&workdir).await;
     let (books_db, executors) = (shop.side.books_db.urls(), shop.side.executors.urls());
     let terms_before = (term(&books_db).await, term(&executors).await);
@@ -171,7 +159,7 @@ async fn checkout_while_the_queue_sleeps(shop: &Shop, n: u64, paused: Duration) 
 /// "unconfirmed", named, and whatever became of it shows on its page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_the_queue_took_without_answering_is_withdrawn_or_goes_through() {
-    let workdir = Workdir(Some(tempfile::tempdir().expect("a temp dir")));
+    let workdir = Workdir::new();
     let shop = start(&workdir).await;
     let executors = shop.side.executors.urls();
 

@@ -475,14 +475,13 @@ impl DecisionLog for SimLog {
 struct SimBooks(Shared);
 
 impl SimBooks {
-    fn decide(&self, order_id: &str, commit: bool) -> BoxFuture<'static, Result<(), Unreachable>> {
-        let world = Arc::clone(&self.0);
+    fn decide(&self, order_id: &str, commit: bool) -> BoxFuture<'_, Result<(), Unreachable>> {
         let id = order_id.to_owned();
         let what = format!("{} {id}", if commit { "commit" } else { "abort" });
-        Box::pin(async move {
+        {
             // As books_db answers: a decision against the recorded one is answered
             // with the recorded one, and the participant does not send it again.
-            call(&world, Part::BooksDb, what, move |w| {
+            Box::pin(call(&self.0, Part::BooksDb, what, move |w| {
                 let command = match commit {
                     true => books::Command::Commit { order_id: id.clone() },
                     false => books::Command::Abort { order_id: id.clone() },
@@ -490,9 +489,8 @@ impl SimBooks {
                 if let books::Outcome::Conflict { reason } = w.books.apply(&command) {
                     w.conflicts.insert(format!("books_db refused {command:?}: {reason}"));
                 }
-            })
-            .await
-        })
+            }))
+        }
     }
 }
 
@@ -526,14 +524,13 @@ impl Participant for SimBooks {
 struct SimPayment(Shared);
 
 impl SimPayment {
-    fn decide(&self, order_id: &str, commit: bool) -> BoxFuture<'static, Result<(), Unreachable>> {
-        let world = Arc::clone(&self.0);
+    fn decide(&self, order_id: &str, commit: bool) -> BoxFuture<'_, Result<(), Unreachable>> {
         let id = order_id.to_owned();
         let what = format!("{} {id}", if commit { "commit" } else { "abort" });
-        Box::pin(async move {
+        {
             // As payment answers: a decision its state refuses leaves the record
             // as it is, and the participant does not send it again.
-            call(&world, Part::Payment, what, move |w| {
+            Box::pin(call(&self.0, Part::Payment, what, move |w| {
                 let current = w.payments.get(&id).cloned();
                 let next = match commit {
                     true => ledger::captured(&id, current),
@@ -546,9 +543,8 @@ impl SimPayment {
                         ["abort", "commit"][usize::from(commit)]
                     ))),
                 }
-            })
-            .await
-        })
+            }))
+        }
     }
 }
 
@@ -738,7 +734,6 @@ struct Report {
     seed: u64,
     orders: usize,
     committed: usize,
-    aborted: usize,
     counts: Counts,
     terms: u64,
     /// How long, after the faults stopped, the last order took to finish.
@@ -835,7 +830,6 @@ async fn run(seed: u64) -> Report {
         seed,
         orders: orders.len(),
         committed,
-        aborted: orders.len() - committed,
         counts: w.counts.clone(),
         terms: w.executors.term,
         settled_after,
@@ -909,7 +903,7 @@ fn describe(report: &Report) -> String {
         report.seed,
         report.orders,
         report.committed,
-        report.aborted,
+        report.orders - report.committed,
         report.terms,
         report.counts.faults,
         report.counts.messages,

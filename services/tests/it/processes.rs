@@ -6,27 +6,14 @@ use std::path::Path;
 
 use proto::v1 as pb;
 
-use testkit::processes::ExecutionSide;
-
-/// Keeps the processes' data and logs when the test fails.
-struct Workdir(Option<tempfile::TempDir>);
-
-impl Drop for Workdir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.0.take() {
-                eprintln!("the processes' data and logs are kept in {}", dir.keep().display());
-            }
-        }
-    }
-}
+use testkit::processes::{ExecutionSide, Workdir};
 
 const CARD: &str = "4716401589806287";
 
 #[tokio::test]
 async fn kill_9_of_each_leader_and_the_queue_while_orders_flow_loses_none_and_charges_none_twice() {
-    let workdir = Workdir(Some(tempfile::tempdir().unwrap()));
-    let dir = workdir.0.as_ref().unwrap().path().to_owned();
+    let workdir = Workdir::new();
+    let dir = workdir.path().to_owned();
     let mut side = ExecutionSide::start(Path::new(env!("CARGO_BIN_EXE_services")), &dir);
     let order_ids: Vec<String> = (0..30).map(|i| format!("crash-{i}")).collect();
     for order_id in &order_ids[..10] {
@@ -78,8 +65,8 @@ async fn every_write_answered_before_a_kill_9_of_the_queue_and_payment_is_there_
     use std::sync::{Arc, Mutex};
     use testkit::processes::{free_port, service_process, url};
 
-    let workdir = Workdir(Some(tempfile::tempdir().unwrap()));
-    let dir = workdir.0.as_ref().unwrap().path().to_owned();
+    let workdir = Workdir::new();
+    let dir = workdir.path().to_owned();
     let binary = Path::new(env!("CARGO_BIN_EXE_services"));
     let start = |name: &str, port: u16| {
         let args = vec![
