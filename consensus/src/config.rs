@@ -17,6 +17,9 @@
 //! Raft stood after a random 300–800 ms; openraft's 300–800 would mean 1.1–1.7 s. The
 //! defaults, 150–360 ms, put it at 510–795 ms: inside the seed's range, and over six
 //! heartbeats, so a slow heartbeat on a busy machine does not depose a healthy leader.
+//!
+//! With `pre_vote` (the default), openraft's own timer is off and `election.rs`
+//! keeps one over the same window, standing only when a majority says it could win.
 
 use std::time::Duration;
 
@@ -57,6 +60,10 @@ pub struct Config {
     pub entries_kept_after_snapshot: u64,
     /// How long `Node::shutdown` waits for the storage to be released.
     pub shutdown_timeout: Duration,
+    /// Stand for election only when a majority would vote for this replica
+    /// (`election.rs`). Off, openraft's own timer stands whenever it hears no
+    /// leader: kept only to measure what pre-vote spares.
+    pub pre_vote: bool,
 }
 
 impl Default for Config {
@@ -71,6 +78,7 @@ impl Default for Config {
             snapshot_every_entries: Some(5_000),
             entries_kept_after_snapshot: 1_000,
             shutdown_timeout: Duration::from_secs(10),
+            pre_vote: true,
         }
     }
 }
@@ -99,6 +107,7 @@ impl Config {
             },
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
+            enable_elect: !self.pre_vote,
             ..openraft::Config::default()
         }
         .validate()

@@ -10,6 +10,8 @@
 //! - `log_store.rs`: the Raft log, vote and committed index (openraft's `RaftLogStorage`);
 //! - `state_store.rs`: the machine in memory and its snapshots (`RaftStateMachine`);
 //! - `network.rs`: calling peers (`RaftNetwork`), `grpc.rs`: answering them ([`RaftGrpc`]);
+//! - `election.rs`: pre-vote, so a replica that was cut off does not depose a
+//!   healthy leader when it is back (openraft's own election timer is off);
 //! - `batch.rs`: writes arriving together proposed as one entry ([`Commands`]),
 //!   reads arriving together sharing one confirmation of leadership;
 //! - `node.rs`: the wiring, and writes and reads for the group's service;
@@ -21,6 +23,7 @@
 mod batch;
 mod config;
 mod db;
+mod election;
 mod grpc;
 mod log_store;
 mod metrics;

@@ -49,7 +49,25 @@ pub(crate) struct LogStore<M> {
     /// The committed log id last saved (`None` until one is), which reaches the
     /// file lazily.
     committed: Arc<Mutex<Option<Option<LogId>>>>,
+    /// The last entry's log id, kept as the log changes, for pre-vote.
+    tip: LogTip,
     _machine: PhantomData<fn() -> M>,
+}
+
+/// The id of the last entry of a replica's log (or of the last purged one, for a log
+/// emptied by a snapshot), readable without the file: the election guard compares
+/// it with a candidate's (`election.rs`), and holding it does not keep the file open.
+#[derive(Clone, Default)]
+pub(crate) struct LogTip(Arc<Mutex<Option<LogId>>>);
+
+impl LogTip {
+    pub(crate) fn get(&self) -> Option<LogId> {
+        *lock(&self.0)
+    }
+
+    fn set(&self, last: Option<LogId>) {
+        *lock(&self.0) = last;
+    }
 }
 
 impl<M> Clone for LogStore<M> {
@@ -58,6 +76,7 @@ impl<M> Clone for LogStore<M> {
             db: Arc::clone(&self.db),
             unflushed: Arc::clone(&self.unflushed),
             committed: Arc::clone(&self.committed),
+            tip: self.tip.clone(),
             _machine: PhantomData,
         }
     }
@@ -69,7 +88,34 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<M: StateMachine> LogStore<M> {
     pub(crate) fn new(db: Arc<Db>) -> Self {
-        Self { db, unflushed: Arc::default(), committed: Arc::default(), _machine: PhantomData }
+        Self { db, unflushed: Arc::default(), committed: Arc::default(), tip: LogTip::default(), _machine: PhantomData }
+    }
+
+    /// The last entry's log id as it changes; openraft reads the log state first
+    /// thing at startup, which sets it.
+    pub(crate) fn tip(&self) -> LogTip {
+        self.tip.clone()
+    }
+
+    /// The last purged log id and the last log id (the last purged one for an empty
+    /// log), read from the file and the unflushed entries; updates the tip.
+    fn log_state(&self) -> Result<LogState<Group<M>>, StorageFailure> {
+        let unflushed_last = lock(&self.unflushed).last_key_value().map(|(_, (log_id, _))| *log_id);
+        let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?;
+        let stored_last = self.db.read(|txn| {
+            let table = txn.open_table(LOG)?;
+            let last = table.last()?;
+            Ok(last.map(|(_, v)| serde_json::from_slice::<Entry<M>>(v.value())).transpose()?)
+        })?;
+        let stored_last = stored_last.map(|entry| entry.log_id);
+        let last_log_id = match (unflushed_last, stored_last) {
+            (Some(unflushed), Some(stored)) if stored.index > unflushed.index => Some(stored),
+            (Some(unflushed), _) => Some(unflushed),
+            (None, stored) => stored,
+        };
+        let last_log_id = last_log_id.or(last_purged_log_id);
+        self.tip.set(last_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
     }
 
     /// The entries in `range`, in order, from the file and the unflushed ones (which
@@ -178,23 +224,7 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<Group<M>>, StorageError> {
-        let read = || -> Result<_, StorageFailure> {
-            let unflushed_last = lock(&self.unflushed).last_key_value().map(|(_, (log_id, _))| *log_id);
-            let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?;
-            let stored_last = self.db.read(|txn| {
-                let table = txn.open_table(LOG)?;
-                let last = table.last()?;
-                Ok(last.map(|(_, v)| serde_json::from_slice::<Entry<M>>(v.value())).transpose()?)
-            })?;
-            let stored_last = stored_last.map(|entry| entry.log_id);
-            let last_log_id = match (unflushed_last, stored_last) {
-                (Some(unflushed), Some(stored)) if stored.index > unflushed.index => Some(stored),
-                (Some(unflushed), _) => Some(unflushed),
-                (None, stored) => stored,
-            };
-            Ok(LogState { last_purged_log_id, last_log_id: last_log_id.or(last_purged_log_id) })
-        };
-        read().map_err(|e| StorageIOError::read_logs(&e).into())
+        self.log_state().map_err(|e| StorageIOError::read_logs(&e).into())
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -245,6 +275,9 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
             }
         }
         let written: Vec<LogId> = rows.iter().map(|(log_id, _)| *log_id).collect();
+        if let Some(last) = written.last() {
+            self.tip.set(Some(*last));
+        }
         let unflushed = Arc::clone(&self.unflushed);
         let write = move |txn: &WriteTransaction| {
             let mut table = txn.open_table(LOG)?;
@@ -276,7 +309,8 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
         self.db
             .write(move |txn| delete_entries(txn, log_id.index..))
             .await
-            .map_err(|e| StorageIOError::write_logs(&e).into())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.log_state().map(drop).map_err(|e| StorageIOError::read_logs(&e).into())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -289,7 +323,11 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
                 delete_entries(txn, (Bound::Unbounded, Bound::Included(log_id.index)))
             })
             .await
-            .map_err(|e| StorageIOError::write_logs(&e).into())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        if self.tip.get() < Some(log_id) {
+            self.tip.set(Some(log_id));
+        }
+        Ok(())
     }
 }
 

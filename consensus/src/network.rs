@@ -68,23 +68,29 @@ impl Network {
         if let Some(channel) = self.channels.get(addr) {
             return Ok(channel.clone());
         }
-        let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
-        let endpoint = Endpoint::from_shared(url).map_err(|e| PeerFailure::BadAddress {
+        let channel = connect(addr, self.connect_timeout).map_err(|reason| PeerFailure::BadAddress {
             target,
             addr: addr.to_owned(),
-            reason: e.to_string(),
+            reason,
         })?;
-        // Never connected to itself: a peer retrying a stopped replica's port must
-        // not hold it when the replica restarts (`platform::grpc::Connector`).
-        let channel = endpoint
-            .connect_timeout(self.connect_timeout)
-            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .connect_with_connector_lazy(platform::grpc::Connector);
         self.channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }
+}
+
+/// A channel to the peer at `addr` (`host:port` or a URL), connected on first use,
+/// or why the address is unusable.
+pub(crate) fn connect(addr: &str, connect_timeout: Duration) -> Result<Channel, String> {
+    let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
+    let endpoint = Endpoint::from_shared(url).map_err(|e| e.to_string())?;
+    // Never connected to itself: a peer retrying a stopped replica's port must
+    // not hold it when the replica restarts (`platform::grpc::Connector`).
+    Ok(endpoint
+        .connect_timeout(connect_timeout)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .connect_with_connector_lazy(platform::grpc::Connector))
 }
 
 impl<M: StateMachine> RaftNetworkFactory<Group<M>> for Network {
@@ -223,7 +229,7 @@ impl<M: StateMachine> RaftNetwork<Group<M>> for Peer {
     /// is 500 ms; a restarted replica then waits that long to hear the leader, and
     /// if its own election timer (510–795 ms from its start) runs out first it
     /// stands, and its higher term deposes a healthy leader (openraft 0.9 has no
-    /// pre-vote). A failed call to a loopback or LAN peer costs little, so retry
+    /// pre-vote of its own; `election.rs` adds one). A failed call to a loopback or LAN peer costs little, so retry
     /// every 100 ms.
     fn backoff(&self) -> openraft::network::Backoff {
         openraft::network::Backoff::new(std::iter::repeat(UNREACHABLE_RETRY))

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::batch::{Batcher, ReadBarrier, WriteError};
 use crate::config::Config;
 use crate::db::{Db, StorageFailure};
+use crate::election::{Ballot, Contact, Guard};
 use crate::grpc::RaftGrpc;
 use crate::log_store::LogStore;
 use crate::network::Network;
@@ -82,6 +83,10 @@ pub struct Node<M: StateMachine> {
     /// Where linearizable reads go to share a confirmation (`batch.rs`).
     reads: ReadBarrier,
     state: StateHandle<M>,
+    /// What the gRPC service needs to answer pre-votes (`election.rs`).
+    ballot: Ballot,
+    /// Dropping the last one stops the election guard; `shutdown` sends on it.
+    stop_guard: Arc<watch::Sender<()>>,
     /// Fails once the storage is released (see `db.rs`).
     storage_closed: watch::Receiver<()>,
     shutdown_timeout: Duration,
@@ -95,6 +100,8 @@ impl<M: StateMachine> Clone for Node<M> {
             batcher: self.batcher.clone(),
             reads: self.reads.clone(),
             state: self.state.clone(),
+            ballot: self.ballot.clone(),
+            stop_guard: Arc::clone(&self.stop_guard),
             storage_closed: self.storage_closed.clone(),
             shutdown_timeout: self.shutdown_timeout,
         }
@@ -114,12 +121,27 @@ impl<M: StateMachine> Node<M> {
         let state_store = StateStore::<M>::open(Arc::clone(&db)).map_err(storage_failed)?;
         let state = state_store.handle();
         let log_store = LogStore::<M>::new(db);
+        let ballot = Ballot { contact: Contact::new(), tip: log_store.tip(), lease: config.election_timeout_max };
         let network = Network::new(id, config.connect_timeout);
         let raft = Raft::<M>::new(id, raft_config, network, log_store, state_store).await?;
         tracing::info!(id, cluster = %config.cluster_name, path = %path.display(), "Raft replica started");
+        let (stop_guard, stopped) = watch::channel(());
+        if config.pre_vote {
+            Guard::spawn(id, raft.clone(), ballot.clone(), config.clone(), stopped);
+        }
         let batcher = Batcher::start(raft.clone());
         let reads = ReadBarrier::start(raft.clone());
-        Ok(Self { id, raft, batcher, reads, state, storage_closed, shutdown_timeout: config.shutdown_timeout })
+        Ok(Self {
+            id,
+            raft,
+            batcher,
+            reads,
+            state,
+            ballot,
+            stop_guard: Arc::new(stop_guard),
+            storage_closed,
+            shutdown_timeout: config.shutdown_timeout,
+        })
     }
 
     pub fn id(&self) -> NodeId {
@@ -134,7 +156,7 @@ impl<M: StateMachine> Node<M> {
     /// The `bookstore.v1.Raft` service through which peers reach this replica: add it
     /// to the routes the replica serves, at the address the group knows it by.
     pub fn grpc_service(&self) -> RaftServer<RaftGrpc<M>> {
-        RaftGrpc::server(self.raft.clone())
+        RaftGrpc::server(self.raft.clone(), self.ballot.clone())
     }
 
     /// Forms a new group of `members` (id → address of its Raft service; this replica
@@ -222,6 +244,7 @@ impl<M: StateMachine> Node<M> {
     /// Stops the Raft node and waits until its storage is released, so the replica can
     /// be started again from the same directory. Stop serving its gRPC service too.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.stop_guard.send_replace(());
         if let Err(panicked) = self.raft.shutdown().await {
             tracing::error!(id = self.id, error = %panicked, "the Raft core ended abnormally");
         }

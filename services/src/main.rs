@@ -247,6 +247,11 @@ struct RaftArgs {
     election_min_ms: Option<u64>,
     #[arg(long, env = "RAFT_ELECTION_MAX_MS")]
     election_max_ms: Option<u64>,
+    /// Stand for election only once a majority would vote for this replica
+    /// (pre-vote; default true). `false` restores openraft's own timer, which lets
+    /// a replica that was cut off depose a healthy leader: only to measure that.
+    #[arg(long, env = "RAFT_PRE_VOTE")]
+    pre_vote: Option<bool>,
 }
 
 impl RaftArgs {
@@ -255,6 +260,7 @@ impl RaftArgs {
         config.heartbeat_interval = millis(self.heartbeat_ms, config.heartbeat_interval);
         config.election_timeout_min = millis(self.election_min_ms, config.election_timeout_min);
         config.election_timeout_max = millis(self.election_max_ms, config.election_timeout_max);
+        config.pre_vote = self.pre_vote.unwrap_or(config.pre_vote);
     }
 }
 

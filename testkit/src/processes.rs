@@ -59,6 +59,8 @@ pub struct Process {
     /// Set beside `RUST_LOG`; nothing else of the caller's environment is.
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// The cgroup v2 folder it runs in, if one of its own (see [`Process::in_cgroup`]).
+    cgroup: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -73,7 +75,22 @@ impl Process {
     /// The same process, not started yet ([`Process::restart`] starts it).
     pub fn stopped(binary: &Path, name: &str, args: Vec<String>, logs: &Path) -> Self {
         let log = logs.join(format!("{name}.log"));
-        Self { binary: binary.to_owned(), args, env: Vec::new(), log, child: None }
+        Self { binary: binary.to_owned(), args, env: Vec::new(), log, cgroup: None, child: None }
+    }
+
+    /// The process, whenever it starts, in the cgroup v2 folder `cgroup` (made if
+    /// missing; needs root), from before its first instruction: a socket belongs to
+    /// the cgroup its process was in when it made it, so a process moved later
+    /// keeps its connections out of reach of iptables' cgroup match. A test can then
+    /// cut it off (a partition) by that match.
+    pub fn in_cgroup(mut self, cgroup: PathBuf) -> Self {
+        self.cgroup = Some(cgroup);
+        self
+    }
+
+    /// The cgroup it runs in, if one of its own.
+    pub fn cgroup(&self) -> Option<&Path> {
+        self.cgroup.as_deref()
     }
 
     /// The process with `env` set too, whenever it starts.
@@ -100,7 +117,17 @@ impl Process {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "{} is running", self.log.display());
         let log = File::options().create(true).append(true).open(&self.log).expect("log file");
-        let child = Command::new(&self.binary)
+        let mut command = match &self.cgroup {
+            Some(cgroup) => {
+                std::fs::create_dir_all(cgroup).unwrap_or_else(|e| panic!("making {}: {e}", cgroup.display()));
+                // The shell moves itself into the cgroup, then becomes the binary.
+                let mut command = Command::new("sh");
+                command.args(["-c", r#"echo $$ > "$0/cgroup.procs" && exec "$@""#]).arg(cgroup).arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
             .args(&self.args)
             // Only what is set here: no RAFT_* from the caller's shell, and no .env
             // (the binary looks in its working directory and the parents: the log
@@ -147,6 +174,9 @@ impl Drop for Process {
     fn drop(&mut self) {
         // A paused process is killed all the same: SIGKILL needs no SIGCONT.
         self.kill();
+        if let Some(cgroup) = &self.cgroup {
+            let _ = std::fs::remove_dir(cgroup);
+        }
     }
 }
 
@@ -247,6 +277,19 @@ impl ReplicaGroup {
         Self { ports, metrics_ports, replicas, logs: dir.to_owned() }
     }
 
+    /// Each replica, whenever it starts, in the cgroup `<prefix>-<name>` of its
+    /// own ([`Process::in_cgroup`]).
+    pub fn in_cgroups(mut self, prefix: &Path) -> Self {
+        self.replicas = std::mem::take(&mut self.replicas)
+            .into_iter()
+            .map(|(id, process)| {
+                let cgroup = in_prefix(prefix, &process);
+                (id, process.in_cgroup(cgroup))
+            })
+            .collect();
+        self
+    }
+
     /// Replica `id`'s process.
     pub fn replica(&self, id: u64) -> &Process {
         &self.replicas[&id]
@@ -305,13 +348,24 @@ impl ReplicaGroup {
 }
 
 /// How [`ExecutionSide::set_up`] starts the processes: arguments added to the
-/// books database's and the executors' command lines (e.g. `--catalog=…`), and
-/// environment for every process (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
+/// books database's and the executors' command lines (e.g. `--catalog=…`),
+/// environment for every process (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`), and, to
+/// partition them, a cgroup v2 folder prefix: each process then runs in
+/// `<prefix>-<name>` ([`Process::in_cgroup`]).
 #[derive(Debug, Clone, Default)]
 pub struct Setup {
     pub books_db_args: Vec<String>,
     pub executor_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub cgroups: Option<PathBuf>,
+}
+
+/// `<prefix>-<name>`: the cgroup of the process named `name` (its log's name).
+fn in_prefix(prefix: &Path, process: &Process) -> PathBuf {
+    let name = process.log.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut folder = prefix.as_os_str().to_owned();
+    folder.push(format!("-{name}"));
+    PathBuf::from(folder)
 }
 
 /// The queue, payment, the books database and the executors, as processes.
@@ -351,7 +405,7 @@ impl ExecutionSide {
         let setup = Setup {
             books_db_args: books_db_args.to_vec(),
             executor_args: extra_executor_args.to_vec(),
-            env: Vec::new(),
+            ..Setup::default()
         };
         Self::set_up(binary, dir, &setup)
     }
@@ -367,20 +421,28 @@ impl ExecutionSide {
                 format!("--data-dir={}", dir.join(name).display()),
             ];
             let (mut process, metrics) = service_process(binary, name, args, dir, &setup.env);
+            if let Some(prefix) = &setup.cgroups {
+                let cgroup = in_prefix(prefix, &process);
+                process = process.in_cgroup(cgroup);
+            }
             process.restart();
             (process, metrics)
         };
         let (queue, queue_metrics) = service("order_queue", queue_port);
         let (payment, payment_metrics) = service("payment", payment_port);
         let mut books_db = ReplicaGroup::stopped(binary, "books-db", dir, &setup.books_db_args, &setup.env);
-        books_db.start_all();
         let mut executor_args = vec![
             format!("--queue-url={}", url(queue_port)),
             format!("--payment-url={}", url(payment_port)),
             format!("--books-db={}", books_db.urls().join(",")),
         ];
         executor_args.extend_from_slice(&setup.executor_args);
-        let executors = ReplicaGroup::stopped(binary, "order-executor", dir, &executor_args, &setup.env);
+        let mut executors = ReplicaGroup::stopped(binary, "order-executor", dir, &executor_args, &setup.env);
+        if let Some(prefix) = &setup.cgroups {
+            books_db = books_db.in_cgroups(prefix);
+            executors = executors.in_cgroups(prefix);
+        }
+        books_db.start_all();
         Self {
             queue,
             payment,

@@ -63,8 +63,14 @@ impl Shop {
     /// executors too if `executors` (else `side.executors.start_all()` does, so
     /// orders can wait in the queue first).
     pub fn start(binaries: &Binaries, dir: &Path, env: &[(String, String)], executors: bool) -> Self {
-        let setup = Setup { env: env.to_vec(), ..Setup::default() };
-        let mut side = ExecutionSide::set_up(&binaries.services, dir, &setup);
+        Self::set_up(binaries, dir, &Setup { env: env.to_vec(), ..Setup::default() }, executors)
+    }
+
+    /// [`Shop::start`], the execution side as `setup` says (its environment is
+    /// every process's).
+    pub fn set_up(binaries: &Binaries, dir: &Path, setup: &Setup, executors: bool) -> Self {
+        let env = setup.env.as_slice();
+        let mut side = ExecutionSide::set_up(&binaries.services, dir, setup);
         if executors {
             side.executors.start_all();
         }

@@ -146,12 +146,23 @@ pub async fn within<T>(
     }
 }
 
+/// How often a channel pings its peer over HTTP/2, and how long a ping may go
+/// unanswered before the connection is dropped and the next call reconnects. Without
+/// it, a connection whose packets were lost (a partition, a peer's host gone) stays
+/// open, and calls wait behind TCP's retransmissions, seconds apart, after the
+/// network is back: the chaos run saw orders final 22 s after a partition of
+/// payment healed with a 30 s interval.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A lazily connecting channel to `url` that fails fast when the peer is down,
-/// and never connects to itself ([`Connector`]).
+/// notices a silent one within seconds, and never connects to itself
+/// ([`Connector`]).
 pub fn channel(url: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(url.to_owned())?
         .connect_timeout(connect_timeout)
-        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)
         .connect_with_connector_lazy(Connector))
 }

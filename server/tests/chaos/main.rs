@@ -23,13 +23,14 @@
 //! second, 10), `CHAOS_SEED` (1: the same seed, the same orders and the same
 //! fault schedule) and `CHAOS_SETTLE_SECS` (120) change it.
 
+mod elections;
 mod history;
 mod nemesis;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use testkit::processes::Workdir;
+use testkit::processes::{Setup, Workdir};
 use testkit::shop::{Binaries, Shop};
 use tokio::time::Instant;
 
@@ -51,13 +52,14 @@ async fn term(urls: &[String]) -> u64 {
 }
 
 /// The whole shop, with the load catalog (100,000 copies of each book but the
-/// contended one), its data and logs in `workdir`, ready for checkouts.
-async fn start(workdir: &Workdir) -> Shop {
+/// contended one), its data and logs in `workdir`, ready for checkouts; the
+/// execution side's processes each in a cgroup `<cgroups>-<name>` if given.
+async fn start(workdir: &Workdir, cgroups: Option<PathBuf>) -> Shop {
     let dir = workdir.path();
     let binaries = Binaries::beside(Path::new(env!("CARGO_BIN_EXE_server")));
     let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/books-load.json");
-    let env = [("CATALOG_FILE".to_owned(), catalog.display().to_string())];
-    let shop = Shop::start(&binaries, dir, &env, true);
+    let env = vec![("CATALOG_FILE".to_owned(), catalog.display().to_string())];
+    let shop = Shop::set_up(&binaries, dir, &Setup { env, cgroups, ..Setup::default() }, true);
     shop.ready().await;
     shop
 }
@@ -70,12 +72,13 @@ async fn under_faults_no_order_is_lost_charged_twice_or_oversold() {
     let settle = Duration::from_secs(setting("CHAOS_SETTLE_SECS", 120));
 
     let workdir = Workdir::new();
-    let mut shop = start(&workdir).await;
+    let partitions = nemesis::Partitions::probe();
+    let mut shop = start(&workdir, partitions.as_ref().ok().map(nemesis::Partitions::prefix)).await;
     let (books_db, executors) = (shop.side.books_db.urls(), shop.side.executors.urls());
     let terms_before = (term(&books_db).await, term(&executors).await);
 
     let origin = Instant::now();
-    let mut nemesis = nemesis::Nemesis::new(seed, origin);
+    let mut nemesis = nemesis::Nemesis::new(seed, origin, partitions);
     let partitions = match nemesis.partitions() {
         Ok(()) => "yes".to_owned(),
         Err(why) => format!("not on this host ({why}); kills and pauses only"),
@@ -160,7 +163,7 @@ async fn checkout_while_the_queue_sleeps(shop: &Shop, n: u64, paused: Duration) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_the_queue_took_without_answering_is_withdrawn_or_goes_through() {
     let workdir = Workdir::new();
-    let shop = start(&workdir).await;
+    let shop = start(&workdir, None).await;
     let executors = shop.side.executors.urls();
 
     // Paused for longer than the enqueue's deadline (800 ms), shorter than the

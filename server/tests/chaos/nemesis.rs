@@ -121,8 +121,10 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
-    pub fn new(seed: u64, origin: Instant) -> Self {
-        Self { chance: Chance(seed ^ 0x006E_656D_6573_6973), origin, partitions: Partitions::probe() }
+    /// `partitions`: [`Partitions::probe`]'s answer; the shop's processes must
+    /// run in the cgroups it names.
+    pub fn new(seed: u64, origin: Instant, partitions: Result<Partitions, String>) -> Self {
+        Self { chance: Chance(seed ^ 0x006E_656D_6573_6973), origin, partitions }
     }
 
     /// Whether partitions run here, or why not.
@@ -154,9 +156,8 @@ impl Nemesis {
                 process(shop, target).signal(Signal::Resume);
             }
             Kind::Partition => {
-                let pid = process(shop, target).pid().expect("the target runs");
                 let partitions = self.partitions.as_ref().expect("chosen only where they run");
-                let cut = partitions.cut(pid, &target.to_string());
+                let cut = partitions.cut(process(shop, target));
                 tokio::time::sleep(self.chance.millis(1_000, 5_000)).await;
                 drop(cut);
             }
@@ -234,8 +235,9 @@ async fn answers(port: u16, bound: Duration) -> bool {
     false
 }
 
-/// Network partitions of one process: a cgroup v2 of its own, and iptables
-/// dropping every packet its sockets send or receive.
+/// Network partitions of one process: it runs in a cgroup v2 of its own from its
+/// start (`Setup::cgroups`, [`Partitions::prefix`]), and iptables drops every
+/// packet its sockets send or receive while it is cut off.
 pub struct Partitions {
     /// Where cgroup v2 is mounted.
     root: PathBuf,
@@ -256,13 +258,23 @@ impl Partitions {
             .ok_or("no cgroup v2 is mounted")?;
         let partitions = Self { root };
         partitions.sweep();
-        let probe = partitions.group("probe");
+        let mut probe = partitions.prefix().into_os_string();
+        probe.push("-probe");
+        let probe = PathBuf::from(probe);
         std::fs::create_dir_all(&probe).map_err(|e| format!("cannot make a cgroup in {}: {e}", probe.display()))?;
-        let rule = partitions.rules("probe", "-I");
+        let rule = partitions.rules(&probe, "-I");
+        if rule.is_ok() {
+            partitions.rules(&probe, "-D").map_err(|e| format!("iptables: {e}"))?;
+        }
         let _ = std::fs::remove_dir(&probe);
         rule.map_err(|e| format!("iptables cannot match a cgroup: {e}"))?;
-        partitions.rules("probe", "-D").map_err(|e| format!("iptables: {e}"))?;
         Ok(partitions)
+    }
+
+    /// The processes to partition run in cgroups `<this>-<name>`: named after this
+    /// test process, so [`Partitions::sweep`] can tell a run that is gone.
+    pub fn prefix(&self) -> PathBuf {
+        self.root.join(format!("bookstore-chaos-{}", std::process::id()))
     }
 
     /// Deletes the rules a run that is gone left behind (killed mid-partition),
@@ -291,13 +303,12 @@ impl Partitions {
         }
     }
 
-    fn group(&self, name: &str) -> PathBuf {
-        self.root.join(format!("bookstore-chaos-{}-{name}", std::process::id()))
-    }
-
-    /// Inserts (`-I`) or deletes (`-D`) the rules that cut the group `name` off.
-    fn rules(&self, name: &str, action: &str) -> Result<(), String> {
-        let path = format!("bookstore-chaos-{}-{name}", std::process::id());
+    /// Inserts (`-I`) or deletes (`-D`) the rules that cut the cgroup `cgroup` off.
+    fn rules(&self, cgroup: &Path, action: &str) -> Result<(), String> {
+        let path = cgroup
+            .strip_prefix(&self.root)
+            .map_err(|_| format!("{} is not under {}", cgroup.display(), self.root.display()))?;
+        let path = path.to_string_lossy();
         for chain in ["OUTPUT", "INPUT"] {
             let status = Command::new("iptables")
                 .args([action, chain, "-m", "cgroup", "--path", &path, "-j", "DROP"])
@@ -310,37 +321,23 @@ impl Partitions {
         Ok(())
     }
 
-    /// Cuts process `pid` off until the answer is dropped.
-    fn cut(&self, pid: u32, name: &str) -> Cut<'_> {
-        let group = self.group(name);
-        std::fs::create_dir_all(&group).expect("a cgroup of its own");
-        let home = cgroup_of(&self.root, pid);
-        std::fs::write(group.join("cgroup.procs"), pid.to_string()).expect("the process moves into its cgroup");
-        self.rules(name, "-I").expect("the rules that cut it off");
-        Cut { partitions: self, name: name.to_owned(), group, home, pid }
+    /// Cuts `process` (started in a cgroup of its own) off until the answer is
+    /// dropped.
+    pub fn cut<'a>(&'a self, process: &testkit::processes::Process) -> Cut<'a> {
+        let cgroup = process.cgroup().expect("a process to partition runs in a cgroup of its own").to_owned();
+        self.rules(&cgroup, "-I").expect("the rules that cut it off");
+        Cut { partitions: self, cgroup }
     }
 }
 
-/// The cgroup v2 folder process `pid` is in.
-fn cgroup_of(root: &Path, pid: u32) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let path = text.lines().find_map(|line| line.strip_prefix("0::")).unwrap_or("/");
-    root.join(path.trim_start_matches('/'))
-}
-
 /// A partition in force; dropping it heals it.
-struct Cut<'a> {
+pub struct Cut<'a> {
     partitions: &'a Partitions,
-    name: String,
-    group: PathBuf,
-    home: PathBuf,
-    pid: u32,
+    cgroup: PathBuf,
 }
 
 impl Drop for Cut<'_> {
     fn drop(&mut self) {
-        let _ = self.partitions.rules(&self.name, "-D");
-        let _ = std::fs::write(self.home.join("cgroup.procs"), self.pid.to_string());
-        let _ = std::fs::remove_dir(&self.group);
+        let _ = self.partitions.rules(&self.cgroup, "-D");
     }
 }
