@@ -10,6 +10,7 @@
 
 mod books_db;
 mod execution;
+mod formats;
 mod fuzz_seeds;
 mod grpc;
 mod processes;
