@@ -27,13 +27,21 @@ pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("
 /// The latest snapshot: its metadata (JSON) and the machine's state (JSON).
 pub(crate) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_snapshot");
 
+/// The layout of a replica's file: the tables above, the entries and the meta as
+/// openraft's JSON, the snapshot's machine as `state_store.rs` frames it.
+const FORMAT: storage::Format = storage::Format { kind: "raft", version: 1 };
+
 /// Why the replica's storage failed: openraft stops the node on any of these.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageFailure {
     #[error("the Raft database failed: {0}")]
     Redb(redb::Error),
+    #[error("the Raft file cannot be opened: {0}")]
+    Open(#[from] storage::OpenError),
     #[error("stored Raft data could not be encoded or decoded: {0}")]
     Serde(#[from] serde_json::Error),
+    #[error("the snapshot is framed as version {0}, by a newer release: run that release")]
+    NewerSnapshot(u8),
     #[error("creating the data directory failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -53,7 +61,7 @@ impl Db {
     /// Opens (or creates) the file with its tables, and a receiver whose `changed()`
     /// fails once every handle to the database is dropped.
     pub(crate) fn open(path: &Path) -> Result<(Arc<Self>, watch::Receiver<()>), StorageFailure> {
-        let db = storage::open(path, |txn| {
+        let db = storage::open(path, FORMAT, |txn| {
             txn.open_table(LOG)?;
             txn.open_table(LOG_META)?;
             txn.open_table(SNAPSHOT)?;

@@ -79,7 +79,7 @@ impl<M: StateMachine> StateStore<M> {
             Some((meta, data)) => {
                 tracing::info!(snapshot = %meta, "restoring the state machine from its snapshot");
                 Applied {
-                    machine: serde_json::from_slice(&data)?,
+                    machine: decode_machine(&data)?,
                     last_applied: meta.last_log_id,
                     membership: meta.last_membership,
                 }
@@ -183,7 +183,7 @@ impl<M: StateMachine> RaftStateMachine<Group<M>> for StateStore<M> {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         let applied = read_lock(&self.applied);
-        let prepared = serde_json::to_vec(&applied.machine)
+        let prepared = encode_machine(&applied.machine)
             .map(|data| {
                 let meta = SnapshotMeta {
                     last_log_id: applied.last_applied,
@@ -207,7 +207,7 @@ impl<M: StateMachine> RaftStateMachine<Group<M>> for StateStore<M> {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let machine: M =
-            serde_json::from_slice(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+            decode_machine(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         persist_snapshot(&self.db, meta, data).await?;
         tracing::info!(snapshot = %meta, "installed a snapshot from the leader");
         *write_lock(&self.applied) =
@@ -218,6 +218,26 @@ impl<M: StateMachine> RaftStateMachine<Group<M>> for StateStore<M> {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<Group<M>>>, StorageError> {
         let stored = read_snapshot(&self.db).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         Ok(stored.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}
+
+/// The version of a snapshot's framing, its first byte: then the machine as JSON.
+/// The same bytes are stored and sent to a follower that is too far behind.
+/// Snapshots from before the byte are the JSON alone (version 0), and JSON never
+/// begins with a byte below a space, so the two cannot be confused.
+const SNAPSHOT_VERSION: u8 = 1;
+
+fn encode_machine<M: StateMachine>(machine: &M) -> Result<Vec<u8>, serde_json::Error> {
+    let mut data = vec![SNAPSHOT_VERSION];
+    serde_json::to_writer(&mut data, machine)?;
+    Ok(data)
+}
+
+fn decode_machine<M: StateMachine>(data: &[u8]) -> Result<M, StorageFailure> {
+    match data.first() {
+        Some(&SNAPSHOT_VERSION) => Ok(serde_json::from_slice(&data[1..])?),
+        Some(&version) if version < b' ' => Err(StorageFailure::NewerSnapshot(version)),
+        _ => Ok(serde_json::from_slice(data)?),
     }
 }
 
@@ -269,5 +289,19 @@ mod tests {
     #[test]
     fn passes_openraft_storage_suite() {
         Suite::test_all(Stores).expect("openraft's storage suite");
+    }
+
+    #[test]
+    fn a_snapshot_reads_framed_or_as_written_before_the_frame_and_a_newer_one_is_refused() {
+        let machine = Tally(BTreeMap::from([("dune".to_owned(), 2)]));
+        let framed = encode_machine(&machine).expect("encoded");
+        assert_eq!(framed[0], SNAPSHOT_VERSION);
+        assert_eq!(decode_machine::<Tally>(&framed).expect("framed").0, machine.0);
+        let before = serde_json::to_vec(&machine).expect("JSON");
+        assert_eq!(decode_machine::<Tally>(&before).expect("unframed").0, machine.0);
+        let mut newer = framed.clone();
+        newer[0] = SNAPSHOT_VERSION + 1;
+        let error = decode_machine::<Tally>(&newer).expect_err("newer");
+        assert!(matches!(error, StorageFailure::NewerSnapshot(2)), "{error:?}");
     }
 }

@@ -291,7 +291,12 @@ mod tests {
     }
 
     fn database(dir: &tempfile::TempDir) -> Arc<Database> {
-        Arc::new(crate::open(&dir.path().join("db.redb"), |txn| txn.open_table(TABLE).map(drop)).unwrap())
+        Arc::new(
+            crate::open(&dir.path().join("db.redb"), crate::Format { kind: "test", version: 1 }, |txn| {
+                txn.open_table(TABLE).map(drop)
+            })
+            .unwrap(),
+        )
     }
 
     fn read(db: &Database, key: &str) -> Option<u64> {

@@ -3,6 +3,10 @@
 //! it is new and its tables in one committed transaction, and [`redb_errors_into!`]
 //! lets a store's own error take every redb error with `?`.
 //!
+//! Every file says which layout it holds: [`Format`], a kind and a version, kept in
+//! the file's `format` table and checked by [`open`], which refuses a file of
+//! another kind or written by a newer release.
+//!
 //! What each store writes, and how it encodes it, stays with the store; redb commits
 //! a write transaction durably (fsync'd) before `commit` returns. [`GroupCommit`]
 //! lets writes that arrive together share one transaction (one fsync), each
@@ -15,21 +19,92 @@ pub use redb;
 pub mod group;
 pub use group::{GroupCommit, WriterStopped};
 
+/// The layout a store's file holds: what kind of file it is, and the version of its
+/// tables and encodings. A release that changes how a store writes raises the
+/// store's version (and reads every older one: see ARCHITECTURE.md, "Files and
+/// upgrades").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    /// e.g. "order_queue"; a file of another kind is refused.
+    pub kind: &'static str,
+    /// The version this release writes, and the newest it reads.
+    pub version: u64,
+}
+
+/// Kind → version; one row.
+const FORMAT: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("format");
+
+/// Why [`open`] refused a file.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Redb(#[from] redb::Error),
+    #[error(
+        "the file holds format {found} of {kind}, written by a newer release; this one reads up to {reads}: \
+         run the newer release (a file is never rewritten to an older format)"
+    )]
+    Newer { kind: &'static str, found: u64, reads: u64 },
+    #[error("the file holds {found}, not {expected}: is the path right?")]
+    OtherKind { expected: &'static str, found: String },
+}
+
 /// Opens the database at `path`, creating its folder and the file if need be, with
 /// the tables `create_tables` opens (a table is created the first time a write
-/// transaction opens it).
+/// transaction opens it), and stamps it with `format`.
+///
+/// A file without a stamp was written before files had one: format version 0 of its
+/// kind, whose layout version 1 kept as it was. A file stamped with a newer version
+/// than `format`'s, or with another kind, is refused and left as it is.
 pub fn open(
     path: &Path,
+    format: Format,
     create_tables: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::TableError>,
-) -> Result<redb::Database, redb::Error> {
+) -> Result<redb::Database, OpenError> {
     if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder)?;
+        std::fs::create_dir_all(folder).map_err(redb::Error::from)?;
     }
-    let db = redb::Database::create(path)?;
-    let txn = db.begin_write()?;
-    create_tables(&txn)?;
-    txn.commit()?;
+    let db = redb::Database::create(path).map_err(redb::Error::from)?;
+    let txn = db.begin_write().map_err(redb::Error::from)?;
+    {
+        let mut stamp = txn.open_table(FORMAT).map_err(redb::Error::from)?;
+        let found = {
+            use redb::ReadableTable;
+            let mut rows = stamp.iter().map_err(redb::Error::from)?;
+            rows.next()
+                .transpose()
+                .map_err(redb::Error::from)?
+                .map(|(kind, version)| (kind.value().to_owned(), version.value()))
+        };
+        match found {
+            Some((kind, _)) if kind != format.kind => {
+                return Err(OpenError::OtherKind { expected: format.kind, found: kind });
+            }
+            Some((_, found)) if found > format.version => {
+                return Err(OpenError::Newer { kind: format.kind, found, reads: format.version });
+            }
+            // The same version, or an older one: versions 0 and 1 share one layout.
+            _ => {
+                stamp.insert(format.kind, format.version).map_err(redb::Error::from)?;
+            }
+        }
+    }
+    create_tables(&txn).map_err(redb::Error::from)?;
+    txn.commit().map_err(redb::Error::from)?;
     Ok(db)
+}
+
+/// The format stamped in `db`'s file (kind and version), if it has a stamp.
+pub fn format_of(db: &redb::Database) -> Result<Option<(String, u64)>, redb::Error> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let txn = db.begin_read()?;
+    let stamp = match txn.open_table(FORMAT) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let mut rows = stamp.iter()?;
+    let first = rows.next().transpose()?.map(|(kind, version)| (kind.value().to_owned(), version.value()));
+    Ok(first)
 }
 
 /// `impl From<E> for $target` for every redb error `E` (and `redb::Error` itself)
@@ -68,6 +143,7 @@ mod tests {
     use super::*;
 
     const TABLE: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("t");
+    const FILE: Format = Format { kind: "test", version: 1 };
 
     #[derive(Debug)]
     struct StoreError(String);
@@ -84,13 +160,13 @@ mod tests {
     fn opens_a_new_file_in_a_new_folder_with_its_tables_and_reopens_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested").join("db.redb");
-        let db = open(&path, |txn| txn.open_table(TABLE).map(drop)).unwrap();
+        let db = open(&path, FILE, |txn| txn.open_table(TABLE).map(drop)).unwrap();
         assert_eq!(read(&db, "missing").unwrap(), None, "the table exists before anything was written");
         let txn = db.begin_write().unwrap();
         txn.open_table(TABLE).unwrap().insert("k", 7).unwrap();
         txn.commit().unwrap();
         drop(db);
-        let db = open(&path, |txn| txn.open_table(TABLE).map(drop)).unwrap();
+        let db = open(&path, FILE, |txn| txn.open_table(TABLE).map(drop)).unwrap();
         assert_eq!(read(&db, "k").unwrap(), Some(7));
     }
 
@@ -99,18 +175,52 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a-file");
         std::fs::write(&file, b"not a folder").unwrap();
-        let error = open(&file.join("db.redb"), |_| Ok(())).unwrap_err();
-        assert!(matches!(error, redb::Error::Io(_)), "{error:?}");
+        let error = open(&file.join("db.redb"), FILE, |_| Ok(())).unwrap_err();
+        assert!(matches!(error, OpenError::Redb(redb::Error::Io(_))), "{error:?}");
     }
 
     #[test]
     fn a_redb_error_becomes_the_stores_own() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
-        let _open = open(&path, |_| Ok(())).unwrap();
+        let _open = open(&path, FILE, |_| Ok(())).unwrap();
         // redb refuses a file this process holds open already.
         let again: Result<redb::Database, StoreError> = redb::Database::create(&path).map_err(StoreError::from);
         let StoreError(message) = again.unwrap_err();
         assert!(message.contains("already open"), "{message}");
+    }
+
+    /// A file as a release before format stamps wrote it: its table, no stamp.
+    fn unstamped(path: &Path) {
+        let db = redb::Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TABLE).unwrap().insert("k", 7).unwrap();
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_file_from_before_stamps_is_read_and_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        unstamped(&path);
+        let db = open(&path, FILE, |txn| txn.open_table(TABLE).map(drop)).unwrap();
+        assert_eq!(read(&db, "k").unwrap(), Some(7));
+        assert_eq!(format_of(&db).unwrap(), Some(("test".to_owned(), 1)));
+    }
+
+    #[test]
+    fn a_file_of_a_newer_format_or_another_kind_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        drop(open(&path, Format { version: 2, ..FILE }, |txn| txn.open_table(TABLE).map(drop)).unwrap());
+
+        let error = open(&path, FILE, |txn| txn.open_table(TABLE).map(drop)).unwrap_err();
+        assert!(matches!(error, OpenError::Newer { found: 2, reads: 1, .. }), "{error:?}");
+        assert!(error.to_string().contains("format 2 of test"), "{error}");
+        let error = open(&path, Format { kind: "other", version: 2 }, |_| Ok(())).unwrap_err();
+        assert!(matches!(&error, OpenError::OtherKind { found, .. } if found == "test"), "{error:?}");
+
+        let db = redb::Database::create(&path).unwrap();
+        assert_eq!(format_of(&db).unwrap(), Some(("test".to_owned(), 2)), "the stamp is unchanged");
     }
 }

@@ -150,8 +150,7 @@ pub async fn within<T>(
 /// unanswered before the connection is dropped and the next call reconnects. Without
 /// it, a connection whose packets were lost (a partition, a peer's host gone) stays
 /// open, and calls wait behind TCP's retransmissions, seconds apart, after the
-/// network is back: the chaos run saw orders final 22 s after a partition of
-/// payment healed with a 30 s interval.
+/// network is back.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -33,6 +33,10 @@ const HOLDERS: TableDefinition<&str, &str> = TableDefinition::new("holders");
 const DONE: TableDefinition<&str, u64> = TableDefinition::new("done");
 const WITHDRAWN: TableDefinition<&str, u64> = TableDefinition::new("withdrawn");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The layout of the queue's file: the tables above, orders as `StoredOrder`
+/// protobuf.
+const FORMAT: storage::Format = storage::Format { kind: "order_queue", version: 1 };
 const NEXT_SEQUENCE: &str = "next_sequence";
 const LEADER_TERM: &str = "leader_term";
 
@@ -155,7 +159,7 @@ pub struct QueueStore {
 
 impl QueueStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = storage::open(path, |txn| {
+        let db = storage::open(path, FORMAT, |txn| {
             txn.open_table(ORDERS)?;
             txn.open_table(READY)?;
             txn.open_table(LEASES)?;

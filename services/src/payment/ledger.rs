@@ -25,6 +25,9 @@ use storage::GroupCommit;
 
 const PAYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("payments");
 
+/// The layout of the ledger's file: order id → its `Payment` as JSON.
+const FORMAT: storage::Format = storage::Format { kind: "payment", version: 1 };
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentState {
@@ -97,7 +100,7 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let db = storage::open(path, |txn| txn.open_table(PAYMENTS).map(drop))
+        let db = storage::open(path, FORMAT, |txn| txn.open_table(PAYMENTS).map(drop))
             .map_err(|error| LedgerError::Storage(format!("{}: {error}", path.display())))?;
         let db = Arc::new(db);
         let writer = GroupCommit::start(Arc::clone(&db), "payment")

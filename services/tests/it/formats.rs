@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use consensus::{BasicNode, Config, Node, StateMachine};
-use proto::v1 as pb;
 use domain::{OrderLine, Quantity};
+use proto::v1 as pb;
 use services::books_db::state::{BooksState, Command as BooksCommand};
 use services::order_executor::replica::execution_from;
 use services::order_executor::state::{Command as ExecutorCommand, ExecutorState};
@@ -29,13 +29,26 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
 }
 
-/// The folder name of the format this release writes.
-const WRITES: &str = "v0";
+/// The folder name of the formats this release writes: every file's stamp
+/// (`storage::Format`) is version 1, and so is a snapshot's frame. `v0` holds the
+/// files of the release before stamps.
+const WRITES: &str = "v1";
+
+/// The kind and version stamped in the file at `path`, once its store closed it.
+fn stamp(path: &Path) -> Option<(String, u64)> {
+    let db = storage::redb::Database::create(path).expect("the file opens");
+    storage::format_of(&db).expect("the stamp reads")
+}
 
 /// Every command commits before the next, and a snapshot is taken after three
 /// entries, so the file holds a snapshot and entries after it.
 fn raft_config(name: &str) -> Config {
-    Config { cluster_name: name.to_owned(), snapshot_every_entries: Some(3), entries_kept_after_snapshot: 0, ..Config::default() }
+    Config {
+        cluster_name: name.to_owned(),
+        snapshot_every_entries: Some(3),
+        entries_kept_after_snapshot: 0,
+        ..Config::default()
+    }
 }
 
 /// A one-replica group of `M` in `dir`, leading.
@@ -207,6 +220,7 @@ async fn read_books(folder: &Path) {
     assert_eq!((emma.available, emma.reserved, emma.sold), (3, 0, 0));
     assert_eq!(format!("{a:?} {b:?} {c:?} {open}"), "Some(Committed) Some(Aborted) None 1");
     node.shutdown().await.expect("stopped");
+    assert_eq!(stamp(&dir.path().join(consensus::DATA_FILE)), Some(("raft".to_owned(), 1)));
 }
 
 async fn read_executor(folder: &Path) {
@@ -215,7 +229,8 @@ async fn read_executor(folder: &Path) {
     assert_snapshot_and_entries(&node);
     let seen = node
         .read_linearizable(|state| {
-            ["a", "b", "c"].map(|id| state.get(id).map(|record| (format!("{:?}", record.phase), record.execution.clone())))
+            ["a", "b", "c"]
+                .map(|id| state.get(id).map(|record| (format!("{:?}", record.phase), record.execution.clone())))
         })
         .await
         .expect("read");
@@ -224,6 +239,7 @@ async fn read_executor(folder: &Path) {
     let (_, a) = seen[0].as_ref().expect("a");
     assert_eq!((a.total_cents, a.lines.len(), a.lease_id.as_str()), (2_598, 1, "lease-a"));
     node.shutdown().await.expect("stopped");
+    assert_eq!(stamp(&dir.path().join(consensus::DATA_FILE)), Some(("raft".to_owned(), 1)));
 }
 
 async fn read_queue(folder: &Path) {
@@ -238,6 +254,8 @@ async fn read_queue(folder: &Path) {
     assert_eq!(format!("{late:?}"), "Withdrawn");
     let delivery = queue.dequeue(5_000, 30_000, "executor-2/term_2", 2).await.expect("dequeued").expect("b");
     assert_eq!(delivery.order, queued("b"), "the order reads back whole");
+    drop(queue);
+    assert_eq!(stamp(&dir.path().join("queue.redb")), Some(("order_queue".to_owned(), 1)));
 }
 
 async fn read_ledger(folder: &Path) {
@@ -255,6 +273,8 @@ async fn read_ledger(folder: &Path) {
     );
     let a = ledger.get("a").expect("read").expect("a");
     assert_eq!((a.amount_cents, a.card_last4.as_str(), a.captures), (2_598, "1111", 1));
+    drop(ledger);
+    assert_eq!(stamp(&dir.path().join("payments.redb")), Some(("payment".to_owned(), 1)));
 }
 
 #[tokio::test]
