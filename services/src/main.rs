@@ -128,6 +128,11 @@ enum Service {
         /// Lease given to a consumer that asks for none, in milliseconds.
         #[arg(long, env = "ORDER_QUEUE_LEASE_MS", default_value_t = 30_000)]
         lease_ms: u64,
+        /// How long the queue remembers an acknowledged or withdrawn order id (so a
+        /// late duplicate enqueue adds nothing), in seconds (default a week).
+        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = replica::DEFAULT_RETENTION.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..))]
+        retention_secs: u64,
     },
     /// One replica of the books database (stock; Raft-replicated; 2PC participant).
     BooksDb {
@@ -150,6 +155,11 @@ enum Service {
         catalog: CatalogArg,
         #[command(flatten)]
         raft: RaftArgs,
+        /// How long a decision is remembered, in seconds: one to two of these
+        /// (default a week).
+        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = books_db::DEFAULT_RETENTION.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..))]
+        retention_secs: u64,
     },
     /// One replica of the order executors (Raft-replicated; the leader runs 2PC).
     OrderExecutor {
@@ -188,6 +198,11 @@ enum Service {
         #[arg(long, env = "ORDER_EXECUTOR_GATHER_MS", default_value_t = replica::DEFAULT_GATHER.as_millis() as u64,
               value_parser = clap::value_parser!(u64).range(0..=1000))]
         gather_ms: u64,
+        /// How long a finished order is kept (its page shows it) before the group
+        /// forgets it, in seconds (default a week).
+        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = replica::DEFAULT_RETENTION.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..))]
+        retention_secs: u64,
     },
     /// Authorizes, captures and voids payments (two-phase commit participant).
     Payment {
@@ -409,19 +424,25 @@ async fn main() -> anyhow::Result<()> {
         Service::Suggestions { listen, catalog, count, .. } => {
             suggestions::serve(bind(listen, "suggestions").await?, catalog.load()?, count, &metrics, shutdown).await?;
         }
-        Service::OrderQueue { listen, data_dir, lease_ms, .. } => {
+        Service::OrderQueue { listen, data_dir, lease_ms, retention_secs, .. } => {
             let store = order_queue::open(&data_dir.join("queue.redb"))
                 .with_context(|| format!("opening the queue in {}", data_dir.display()))?;
-            let config = QueueConfig { default_lease: Duration::from_millis(lease_ms), ..QueueConfig::default() };
+            let config = QueueConfig {
+                default_lease: Duration::from_millis(lease_ms),
+                retention: Duration::from_secs(retention_secs),
+                ..QueueConfig::default()
+            };
             order_queue::serve(bind(listen, "order_queue").await?, store, config, &metrics, shutdown).await?;
         }
-        Service::BooksDb { id, listen, members, data_dir, catalog, raft, .. } => {
+        Service::BooksDb { id, listen, members, data_dir, catalog, raft, retention_secs, .. } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/books_db/{id}")));
             let listener = bind(listen, "books_db").await?;
             let members = members.into_iter().collect();
             let mut config = books_db::raft_config();
             raft.apply(&mut config);
-            books_db::start(id, listener, members, &data_dir, catalog.load()?, &config, &metrics, shutdown).await?;
+            let retention = Duration::from_secs(retention_secs);
+            books_db::start(id, listener, members, &data_dir, catalog.load()?, &config, retention, &metrics, shutdown)
+                .await?;
         }
         Service::OrderExecutor {
             id,
@@ -435,6 +456,7 @@ async fn main() -> anyhow::Result<()> {
             backoff_ceiling_ms,
             window,
             gather_ms,
+            retention_secs,
             ..
         } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!(".data/order_executor/{id}")));
@@ -443,6 +465,9 @@ async fn main() -> anyhow::Result<()> {
             config.backoff.ceiling = Duration::from_millis(backoff_ceiling_ms);
             config.window = window as usize;
             config.gather = Duration::from_millis(gather_ms);
+            config.retention = Duration::from_secs(retention_secs);
+            // Look a few times a window, at least once a minute.
+            config.prune_every = (config.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
             let listener = bind(listen, "order_executor").await?;
             replica::start(id, listener, members.into_iter().collect(), &data_dir, config, &metrics, shutdown).await?;
         }

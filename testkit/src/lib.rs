@@ -99,9 +99,19 @@ pub async fn books_db(dir: PathBuf) -> Group {
                 let catalog = Arc::new(domain::Catalog::embedded());
                 let config = services::books_db::raft_config();
                 let metrics = platform::metrics::Registry::default();
-                services::books_db::start(id, listener, members, &dir, catalog, &config, &metrics, shutdown)
-                    .await
-                    .expect("books_db runs");
+                services::books_db::start(
+                    id,
+                    listener,
+                    members,
+                    &dir,
+                    catalog,
+                    &config,
+                    services::books_db::DEFAULT_RETENTION,
+                    &metrics,
+                    shutdown,
+                )
+                .await
+                .expect("books_db runs");
             })
         }),
     )

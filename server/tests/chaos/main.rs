@@ -26,6 +26,7 @@
 mod elections;
 mod history;
 mod nemesis;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -8,6 +8,7 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use consensus::{Config, Node, NodeId};
 use domain::Catalog;
@@ -36,10 +37,14 @@ pub fn raft_config() -> Config {
     Config { cluster_name: "books_db".to_owned(), ..Config::default() }
 }
 
+/// How long books_db remembers a decision: one to two of these (`state.rs`).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Runs replica `id` of the group `members` (id → address) on `listener` until
 /// `shutdown`: serves the books_db and Raft services and forms the group on first
-/// start (idempotent). The leader loads the catalog's stock on its first request.
-/// Its metrics go to `metrics`.
+/// start (idempotent). The leader loads the catalog's stock on its first request,
+/// and starts a new window of decisions every `retention`. Its metrics go to
+/// `metrics`.
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     id: NodeId,
@@ -48,12 +53,29 @@ pub async fn start(
     data_dir: &Path,
     catalog: Arc<Catalog>,
     config: &Config,
+    retention: Duration,
     metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReplicaError> {
     let node = Node::<BooksState>::start(id, data_dir, config).await?;
+    tokio::spawn(rotate(node.clone(), retention));
     let service = BooksDbService::new(node.clone(), catalog);
     let routes = tonic::service::Routes::new(proto::v1::books_db_server::BooksDbServer::new(service));
     let group = &config.cluster_name;
     replicated::run(node, group, listener, routes, SERVICES, members, metrics, shutdown, None).await
+}
+
+/// While this replica leads, logs `Rotate` every `every`; ends with the node.
+async fn rotate(node: Node<BooksState>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if !node.is_leader() {
+            continue;
+        }
+        match node.write(Command::Rotate).await {
+            Ok(_) => tracing::debug!("a new window of decisions"),
+            Err(consensus::NodeError::Stopped(_)) => return,
+            Err(error) => tracing::debug!(%error, "the window turns at the next round"),
+        }
+    }
 }

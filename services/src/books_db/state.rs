@@ -9,6 +9,11 @@
 //! committed order cannot be aborted, an aborted one cannot be committed, and a
 //! prepare arriving after an abort votes no.
 //!
+//! Decisions are remembered for one to two retention windows, not forever: the
+//! leader logs `Rotate` once a window, which drops the decisions of the window
+//! before last (two generations, so no clock in here). A decision is needed only
+//! while its order's messages may still arrive, seconds after it.
+//!
 //! Invariant (checked in debug builds after every command): for every book,
 //! available + reserved = initial − committed, and nothing is negative (counts are
 //! unsigned and only ever decremented after a check).
@@ -53,6 +58,8 @@ pub enum Command {
     Abort {
         order_id: String,
     },
+    /// Start a new window of decisions, forgetting the one before last.
+    Rotate,
 }
 
 impl Command {
@@ -85,6 +92,9 @@ pub struct BooksState {
     stock: BTreeMap<String, Stock>,
     reservations: BTreeMap<String, Vec<OrderLine>>,
     decisions: BTreeMap<String, Decision>,
+    /// The decisions of the window before (`Rotate`).
+    #[serde(default)]
+    older_decisions: BTreeMap<String, Decision>,
 }
 
 impl BooksState {
@@ -94,6 +104,10 @@ impl BooksState {
             Command::Prepare { order_id, lines } => self.prepare(order_id, lines),
             Command::Commit { order_id } => self.commit(order_id),
             Command::Abort { order_id } => self.abort(order_id),
+            Command::Rotate => {
+                self.older_decisions = std::mem::take(&mut self.decisions);
+                Outcome::Done
+            }
         };
         debug_assert!(self.consistent(), "stock invariant broken by {command:?}");
         outcome
@@ -114,7 +128,12 @@ impl BooksState {
 
     /// The decision recorded for an order, if any.
     pub fn decision(&self, order_id: &str) -> Option<Decision> {
-        self.decisions.get(order_id).copied()
+        self.decisions.get(order_id).or_else(|| self.older_decisions.get(order_id)).copied()
+    }
+
+    /// How many decisions are remembered (both windows).
+    pub fn remembered_decisions(&self) -> usize {
+        self.decisions.len() + self.older_decisions.len()
     }
 
     /// How many orders hold a reservation (prepared and undecided).
@@ -135,7 +154,7 @@ impl BooksState {
     }
 
     fn prepare(&mut self, order_id: &str, lines: &[OrderLine]) -> Outcome {
-        match self.decisions.get(order_id) {
+        match self.decision(order_id) {
             Some(Decision::Committed) => return Outcome::Reserved,
             Some(Decision::Aborted) => return Outcome::Refused { reason: "the order was already aborted".to_owned() },
             None => {}
@@ -173,7 +192,7 @@ impl BooksState {
     }
 
     fn commit(&mut self, order_id: &str) -> Outcome {
-        match self.decisions.get(order_id) {
+        match self.decision(order_id) {
             Some(Decision::Committed) => return Outcome::Committed,
             Some(Decision::Aborted) => return Outcome::Conflict { reason: "the order was aborted".to_owned() },
             None => {}
@@ -192,7 +211,7 @@ impl BooksState {
     }
 
     fn abort(&mut self, order_id: &str) -> Outcome {
-        match self.decisions.get(order_id) {
+        match self.decision(order_id) {
             Some(Decision::Aborted) => return Outcome::Aborted,
             Some(Decision::Committed) => return Outcome::Conflict { reason: "the order was committed".to_owned() },
             None => {}
@@ -343,5 +362,23 @@ mod tests {
         assert_eq!((a, &first), (b, &second));
         let restored: BooksState = serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
         assert_eq!(restored, first, "a snapshot round-trips");
+    }
+
+    #[test]
+    fn rotating_twice_forgets_a_decision_and_once_does_not() {
+        let mut state = loaded();
+        state.apply(&Command::Prepare { order_id: "o1".into(), lines: vec![line("1", 1)] });
+        state.apply(&Command::Commit { order_id: "o1".into() });
+        state.apply(&Command::Abort { order_id: "o2".into() });
+        state.apply(&Command::Rotate);
+        assert_eq!((state.decision("o1"), state.decision("o2")), (Some(Decision::Committed), Some(Decision::Aborted)));
+        assert_eq!(state.apply(&Command::Commit { order_id: "o1".into() }), Outcome::Committed, "still idempotent");
+        assert!(matches!(
+            state.apply(&Command::Prepare { order_id: "o2".into(), lines: vec![] }),
+            Outcome::Refused { .. }
+        ));
+        state.apply(&Command::Rotate);
+        assert_eq!((state.decision("o1"), state.remembered_decisions()), (None, 0));
+        assert_eq!(state.stock("1").map(|stock| stock.sold), Some(1), "what was sold stays sold");
     }
 }

@@ -329,7 +329,9 @@ impl<L: DecisionLog, B: Participant, P: Participant, Q: QueueAck> Coordinator<L,
         match spans::within(span, self.log.propose(command)).await? {
             Outcome::Phase(phase) => Ok(phase),
             Outcome::Refused { reason } => Err(LogError::Failed(reason)),
-            Outcome::Nothing => Err(LogError::Failed("the log answered nothing".to_owned())),
+            Outcome::Nothing | Outcome::Pruned { .. } => {
+                Err(LogError::Failed("the log answered nothing about the order".to_owned()))
+            }
         }
     }
 }

@@ -71,7 +71,14 @@ pub struct ExecutorConfig {
     /// again at once.
     pub gather: Duration,
     pub backoff: BackoffPolicy,
+    /// How long a finished order is kept (for its page) before the group forgets
+    /// it; the leader looks for such orders every `prune_every`.
+    pub retention: Duration,
+    pub prune_every: Duration,
 }
+
+/// A week: long enough for a shopper to come back to an order's page.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl ExecutorConfig {
     pub fn new(queue_url: String, payment_url: String, books_db_urls: Vec<String>) -> Self {
@@ -86,6 +93,8 @@ impl ExecutorConfig {
             batch: 64,
             gather: DEFAULT_GATHER,
             backoff: BackoffPolicy::default(),
+            retention: DEFAULT_RETENTION,
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -186,9 +195,32 @@ pub async fn start(
     };
     let routes = tonic::service::Routes::new(OrderExecutorServer::new(StatusService(node.clone())));
     let group = config.raft.cluster_name.clone();
+    tokio::spawn(prune(node.clone(), config.retention, config.prune_every));
     let leading = tokio::spawn(lead(node.clone(), coordinator, config));
     let service: &[&str] = &["bookstore.v1.OrderExecutor", "bookstore.v1.Raft"];
     replicated::run(node, &group, listener, routes, service, members, metrics, shutdown, Some(leading)).await
+}
+
+/// While this replica leads, every `every`: logs `Prune` of the orders finished
+/// before `retention` ago, so every replica forgets the same ones. Ends with the
+/// node.
+async fn prune(node: Node<ExecutorState>, retention: Duration, every: Duration) {
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        tokio::time::sleep(every).await;
+        if !node.is_leader() {
+            continue;
+        }
+        let before_ms = platform::clock::unix_ms().saturating_sub(retention_ms);
+        match node.write(Command::Prune { before_ms }).await {
+            Ok(Outcome::Pruned { orders }) if orders > 0 => {
+                tracing::info!(orders, before_ms, "forgot orders finished before the retention window");
+            }
+            Ok(_) => {}
+            Err(NodeError::Stopped(_)) => return,
+            Err(error) => tracing::debug!(%error, "pruning waits for the next round"),
+        }
+    }
 }
 
 /// While this replica leads: recover, take over the queue's leases, then take

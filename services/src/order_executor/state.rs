@@ -9,6 +9,11 @@
 //! Transitions are typed and one-way: executing → committing → committed, or
 //! executing → aborting → aborted. The first decision recorded wins; a later,
 //! different one is refused, so an order can never be both committed and aborted.
+//!
+//! The state stays bounded: the leader logs `Prune` now and then, and every replica
+//! forgets the same finished orders, those completed before its time. Only final
+//! records go, so every order a new leader must finish is still here; what is
+//! forgotten is answered for as archived (`archived_before_ms`).
 
 use std::collections::BTreeMap;
 
@@ -131,6 +136,12 @@ pub enum Command {
         #[serde(default)]
         at_ms: Option<u64>,
     },
+    /// Forget the final orders completed before `before_ms` (and final ones whose
+    /// completion time was not recorded). The leader's clock, in the command, so
+    /// every replica forgets the same.
+    Prune {
+        before_ms: u64,
+    },
 }
 
 impl Command {
@@ -140,6 +151,7 @@ impl Command {
             Self::Start(_) => "Start",
             Self::Decide { .. } => "Decide",
             Self::Complete { .. } => "Complete",
+            Self::Prune { .. } => "Prune",
         }
     }
 }
@@ -151,6 +163,8 @@ pub enum Outcome {
     Phase(Phase),
     /// Refused: the order is unknown, or the command contradicts its record.
     Refused { reason: String },
+    /// `Prune` forgot this many orders.
+    Pruned { orders: usize },
     #[default]
     Nothing,
 }
@@ -159,6 +173,9 @@ pub enum Outcome {
 pub struct ExecutorState {
     records: BTreeMap<String, Record>,
     started: u64,
+    /// Orders completed before this time (ms since the epoch) are forgotten.
+    #[serde(default)]
+    archived_before_ms: u64,
 }
 
 impl ExecutorState {
@@ -220,7 +237,29 @@ impl ExecutorState {
                 record.completed_at_ms = record.completed_at_ms.or(*at_ms);
                 Outcome::Phase(record.phase.clone())
             }
+            Command::Prune { before_ms } => {
+                let kept = self.records.len();
+                self.records.retain(|_, record| {
+                    !record.phase.is_final() || record.completed_at_ms.is_some_and(|at| at >= *before_ms)
+                });
+                self.archived_before_ms = self.archived_before_ms.max(*before_ms);
+                Outcome::Pruned { orders: kept - self.records.len() }
+            }
         }
+    }
+
+    /// Orders completed before this time (ms since the epoch) have been forgotten.
+    pub fn archived_before_ms(&self) -> u64 {
+        self.archived_before_ms
+    }
+
+    /// How many orders the state holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
     }
 
     pub fn get(&self, order_id: &str) -> Option<&Record> {
@@ -391,5 +430,26 @@ mod tests {
                 ("undecided", &Phase::Executing),
             ]
         );
+    }
+
+    #[test]
+    fn prune_forgets_only_final_orders_completed_before_its_time() {
+        let mut state = ExecutorState::default();
+        for id in ["old", "recent", "undecided", "decided"] {
+            state.apply(&Command::Start(execution(id)));
+        }
+        for id in ["old", "recent", "decided"] {
+            state.apply(&Command::Decide { order_id: id.into(), abort_reason: None, votes: Vec::new(), by: None });
+        }
+        state.apply(&Command::Complete { order_id: "old".into(), at_ms: Some(1_000) });
+        state.apply(&Command::Complete { order_id: "recent".into(), at_ms: Some(5_000) });
+
+        assert_eq!(state.apply(&Command::Prune { before_ms: 5_000 }), Outcome::Pruned { orders: 1 });
+        assert!(state.get("old").is_none());
+        assert!(["recent", "undecided", "decided"].iter().all(|id| state.get(id).is_some()));
+        assert_eq!((state.len(), state.archived_before_ms()), (3, 5_000));
+        assert_eq!(state.in_flight().count(), 2, "what a new leader must finish is kept");
+        assert_eq!(state.apply(&Command::Prune { before_ms: 2_000 }), Outcome::Pruned { orders: 0 });
+        assert_eq!(state.archived_before_ms(), 5_000, "the horizon never moves back");
     }
 }

@@ -24,11 +24,33 @@ pub struct QueueConfig {
     pub default_lease: Duration,
     /// The longest a dequeue may wait for an order.
     pub max_wait: Duration,
+    /// How long an acknowledged or withdrawn order id is remembered.
+    pub retention: Duration,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { default_lease: Duration::from_secs(30), max_wait: Duration::from_secs(30) }
+        Self {
+            default_lease: Duration::from_secs(30),
+            max_wait: Duration::from_secs(30),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Every quarter of the retention window (between once a second and once a
+/// minute), forgets the order ids acknowledged or withdrawn before the window.
+async fn forget_old(store: Arc<QueueStore>, retention: Duration) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        tokio::time::sleep(every).await;
+        let before_ms = platform::clock::unix_ms().saturating_sub(retention_ms);
+        match store.forget(before_ms).await {
+            Ok(0) => {}
+            Ok(ids) => tracing::info!(ids, before_ms, "forgot order ids finished before the retention window"),
+            Err(error) => tracing::warn!(%error, "forgetting old order ids failed; trying again later"),
+        }
     }
 }
 
@@ -54,7 +76,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), QueueError> {
     let counts = metrics::QueueMetrics::register(metrics, Arc::clone(&store));
+    let forgetting = tokio::spawn(forget_old(Arc::clone(&store), config.retention));
     let server = proto::v1::order_queue_server::OrderQueueServer::new(OrderQueueService::new(store, config, counts));
-    grpc::serve(listener, tonic::service::Routes::new(server), &["bookstore.v1.OrderQueue"], metrics, shutdown).await?;
+    let served =
+        grpc::serve(listener, tonic::service::Routes::new(server), &["bookstore.v1.OrderQueue"], metrics, shutdown)
+            .await;
+    forgetting.abort();
+    served?;
     Ok(())
 }

@@ -236,6 +236,14 @@ impl QueueStore {
         self.writer.write(move |txn| take_over_in(txn, &consumer, leader_term)).await
     }
 
+    /// Forgets the acknowledged and withdrawn order ids recorded before
+    /// `before_ms`, so the file stays bounded; answers how many. A duplicate enqueue
+    /// of a forgotten id would be queued again, so the retention must outlast any
+    /// retry (the web server's end within seconds of the checkout).
+    pub async fn forget(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.writer.write(move |txn| forget_in(txn, before_ms)).await
+    }
+
     pub fn depth(&self) -> Result<Depth, StoreError> {
         let txn = self.db.begin_read()?;
         let ready = txn.open_table(READY)?;
@@ -280,6 +288,17 @@ impl QueueStore {
 
 /// Writes of the queue, each run inside the writer's transaction (which commits
 /// it). Each decides from what the transaction shows, so it may run again.
+fn forget_in(txn: &WriteTransaction, before_ms: u64) -> Result<u64, StoreError> {
+    let mut forgotten = 0;
+    for table in [DONE, WITHDRAWN] {
+        let mut table = txn.open_table(table)?;
+        let kept = table.len()?;
+        table.retain(|_, at_ms| at_ms >= before_ms)?;
+        forgotten += kept - table.len()?;
+    }
+    Ok(forgotten)
+}
+
 fn enqueue_in(txn: &WriteTransaction, order: &pb::QueuedOrder, rank: u8) -> Result<Enqueued, StoreError> {
     let mut orders = txn.open_table(ORDERS)?;
     let done = txn.open_table(DONE)?;
@@ -464,6 +483,29 @@ mod tests {
 
     async fn next_id(store: &QueueStore, now_ms: u64) -> Option<String> {
         store.dequeue(now_ms, 1_000, "test", 0).await.unwrap().map(|d| d.order.order_id)
+    }
+
+    #[tokio::test]
+    async fn forgets_acknowledged_and_withdrawn_ids_older_than_the_window_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store.enqueue(order("old"), 1).await.unwrap();
+        store.enqueue(order("recent"), 1).await.unwrap();
+        store.enqueue(order("waiting"), 1).await.unwrap();
+        let old = store.dequeue(0, 60_000, "leader", 0).await.unwrap().unwrap();
+        let recent = store.dequeue(0, 60_000, "leader", 0).await.unwrap().unwrap();
+        assert_eq!(store.ack("old", &old.lease_id, 1_000).await.unwrap(), Acked::Removed);
+        assert_eq!(store.ack("recent", &recent.lease_id, 5_000).await.unwrap(), Acked::Removed);
+        store.withdraw("withdrawn-early", 1_000).await.unwrap();
+        store.withdraw("withdrawn-late", 5_000).await.unwrap();
+
+        assert_eq!(store.forget(5_000).await.unwrap(), 2);
+        let locations = ["old", "recent", "waiting"].map(|id| store.lookup(id).unwrap());
+        assert_eq!(locations, [Location::Unknown, Location::Done, Location::Ready]);
+        assert_eq!(store.enqueue(order("withdrawn-late"), 1).await.unwrap(), Enqueued::Withdrawn);
+        assert_eq!(store.enqueue(order("recent"), 1).await.unwrap(), Enqueued::Duplicate);
+        // Past the window a duplicate is new again: why the window outlasts retries.
+        assert_eq!(store.enqueue(order("withdrawn-early"), 1).await.unwrap(), Enqueued::Added);
     }
 
     #[tokio::test]
