@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: run services build test lint test-rust test-load build-site trunk-build setup-run setup-test clean \
+.PHONY: run services build test lint soak test-rust test-load build-site trunk-build setup-run setup-test clean \
 	containers image-context test-containers container-engine observe setup-observe chaos simulate fuzz test-fuzz
 
 # Container tools (docker compose, helm, kubernetes-validate) live here, outside the
@@ -51,13 +51,13 @@ chaos: setup-run
 	cargo build -p services
 	CHAOS_ORDERS=$${CHAOS_ORDERS:-2000} cargo test -p server --test chaos under_faults -- --nocapture
 
-## make soak: the shop as processes taking 200,000 checkouts with a 60 s retention
-## window; prints every process's memory and every data folder's size at each
-## fifth (SOAK_ORDERS, SOAK_RATE, SOAK_RETENTION_SECS change it).
+## make soak: the shop (release build) as processes taking 200,000 checkouts with a
+## 60 s retention window; prints every process's memory and every data folder's
+## size at each fifth (SOAK_ORDERS, SOAK_RATE, SOAK_RETENTION_SECS change it).
 soak: setup-run
-	cargo build -p services
-	SOAK_ORDERS=$${SOAK_ORDERS:-200000} SOAK_RATE=$${SOAK_RATE:-200} SOAK_RETENTION_SECS=$${SOAK_RETENTION_SECS:-60} \
-		cargo test -p server --test chaos soak -- --nocapture
+	cargo build --release -p server -p services
+	SOAK_BINARIES=$(CURDIR)/target/release SOAK_ORDERS=$${SOAK_ORDERS:-200000} SOAK_RATE=$${SOAK_RATE:-200} \
+		SOAK_RETENTION_SECS=$${SOAK_RETENTION_SECS:-60} cargo test -p server --test chaos soak -- --nocapture
 
 ## make simulate: the execution simulation over 100,000 seeds (make test runs 1,000);
 ## SIM_SEED=n replays one seed and prints its history.

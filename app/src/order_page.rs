@@ -120,7 +120,10 @@ fn OrderUnknown() -> impl IntoView {
     view! {
         <section class="panel order-unknown" id="order-unknown">
             <h2>"We don't know this order"</h2>
-            <p>"Check that the link is complete. An order has a page from the moment its checkout is approved."</p>
+            <p>
+                "Check that the link is complete. An order has a page from the moment its checkout is approved "
+                "until some time after it is finished, when it is archived."
+            </p>
             <a class="button button-primary" href="/" rel="external">"Go to the checkout"</a>
         </section>
     }

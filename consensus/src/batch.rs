@@ -19,6 +19,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -63,8 +64,13 @@ type Answer<M> = oneshot::Sender<Result<<M as StateMachine>::Output, WriteError>
 
 /// The writers' side of the batching task.
 pub(crate) struct Batcher<M: StateMachine> {
-    writes: mpsc::UnboundedSender<(M::Command, Answer<M>)>,
+    writes: mpsc::Sender<(M::Command, Answer<M>)>,
 }
+
+/// The most writes (and, apart, reads) that wait for the task at once; past it a
+/// caller waits to hand its own over, so a flood of requests holds no more memory
+/// here than this.
+const WAITING: usize = 4096;
 
 impl<M: StateMachine> Clone for Batcher<M> {
     fn clone(&self) -> Self {
@@ -75,7 +81,7 @@ impl<M: StateMachine> Clone for Batcher<M> {
 impl<M: StateMachine> Batcher<M> {
     /// Starts the task proposing to `raft`; it ends when the last handle is dropped.
     pub(crate) fn start(raft: Raft<M>) -> Self {
-        let (writes, waiting) = mpsc::unbounded_channel();
+        let (writes, waiting) = mpsc::channel(WAITING);
         tokio::spawn(propose_batches(raft, waiting));
         Self { writes }
     }
@@ -84,15 +90,12 @@ impl<M: StateMachine> Batcher<M> {
     /// (the node is shutting down).
     pub(crate) async fn write(&self, command: M::Command) -> Option<Result<M::Output, WriteError>> {
         let (answer, answered) = oneshot::channel();
-        self.writes.send((command, answer)).ok()?;
+        self.writes.send((command, answer)).await.ok()?;
         answered.await.ok()
     }
 }
 
-async fn propose_batches<M: StateMachine>(
-    raft: Raft<M>,
-    mut waiting: mpsc::UnboundedReceiver<(M::Command, Answer<M>)>,
-) {
+async fn propose_batches<M: StateMachine>(raft: Raft<M>, mut waiting: mpsc::Receiver<(M::Command, Answer<M>)>) {
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     while open || !in_flight.is_empty() {
@@ -114,7 +117,7 @@ async fn propose_batches<M: StateMachine>(
 /// woken by the same message (a gRPC frame carrying many requests, say) are ready
 /// to run but may not have sent yet: the scheduler runs this task first, as the
 /// one the first of them woke. Yielding once lets them send, so they join.
-async fn together<T>(first: T, waiting: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Vec<T> {
+async fn together<T>(first: T, waiting: &mut mpsc::Receiver<T>, max: usize) -> Vec<T> {
     tokio::task::yield_now().await;
     let mut gathered = vec![first];
     while gathered.len() < max {
@@ -146,24 +149,44 @@ async fn propose<M: StateMachine>(raft: Raft<M>, batch: Vec<(M::Command, Answer<
 
 pub(crate) type ReadError = RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>;
 
+/// Why a read was not confirmed.
+#[derive(Debug, Clone)]
+pub(crate) enum Confirmation {
+    /// openraft's answer: not the leader, no quorum, or stopped.
+    Refused(ReadError),
+    /// No answer within [`CONFIRM_WITHIN`].
+    TimedOut,
+}
+
+/// How long one confirmation may take: a heartbeat round to a quorum and applying
+/// what was committed before, normally milliseconds.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(2);
+
 /// The readers' side of the task confirming leadership for them.
 #[derive(Clone)]
 pub(crate) struct ReadBarrier {
-    reads: mpsc::UnboundedSender<oneshot::Sender<Result<(), ReadError>>>,
+    reads: mpsc::Sender<oneshot::Sender<Result<(), Confirmation>>>,
     rounds: Arc<AtomicU64>,
 }
 
 impl ReadBarrier {
     /// Starts the task confirming on `raft`; it ends when the last handle is dropped.
     pub(crate) fn start<M: StateMachine>(raft: Raft<M>) -> Self {
-        let (reads, mut waiting) = mpsc::unbounded_channel::<oneshot::Sender<Result<(), ReadError>>>();
+        let (reads, mut waiting) = mpsc::channel::<oneshot::Sender<Result<(), Confirmation>>>(WAITING);
         let rounds = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&rounds);
         tokio::spawn(async move {
             while let Some(first) = waiting.recv().await {
                 let round = together(first, &mut waiting, usize::MAX).await;
                 counted.fetch_add(1, Ordering::Relaxed);
-                let confirmed = raft.ensure_linearizable().await.map(|_| ());
+                // Bounded: openraft waits, without end, for this replica to apply up
+                // to the read's log index, which a leader deposed in between may not
+                // reach until the next leader writes. One such round must not hold
+                // every later read; its readers get an error and ask again.
+                let confirmed = match tokio::time::timeout(CONFIRM_WITHIN, raft.ensure_linearizable()).await {
+                    Ok(confirmed) => confirmed.map(|_| ()).map_err(Confirmation::Refused),
+                    Err(_) => Err(Confirmation::TimedOut),
+                };
                 for reader in round {
                     let _ = reader.send(confirmed.clone());
                 }
@@ -179,9 +202,9 @@ impl ReadBarrier {
 
     /// Once this replica has confirmed, after this call, that it still leads, and
     /// has applied everything committed before: `Ok`. `None` if the task ended.
-    pub(crate) async fn confirm(&self) -> Option<Result<(), ReadError>> {
+    pub(crate) async fn confirm(&self) -> Option<Result<(), Confirmation>> {
         let (answer, answered) = oneshot::channel();
-        self.reads.send(answer).ok()?;
+        self.reads.send(answer).await.ok()?;
         answered.await.ok()
     }
 }

@@ -55,6 +55,10 @@ pub struct Config {
     /// Build a snapshot every this many applied entries; `None`: only when asked
     /// (`raft.trigger().snapshot()`).
     pub snapshot_every_entries: Option<u64>,
+    /// Also build one once this many bytes of entries were appended since the last
+    /// one asked for so: an entry carries a batch of commands, so a count of
+    /// entries does not bound the log's size. `None`: by count only.
+    pub snapshot_after_bytes: Option<u64>,
     /// Entries kept in the log after a snapshot covers them, so that a briefly lagging
     /// follower catches up from the log rather than by a whole snapshot.
     pub entries_kept_after_snapshot: u64,
@@ -76,6 +80,7 @@ impl Default for Config {
             connect_timeout: Duration::from_millis(100),
             install_snapshot_timeout: Duration::from_secs(2),
             snapshot_every_entries: Some(5_000),
+            snapshot_after_bytes: Some(64 * 1024 * 1024),
             entries_kept_after_snapshot: 1_000,
             shutdown_timeout: Duration::from_secs(10),
             pre_vote: true,

@@ -51,6 +51,8 @@ pub(crate) struct LogStore<M> {
     committed: Arc<Mutex<Option<Option<LogId>>>>,
     /// The last entry's log id, kept as the log changes, for pre-vote.
     tip: LogTip,
+    /// Bytes of entries appended, for snapshotting by size (`node.rs`).
+    appended: Arc<std::sync::atomic::AtomicU64>,
     _machine: PhantomData<fn() -> M>,
 }
 
@@ -77,6 +79,7 @@ impl<M> Clone for LogStore<M> {
             unflushed: Arc::clone(&self.unflushed),
             committed: Arc::clone(&self.committed),
             tip: self.tip.clone(),
+            appended: Arc::clone(&self.appended),
             _machine: PhantomData,
         }
     }
@@ -88,7 +91,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<M: StateMachine> LogStore<M> {
     pub(crate) fn new(db: Arc<Db>) -> Self {
-        Self { db, unflushed: Arc::default(), committed: Arc::default(), tip: LogTip::default(), _machine: PhantomData }
+        Self {
+            db,
+            unflushed: Arc::default(),
+            committed: Arc::default(),
+            tip: LogTip::default(),
+            appended: Arc::default(),
+            _machine: PhantomData,
+        }
+    }
+
+    /// How many bytes of entries have been appended since the replica started.
+    pub(crate) fn appended(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.appended)
     }
 
     /// The last entry's log id as it changes; openraft reads the log state first
@@ -275,6 +290,8 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
             }
         }
         let written: Vec<LogId> = rows.iter().map(|(log_id, _)| *log_id).collect();
+        let bytes: usize = rows.iter().map(|(_, json)| json.len()).sum();
+        self.appended.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
         if let Some(last) = written.last() {
             self.tip.set(Some(*last));
         }

@@ -15,7 +15,7 @@ use openraft::BasicNode;
 use proto::v1::raft_server::RaftServer;
 use tokio::sync::watch;
 
-use crate::batch::{Batcher, ReadBarrier, WriteError};
+use crate::batch::{Batcher, Confirmation, ReadBarrier, WriteError};
 use crate::config::Config;
 use crate::db::{Db, StorageFailure};
 use crate::election::{Ballot, Contact, Guard};
@@ -73,6 +73,31 @@ impl From<ForwardToLeader<NodeId, BasicNode>> for NodeError {
     }
 }
 
+/// Asks for a snapshot each time another `bytes` of entries were appended, until
+/// `stop` changes or is dropped. Looked at every second.
+async fn snapshot_by_size<M: StateMachine>(
+    raft: Raft<M>,
+    appended: Arc<std::sync::atomic::AtomicU64>,
+    bytes: u64,
+    mut stop: watch::Receiver<()>,
+) {
+    let mut at_last = 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+        let now = appended.load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(at_last) >= bytes {
+            at_last = now;
+            tracing::debug!(appended = now, "the log grew past the snapshot size; snapshotting");
+            if raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// One replica of a group replicating `M`. Cloning gives another handle on the same
 /// replica.
 pub struct Node<M: StateMachine> {
@@ -122,12 +147,16 @@ impl<M: StateMachine> Node<M> {
         let state = state_store.handle();
         let log_store = LogStore::<M>::new(db);
         let ballot = Ballot { contact: Contact::new(), tip: log_store.tip(), lease: config.election_timeout_max };
+        let appended = log_store.appended();
         let network = Network::new(id, config.connect_timeout);
         let raft = Raft::<M>::new(id, raft_config, network, log_store, state_store).await?;
         tracing::info!(id, cluster = %config.cluster_name, path = %path.display(), "Raft replica started");
         let (stop_guard, stopped) = watch::channel(());
         if config.pre_vote {
-            Guard::spawn(id, raft.clone(), ballot.clone(), config.clone(), stopped);
+            Guard::spawn(id, raft.clone(), ballot.clone(), config.clone(), stopped.clone());
+        }
+        if let Some(bytes) = config.snapshot_after_bytes {
+            tokio::spawn(snapshot_by_size(raft.clone(), appended, bytes, stopped));
         }
         let batcher = Batcher::start(raft.clone());
         let reads = ReadBarrier::start(raft.clone());
@@ -228,9 +257,14 @@ impl<M: StateMachine> Node<M> {
     pub async fn read_linearizable<R>(&self, f: impl FnOnce(&M) -> R) -> Result<R, NodeError> {
         match self.reads.confirm().await {
             Some(Ok(())) => Ok(self.state.read(f)),
-            Some(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => Err(forward.into()),
-            Some(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => Err(NodeError::NoQuorum),
-            Some(Err(RaftError::Fatal(fatal))) => Err(fatal.into()),
+            Some(Err(Confirmation::Refused(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))))) => {
+                Err(forward.into())
+            }
+            Some(Err(Confirmation::Refused(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))))) => {
+                Err(NodeError::NoQuorum)
+            }
+            Some(Err(Confirmation::TimedOut)) => Err(NodeError::NoQuorum),
+            Some(Err(Confirmation::Refused(RaftError::Fatal(fatal)))) => Err(fatal.into()),
             None => Err(NodeError::Stopped(Fatal::Stopped)),
         }
     }

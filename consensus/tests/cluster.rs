@@ -319,3 +319,25 @@ async fn concurrent_writes_share_entries_and_each_gets_its_own_answer() {
     assert_eq!(restarted.node.read(Kv::clone).0.len(), WRITES as usize);
     restarted.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_grown_past_the_snapshot_size_is_snapshotted_whatever_its_entry_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Entries are never counted here (`snapshot_every_entries: None`).
+    let config = Config { snapshot_after_bytes: Some(4_000), ..config() };
+    let node = Node::<Kv>::start(1, dir.path(), &config).await.expect("replica starts");
+    node.initialize(BTreeMap::from([(1, BasicNode::new("127.0.0.1:1"))])).await.expect("a group of one");
+    leader_seen_by(&node, None).await;
+    node.write(Set { key: "small".to_owned(), value: "x".to_owned() }).await.expect("written");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(node.raft().metrics().borrow().snapshot, None, "a small log is not snapshotted");
+    for i in 0..20 {
+        node.write(Set { key: format!("k{i}"), value: "x".repeat(300) }).await.expect("written");
+    }
+    node.raft()
+        .wait(Some(TIMEOUT))
+        .metrics(|m| m.snapshot.is_some(), "a snapshot once the log outgrew its size")
+        .await
+        .expect("snapshotted by size");
+    node.shutdown().await.expect("stopped");
+}

@@ -14,6 +14,7 @@ use domain::{CheckoutOutcome, CheckoutRequest, Refusal};
 use serde_json::json;
 
 use crate::startup::Shop;
+use crate::status::Lookup;
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -117,9 +118,13 @@ pub async fn order_status(shop: &Shop, order_id: &str) -> Response {
     if !domain::order::is_order_id(order_id) {
         return error(StatusCode::BAD_REQUEST, "bad_order_id", "An order id has 1 to 64 characters.".to_owned());
     }
-    match shop.status.order_status(order_id).await {
-        Ok(Some(status)) => (StatusCode::OK, Json(status)).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, "unknown_order", format!("There is no order {order_id}.")),
+    match shop.status.look_up(order_id).await {
+        Ok(Lookup::Found(status)) => (StatusCode::OK, Json(status)).into_response(),
+        Ok(Lookup::Unknown { archived_before_ms }) => error(
+            StatusCode::NOT_FOUND,
+            "unknown_order",
+            Lookup::unknown_message(order_id, archived_before_ms, platform::clock::unix_ms()),
+        ),
         Err(message) => error(StatusCode::SERVICE_UNAVAILABLE, "status_unavailable", message),
     }
 }

@@ -28,6 +28,45 @@ struct Replica {
     channel: Channel,
 }
 
+/// What the shop knows of an order id.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(OrderStatus),
+    /// No such order. The executors forget orders finished before
+    /// `archived_before_ms` (ms since the epoch; 0: nothing forgotten yet), so the
+    /// id may be one of those.
+    Unknown {
+        archived_before_ms: u64,
+    },
+}
+
+impl Lookup {
+    /// The shopper's words for an unknown order.
+    pub fn unknown_message(order_id: &str, archived_before_ms: u64, now_ms: u64) -> String {
+        if archived_before_ms == 0 {
+            return format!("There is no order {order_id}.");
+        }
+        let kept = Duration::from_millis(now_ms.saturating_sub(archived_before_ms));
+        format!(
+            "There is no order {order_id}. Orders are kept for {} after they finish and then archived: \
+             if this one finished before that, it is archived.",
+            approximately(kept)
+        )
+    }
+}
+
+/// "7 days", "3 hours", "2 minutes", "45 seconds": the largest unit that fits.
+fn approximately(span: Duration) -> String {
+    let seconds = span.as_secs();
+    let (count, unit) = match seconds {
+        86_400.. => (seconds / 86_400, "day"),
+        3_600.. => (seconds / 3_600, "hour"),
+        60.. => (seconds / 60, "minute"),
+        _ => (seconds, "second"),
+    };
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+}
+
 pub struct StatusReader {
     executors: Vec<Replica>,
     books_db: Vec<Replica>,
@@ -118,9 +157,18 @@ impl StatusReader {
 
     /// `Ok(None)` when neither the executors nor the queue know the order.
     pub async fn order_status(&self, order_id: &str) -> Result<Option<OrderStatus>, String> {
+        Ok(match self.look_up(order_id).await? {
+            Lookup::Found(status) => Some(status),
+            Lookup::Unknown { .. } => None,
+        })
+    }
+
+    /// What the shop knows of `order_id`: its status, or that it knows no such
+    /// order and since when finished orders are forgotten.
+    pub async fn look_up(&self, order_id: &str) -> Result<Lookup, String> {
         // Nobody would know it: spare the replicas and the queue the question.
         if !domain::order::is_order_id(order_id) {
-            return Ok(None);
+            return Ok(Lookup::Unknown { archived_before_ms: 0 });
         }
         let asks = self.executors.iter().map(|replica| {
             let mut client = OrderExecutorClient::new(replica.channel.clone());
@@ -129,6 +177,8 @@ impl StatusReader {
         });
         let answers: Vec<Option<pb::OrderStatusResponse>> = join_all(asks).await;
         let executors_answered = answers.iter().any(Option::is_some);
+        let archived_before_ms =
+            answers.iter().flatten().map(|answer| answer.archived_before_unix_ms).max().unwrap_or(0);
         let best = answers
             .into_iter()
             .flatten()
@@ -142,20 +192,20 @@ impl StatusReader {
             let reason = Some(answer.reason.clone()).filter(|reason| !reason.is_empty());
             let journey = Some(executed_journey(status, &answer));
             let trace_id = context::trace_id_in(&answer.trace_context);
-            return Ok(Some(OrderStatus { order_id: order_id.to_owned(), status, reason, journey, trace_id }));
+            return Ok(Lookup::Found(OrderStatus { order_id: order_id.to_owned(), status, reason, journey, trace_id }));
         }
         let mut queue = OrderQueueClient::new(self.queue.clone());
         let lookup = request(pb::LookupRequest { order_id: order_id.to_owned() }, self.deadline);
         let lookup = within(self.deadline, queue.lookup(lookup)).await;
         match lookup.as_ref().map(pb::LookupResponse::state) {
-            Some(pb::QueueState::Queued | pb::QueueState::Leased) => Ok(Some(OrderStatus {
+            Some(pb::QueueState::Queued | pb::QueueState::Leased) => Ok(Lookup::Found(OrderStatus {
                 order_id: order_id.to_owned(),
                 status: OrderState::Queued,
                 reason: None,
                 journey: lookup.as_ref().map(queued_journey),
                 trace_id: lookup.as_ref().and_then(|answer| context::trace_id_in(&answer.trace_context)),
             })),
-            Some(pb::QueueState::NotFound) if executors_answered => Ok(None),
+            Some(pb::QueueState::NotFound) if executors_answered => Ok(Lookup::Unknown { archived_before_ms }),
             // Acknowledged (done) by the executors, who must then know it, but did
             // not answer in time; or nobody answered at all.
             _ => Err("The order's status cannot be read right now; please try again shortly.".to_owned()),
@@ -236,6 +286,16 @@ fn member_id(members: &[(u64, String)], url: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_order_is_said_to_be_archived_only_once_the_shop_forgets_orders() {
+        assert_eq!(Lookup::unknown_message("o1", 0, 1_000_000), "There is no order o1.");
+        let week = 7 * 86_400_000;
+        let message = Lookup::unknown_message("o1", 1_000_000, 1_000_000 + week + 30_000);
+        assert!(message.contains("kept for 7 days after they finish and then archived"), "{message}");
+        assert_eq!(approximately(Duration::from_secs(3_600)), "1 hour");
+        assert_eq!(approximately(Duration::from_secs(150)), "2 minutes");
+    }
 
     #[test]
     fn a_silent_replica_is_named_by_the_membership_others_report() {

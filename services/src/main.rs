@@ -129,7 +129,7 @@ enum Service {
         #[arg(long, env = "ORDER_QUEUE_LEASE_MS", default_value_t = 30_000)]
         lease_ms: u64,
         /// How long the queue remembers an acknowledged or withdrawn order id (so a
-        /// late duplicate enqueue adds nothing), in seconds (default a week).
+        /// late duplicate enqueue adds nothing), in seconds (default a day).
         #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = replica::DEFAULT_RETENTION.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..))]
         retention_secs: u64,
@@ -156,7 +156,7 @@ enum Service {
         #[command(flatten)]
         raft: RaftArgs,
         /// How long a decision is remembered, in seconds: one to two of these
-        /// (default a week).
+        /// (default a day).
         #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = books_db::DEFAULT_RETENTION.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..))]
         retention_secs: u64,
@@ -199,7 +199,7 @@ enum Service {
               value_parser = clap::value_parser!(u64).range(0..=1000))]
         gather_ms: u64,
         /// How long a finished order is kept (its page shows it) before the group
-        /// forgets it, in seconds (default a week).
+        /// forgets it, in seconds (default a day).
         #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = replica::DEFAULT_RETENTION.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..))]
         retention_secs: u64,

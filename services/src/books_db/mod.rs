@@ -38,7 +38,7 @@ pub fn raft_config() -> Config {
 }
 
 /// How long books_db remembers a decision: one to two of these (`state.rs`).
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Runs replica `id` of the group `members` (id → address) on `listener` until
 /// `shutdown`: serves the books_db and Raft services and forms the group on first

@@ -127,7 +127,9 @@ impl QueueClient {
 
     /// Long-polls for up to `max` orders from the head of the queue, each leased
     /// for `lease` to `consumer`, the leader of `leader_term`: each with its lease
-    /// id, in delivery order; none if none came within `wait`.
+    /// id, in delivery order; none if none came within `wait`. With `resend_held`,
+    /// first the orders `consumer` holds already, if any (after a poll whose answer
+    /// was lost).
     pub async fn next_batch(
         &self,
         max: usize,
@@ -135,6 +137,7 @@ impl QueueClient {
         lease: Duration,
         consumer: &str,
         leader_term: u64,
+        resend_held: bool,
     ) -> Result<Vec<(pb::QueuedOrder, String)>, QueueError> {
         let message = pb::DequeueBatchRequest {
             wait_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
@@ -142,6 +145,7 @@ impl QueueClient {
             consumer: consumer.to_owned(),
             leader_term,
             max: max.clamp(1, u32::MAX as usize) as u32,
+            resend_held,
         };
         let mut client = self.client.clone();
         // The long poll may take `wait`; the deadline comes on top.

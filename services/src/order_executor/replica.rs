@@ -77,8 +77,9 @@ pub struct ExecutorConfig {
     pub prune_every: Duration,
 }
 
-/// A week: long enough for a shopper to come back to an order's page.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A day: long enough for a shopper to come back to an order's page, short
+/// enough that a busy shop keeps a day of orders, not all of them.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 impl ExecutorConfig {
     pub fn new(queue_url: String, payment_url: String, books_db_urls: Vec<String>) -> Self {
@@ -135,7 +136,11 @@ impl OrderExecutor for StatusService {
     ) -> Result<Response<pb::OrderStatusResponse>, Status> {
         let order_id = request.into_inner().order_id;
         let answer = self.0.read(|state| {
-            state.get(&order_id).map(|record| pb::OrderStatusResponse {
+            let Some(record) = state.get(&order_id) else {
+                let archived_before_unix_ms = state.archived_before_ms();
+                return pb::OrderStatusResponse { archived_before_unix_ms, ..pb::OrderStatusResponse::default() };
+            };
+            pb::OrderStatusResponse {
                 known: true,
                 status: pb::OrderState::from(record.phase.status()).into(),
                 reason: record.phase.reason().unwrap_or_default().to_owned(),
@@ -157,9 +162,10 @@ impl OrderExecutor for StatusService {
                 decided: record.decided.as_ref().map(journey::stamp_to_proto),
                 completed_at_unix_ms: record.completed_at_ms.unwrap_or_default(),
                 trace_context: record.execution.trace_context.clone(),
-            })
+                archived_before_unix_ms: 0,
+            }
         });
-        Ok(Response::new(answer.unwrap_or_default()))
+        Ok(Response::new(answer))
     }
 }
 
@@ -301,18 +307,23 @@ async fn take_orders(
     // progress finishes it; the log makes a later delivery a no-op).
     let mut in_window: HashSet<String> = HashSet::new();
     let mut fetch: Option<BoxFuture<'_, Batch>> = None;
+    // A poll failed: its answer may have been lost with orders in it, which the
+    // queue holds as ours. The next poll asks for those again, so they need not
+    // wait out their leases.
+    let mut resend_held = false;
     loop {
         leading &= node.is_leader();
         coordinator.metrics.set_in_flight(running.len());
         if leading && fetch.is_none() && running.len() < window {
             let max = (window - running.len()).min(config.batch.max(1));
             let pause = pause_until.take();
+            let resend = std::mem::take(&mut resend_held);
             fetch = Some(Box::pin(async move {
                 if let Some(at) = pause {
                     tokio::time::sleep_until(at).await;
                 }
                 let receive = receive_span(max);
-                let poll = coordinator.queue.next_batch(max, wait, config.lease, consumer, term);
+                let poll = coordinator.queue.next_batch(max, wait, config.lease, consumer, term, resend);
                 let batch = match &receive {
                     Some(cx) => poll.with_context(cx.clone()).await,
                     None => poll.await,
@@ -374,6 +385,7 @@ async fn take_orders(
                         leading = false;
                     }
                     Err(QueueError::Unreachable(error)) => {
+                        resend_held = true;
                         let pause = backoff.on_idle();
                         tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "the queue is unreachable; backing off");
                         pause_until = Some(Instant::now() + pause);

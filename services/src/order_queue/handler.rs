@@ -171,11 +171,21 @@ impl OrderQueue for OrderQueueService {
         &self,
         request: Request<pb::DequeueBatchRequest>,
     ) -> Result<Response<pb::DequeueBatchResponse>, Status> {
-        let pb::DequeueBatchRequest { wait_ms, lease_ms, consumer, leader_term, max } = request.into_inner();
+        let pb::DequeueBatchRequest { wait_ms, lease_ms, consumer, leader_term, max, resend_held } =
+            request.into_inner();
         if max == 0 {
             return Err(Status::invalid_argument("max: must be at least 1"));
         }
         let max = (max as usize).min(MAX_BATCH);
+        if resend_held {
+            let asker = consumer.clone();
+            let held = self.blocking(move |store| store.held(&asker, unix_ms())).await?;
+            if !held.is_empty() {
+                tracing::info!(%consumer, orders = held.len(), "delivered again what the consumer holds");
+                let deliveries = held.into_iter().map(pb::Delivery::from).collect();
+                return Ok(Response::new(pb::DequeueBatchResponse { deliveries }));
+            }
+        }
         let deliveries = self.long_poll(Poll { wait_ms, lease_ms, consumer, leader_term, max }).await?;
         let deliveries = deliveries.into_iter().map(pb::Delivery::from).collect();
         Ok(Response::new(pb::DequeueBatchResponse { deliveries }))

@@ -33,7 +33,7 @@ impl Default for QueueConfig {
         Self {
             default_lease: Duration::from_secs(30),
             max_wait: Duration::from_secs(30),
-            retention: Duration::from_secs(7 * 24 * 3600),
+            retention: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -278,6 +278,39 @@ impl QueueStore {
         Ok(Found { location: Location::Ready, order: stored.order, position: Some(ahead + 1) })
     }
 
+    /// The orders leased to `consumer` whose leases have not run out at `now_ms`,
+    /// with those leases, in delivery order: what it holds, for it to be told again
+    /// after an answer was lost.
+    pub fn held(&self, consumer: &str, now_ms: u64) -> Result<Vec<Delivery>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let (holders, leases, orders) = (txn.open_table(HOLDERS)?, txn.open_table(LEASES)?, txn.open_table(ORDERS)?);
+        let mut held = Vec::new();
+        for row in holders.iter()? {
+            let (id, holder) = row?;
+            if holder.value() != consumer {
+                continue;
+            }
+            let id = id.value();
+            let (Some(lease), Some(bytes)) = (leases.get(id)?, orders.get(id)?) else { continue };
+            let (lease_expires_at_ms, lease_id) = lease.value();
+            if lease_expires_at_ms <= now_ms {
+                continue;
+            }
+            let stored = decode(id, bytes.value())?;
+            held.push((
+                stored.sequence,
+                Delivery {
+                    order: stored.order.unwrap_or_default(),
+                    lease_id: lease_id.to_owned(),
+                    lease_expires_at_ms,
+                    delivery_count: stored.deliveries,
+                },
+            ));
+        }
+        held.sort_by_key(|(sequence, _)| *sequence);
+        Ok(held.into_iter().map(|(_, delivery)| delivery).collect())
+    }
+
     /// When the earliest lease expires, if any order is leased.
     pub fn next_lease_expiry(&self) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -483,6 +516,23 @@ mod tests {
 
     async fn next_id(store: &QueueStore, now_ms: u64) -> Option<String> {
         store.dequeue(now_ms, 1_000, "test", 0).await.unwrap().map(|d| d.order.order_id)
+    }
+
+    #[tokio::test]
+    async fn a_consumer_is_told_again_what_it_holds_with_the_same_leases_and_nothing_of_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        for id in ["a", "b", "c"] {
+            store.enqueue(order(id), 1).await.unwrap();
+        }
+        let mine = store.dequeue_batch(0, 1_000, "leader/term_2", 0, 2).await.unwrap();
+        let theirs = store.dequeue_batch(0, 1_000, "other", 0, 1).await.unwrap();
+        assert_eq!(store.held("leader/term_2", 10).unwrap(), mine, "the same orders, leases and counts");
+        assert_eq!(store.held("other", 10).unwrap(), theirs);
+        assert_eq!(store.ack("a", &mine[0].lease_id, 20).await.unwrap(), Acked::Removed);
+        let held = store.held("leader/term_2", 30).unwrap();
+        assert_eq!(held.iter().map(|d| d.order.order_id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert!(store.held("leader/term_2", 1_000).unwrap().is_empty(), "an expired lease is not held");
     }
 
     #[tokio::test]
