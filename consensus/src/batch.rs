@@ -153,7 +153,7 @@ pub(crate) type ReadError = RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNo
 #[derive(Debug, Clone)]
 pub(crate) enum Confirmation {
     /// openraft's answer: not the leader, no quorum, or stopped.
-    Refused(ReadError),
+    Refused(Box<ReadError>),
     /// No answer within [`CONFIRM_WITHIN`].
     TimedOut,
 }
@@ -184,7 +184,7 @@ impl ReadBarrier {
                 // reach until the next leader writes. One such round must not hold
                 // every later read; its readers get an error and ask again.
                 let confirmed = match tokio::time::timeout(CONFIRM_WITHIN, raft.ensure_linearizable()).await {
-                    Ok(confirmed) => confirmed.map(|_| ()).map_err(Confirmation::Refused),
+                    Ok(confirmed) => confirmed.map(|_| ()).map_err(|error| Confirmation::Refused(Box::new(error))),
                     Err(_) => Err(Confirmation::TimedOut),
                 };
                 for reader in round {

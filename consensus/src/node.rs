@@ -257,14 +257,12 @@ impl<M: StateMachine> Node<M> {
     pub async fn read_linearizable<R>(&self, f: impl FnOnce(&M) -> R) -> Result<R, NodeError> {
         match self.reads.confirm().await {
             Some(Ok(())) => Ok(self.state.read(f)),
-            Some(Err(Confirmation::Refused(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))))) => {
-                Err(forward.into())
-            }
-            Some(Err(Confirmation::Refused(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))))) => {
-                Err(NodeError::NoQuorum)
-            }
+            Some(Err(Confirmation::Refused(refused))) => Err(match *refused {
+                RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => forward.into(),
+                RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)) => NodeError::NoQuorum,
+                RaftError::Fatal(fatal) => fatal.into(),
+            }),
             Some(Err(Confirmation::TimedOut)) => Err(NodeError::NoQuorum),
-            Some(Err(Confirmation::Refused(RaftError::Fatal(fatal)))) => Err(fatal.into()),
             None => Err(NodeError::Stopped(Fatal::Stopped)),
         }
     }

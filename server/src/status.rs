@@ -31,7 +31,7 @@ struct Replica {
 /// What the shop knows of an order id.
 #[derive(Debug)]
 pub enum Lookup {
-    Found(OrderStatus),
+    Found(Box<OrderStatus>),
     /// No such order. The executors forget orders finished before
     /// `archived_before_ms` (ms since the epoch; 0: nothing forgotten yet), so the
     /// id may be one of those.
@@ -158,7 +158,7 @@ impl StatusReader {
     /// `Ok(None)` when neither the executors nor the queue know the order.
     pub async fn order_status(&self, order_id: &str) -> Result<Option<OrderStatus>, String> {
         Ok(match self.look_up(order_id).await? {
-            Lookup::Found(status) => Some(status),
+            Lookup::Found(status) => Some(*status),
             Lookup::Unknown { .. } => None,
         })
     }
@@ -192,19 +192,25 @@ impl StatusReader {
             let reason = Some(answer.reason.clone()).filter(|reason| !reason.is_empty());
             let journey = Some(executed_journey(status, &answer));
             let trace_id = context::trace_id_in(&answer.trace_context);
-            return Ok(Lookup::Found(OrderStatus { order_id: order_id.to_owned(), status, reason, journey, trace_id }));
+            return Ok(Lookup::Found(Box::new(OrderStatus {
+                order_id: order_id.to_owned(),
+                status,
+                reason,
+                journey,
+                trace_id,
+            })));
         }
         let mut queue = OrderQueueClient::new(self.queue.clone());
         let lookup = request(pb::LookupRequest { order_id: order_id.to_owned() }, self.deadline);
         let lookup = within(self.deadline, queue.lookup(lookup)).await;
         match lookup.as_ref().map(pb::LookupResponse::state) {
-            Some(pb::QueueState::Queued | pb::QueueState::Leased) => Ok(Lookup::Found(OrderStatus {
+            Some(pb::QueueState::Queued | pb::QueueState::Leased) => Ok(Lookup::Found(Box::new(OrderStatus {
                 order_id: order_id.to_owned(),
                 status: OrderState::Queued,
                 reason: None,
                 journey: lookup.as_ref().map(queued_journey),
                 trace_id: lookup.as_ref().and_then(|answer| context::trace_id_in(&answer.trace_context)),
-            })),
+            }))),
             Some(pb::QueueState::NotFound) if executors_answered => Ok(Lookup::Unknown { archived_before_ms }),
             // Acknowledged (done) by the executors, who must then know it, but did
             // not answer in time; or nobody answered at all.
