@@ -31,6 +31,11 @@ pub struct Format {
     pub version: u64,
 }
 
+/// The most memory redb keeps pages of one file in (its default is 1 GiB, which a
+/// growing file fills: the payment ledger, kept for good, took a process's memory
+/// up with it in the soak run). Reads past it go to the page cache of the kernel.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// Kind → version; one row.
 const FORMAT: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("format");
 
@@ -63,7 +68,7 @@ pub fn open(
     if let Some(folder) = path.parent() {
         std::fs::create_dir_all(folder).map_err(redb::Error::from)?;
     }
-    let db = redb::Database::create(path).map_err(redb::Error::from)?;
+    let db = redb::Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(redb::Error::from)?;
     let txn = db.begin_write().map_err(redb::Error::from)?;
     {
         let mut stamp = txn.open_table(FORMAT).map_err(redb::Error::from)?;
