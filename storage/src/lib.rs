@@ -32,8 +32,8 @@ pub struct Format {
 }
 
 /// The most memory redb keeps pages of one file in (its default is 1 GiB, which a
-/// growing file fills: the payment ledger, kept for good, took a process's memory
-/// up with it in the soak run). Reads past it go to the page cache of the kernel.
+/// file that grows for good, like the payment ledger, would fill in time). Reads
+/// past it go to the kernel's page cache.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Kind → version; one row.
