@@ -356,10 +356,25 @@ fn parse_member(text: &str) -> Result<(u64, String), String> {
 }
 
 async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("{name} cannot listen on {addr}"))?;
+    // The shop's ports lie in Linux's ephemeral range, so for a moment one may be
+    // the local end of some other program's outgoing connection: give the port a
+    // few seconds to come free before giving up.
+    let give_up = tokio::time::Instant::now() + BIND_PATIENCE;
+    let listener = loop {
+        match TcpListener::bind(addr).await {
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < give_up => {
+                tracing::warn!(service = name, %addr, "the port is in use; trying again");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            bound => break bound.with_context(|| format!("{name} cannot listen on {addr}"))?,
+        }
+    };
     tracing::info!(service = name, addr = %listener.local_addr()?, "listening");
     Ok(listener)
 }
+
+/// How long a service waits for its port to come free before it gives up.
+const BIND_PATIENCE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
