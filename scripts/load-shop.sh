@@ -3,7 +3,8 @@
 # (data/books-load.json), its data and log (shop.log) in the folder given.
 #
 #   start_load_shop <folder> <name>   starts it; returns once GET /readyz answers
-#                                     200 (every service a checkout calls serves),
+#                                     200 (every service a checkout calls serves;
+#                                     up to 90 s),
 #                                     or exits naming <name> if the shop stopped
 #   stop_load_shop                    stops it (safe to call when not started)
 
@@ -15,7 +16,8 @@ start_load_shop() {
   CATALOG_FILE=data/books-load.json BIN=$BIN DATA_DIR="$folder/data" RUST_LOG=warn \
     scripts/run-local.sh > "$folder/shop.log" 2>&1 &
   shop_pid=$!
-  for _ in $(seq 1 300); do
+  # Up to 90 s: a service waits up to a minute for its port (services/src/main.rs).
+  for _ in $(seq 1 900); do
     curl -fsS "$target/readyz" >/dev/null 2>&1 && return 0
     kill -0 "$shop_pid" 2>/dev/null || { echo "$name: the shop stopped" >&2; exit 1; }
     sleep 0.1

@@ -356,14 +356,17 @@ fn parse_member(text: &str) -> Result<(u64, String), String> {
 }
 
 async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
-    // The shop's ports lie in Linux's ephemeral range, so for a moment one may be
-    // the local end of some other program's outgoing connection: give the port a
-    // few seconds to come free before giving up.
+    // The shop's ports lie in Linux's ephemeral range, so for a while one may be
+    // the local end of some other program's connection: give the port time to
+    // come free before giving up.
     let give_up = tokio::time::Instant::now() + BIND_PATIENCE;
+    let mut warned = false;
     let listener = loop {
         match TcpListener::bind(addr).await {
             Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < give_up => {
-                tracing::warn!(service = name, %addr, "the port is in use; trying again");
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!(service = name, %addr, "the port is in use; trying again for {BIND_PATIENCE:?}");
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             bound => break bound.with_context(|| format!("{name} cannot listen on {addr}"))?,
@@ -373,8 +376,10 @@ async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
-/// How long a service waits for its port to come free before it gives up.
-const BIND_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a service waits for its port to come free before it gives up: the
+/// kernel keeps a killed process's half-closed connections up to a minute
+/// (`tcp_fin_timeout`), and one of them may hold the port.
+const BIND_PATIENCE: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

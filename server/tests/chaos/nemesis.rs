@@ -241,6 +241,8 @@ async fn answers(port: u16, bound: Duration) -> bool {
 pub struct Partitions {
     /// Where cgroup v2 is mounted.
     root: PathBuf,
+    /// Tells apart the shops of tests running at once in this process.
+    run: u32,
 }
 
 impl Partitions {
@@ -256,7 +258,8 @@ impl Partitions {
             })
             .next()
             .ok_or("no cgroup v2 is mounted")?;
-        let partitions = Self { root };
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let partitions = Self { root, run: RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) };
         partitions.sweep();
         let mut probe = partitions.prefix().into_os_string();
         probe.push("-probe");
@@ -272,9 +275,10 @@ impl Partitions {
     }
 
     /// The processes to partition run in cgroups `<this>-<name>`: named after this
-    /// test process, so [`Partitions::sweep`] can tell a run that is gone.
+    /// test process, so [`Partitions::sweep`] can tell a run that is gone, and
+    /// after this probe, so two tests running at once never share one.
     pub fn prefix(&self) -> PathBuf {
-        self.root.join(format!("bookstore-chaos-{}", std::process::id()))
+        self.root.join(format!("bookstore-chaos-{}-{}", std::process::id(), self.run))
     }
 
     /// Deletes the rules a run that is gone left behind (killed mid-partition),
