@@ -48,6 +48,7 @@ containers: build container-engine
 ## process at a time, then the history checked. CHAOS_SEED=n replays a schedule;
 ## CHAOS_ORDERS and CHAOS_RATE change its size. make test runs a short one.
 chaos: setup-run
+	scripts/setup.sh chaos
 	cargo build -p services
 	CHAOS_ORDERS=$${CHAOS_ORDERS:-2000} cargo test -p server --test chaos under_faults -- --nocapture
 
@@ -136,7 +137,7 @@ setup-run:
 	scripts/setup.sh build release
 
 setup-test:
-	scripts/setup.sh build release browser trunk load observe fuzz
+	scripts/setup.sh build release browser trunk load observe fuzz chaos
 
 setup-observe:
 	scripts/setup.sh observe

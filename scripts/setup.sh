@@ -4,7 +4,7 @@
 # trunk, Chromium, ChromeDriver and axe-core. A tool already at the right version is left
 # alone. (The container tools have a script of their own: scripts/container-tools.sh.)
 #
-# Usage: scripts/setup.sh [build] [release] [browser] [trunk] [load]
+# Usage: scripts/setup.sh [build] [release] [browser] [trunk] [load] [observe] [fuzz] [chaos]
 #   build    wasm32 target, cargo-leptos, wasm-bindgen-cli (always implied)
 #   release  wasm-opt (a release build of the page runs it), from npm's binaryen
 #   browser  chromium and chromium-driver from Debian, axe-core from npm (the
@@ -15,6 +15,9 @@
 #            observability tests in make test)
 #   fuzz     cargo-fuzz, where a nightly toolchain is installed (make test's
 #            fuzzing stage; without nightly it is skipped and says so)
+#   chaos    iptables from Debian: the chaos tests cut a process's cgroup off the
+#            network with it (as root; without it they pause and kill only, and
+#            say so)
 #
 # Why the detours, each to build less on two cores:
 # - cargo-leptos is built from its published source with scripts/patches/ applied:
@@ -101,7 +104,7 @@ install_from_source() {
   rm -rf "$dir"
 }
 
-want_release=false want_browser=false want_trunk=false want_load=false want_observe=false want_fuzz=false
+want_release=false want_browser=false want_trunk=false want_load=false want_observe=false want_fuzz=false want_chaos=false
 for arg in "$@"; do
   case $arg in
     build) ;;
@@ -111,7 +114,8 @@ for arg in "$@"; do
     load) want_load=true ;;
     observe) want_observe=true ;;
     fuzz) want_fuzz=true ;;
-    *) echo "setup.sh: unknown part '$arg' (build, release, browser, trunk, load, observe, fuzz)" >&2; exit 2 ;;
+    chaos) want_chaos=true ;;
+    *) echo "setup.sh: unknown part '$arg' (build, release, browser, trunk, load, observe, fuzz, chaos)" >&2; exit 2 ;;
   esac
 done
 
@@ -196,6 +200,12 @@ if $want_observe && ! { command -v prometheus && command -v promtool; } >/dev/nu
     log "stopping the prometheus service the package started (it would hold port 9090)"
     if [ "$(id -u)" = 0 ]; then systemctl disable --now prometheus; else sudo systemctl disable --now prometheus; fi
   fi
+fi
+
+if $want_chaos && ! command -v iptables >/dev/null 2>&1; then
+  log "installing iptables from Debian"
+  apt_get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt_get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends iptables >/dev/null
 fi
 
 log "tools ready"

@@ -15,12 +15,15 @@
 //!    asks every other voter `PreVote(its term + 1, its last log id)`.
 //! 3. A voter says yes ([`Ballot::answer`]) only if it does not lead, has itself
 //!    heard no leader for `election_timeout_max` (the leader's lease, during which
-//!    openraft refuses a real vote anyway), the candidate's term would be above its
-//!    own, and the candidate's log is at least as up to date as its own (the real
-//!    vote's test).
+//!    openraft refuses a real vote anyway), and the candidate's log is at least as up
+//!    to date as its own (the real vote's test). Terms are not compared: see
+//!    [`decide`].
 //! 4. With a majority of yeses (its own included), the replica asks openraft to stand
 //!    (`trigger().elect()`), and openraft runs the real election. Either way it then
-//!    waits a new timeout before asking again.
+//!    waits a new timeout before asking again, and its contact counts from its own
+//!    canvass: for a lease it refuses others, so two replicas that lost the leader
+//!    together seldom both stand and split the vote. (A replica whose log is too
+//!    short to win delays the one that can by at most a lease per try.)
 //!
 //! A pre-vote changes nothing on either side: no term or vote is stored. A follower
 //! cut off keeps its term, and when it is back it hears the leader again and nothing
@@ -81,28 +84,40 @@ impl Ballot {
         raft: &Raft<M>,
         request: &pb::RaftPreVoteRequest,
     ) -> Result<(), String> {
-        let (state, term) = {
-            let metrics = raft.metrics();
-            let metrics = metrics.borrow();
-            (metrics.state, metrics.current_term)
-        };
-        if state == ServerState::Leader {
-            return Err(format!("replica leads the group in term {term}"));
-        }
-        let silence = self.contact.silence();
-        if silence < self.lease {
-            return Err(format!("replica heard a leader {} ms ago", silence.as_millis()));
-        }
-        if request.term <= term {
-            return Err(format!("replica's term {term} is not below the candidate's {}", request.term));
-        }
+        let leads = raft.metrics().borrow().state == ServerState::Leader;
         let theirs = request.last_log_id.as_ref().map(log_id);
-        let ours = self.tip.get();
-        if theirs < ours {
-            return Err(format!("replica's log (last {ours:?}) is ahead of the candidate's ({theirs:?})"));
-        }
-        Ok(())
+        decide(leads, self.contact.silence(), self.lease, theirs, self.tip.get())
     }
+}
+
+/// Step 3's rule: yes unless this replica leads, heard a leader within `lease`, or
+/// holds a log ahead of the candidate's (`theirs`).
+///
+/// The candidate's term is not compared, as in the Raft thesis (§9.6). A pre-vote
+/// raises no term, so terms can part: a replica that stood and lost (a lost vote
+/// call, a split vote) is a term ahead of one whose log is longer. Refusing a
+/// lower term would then refuse the only replica that can win the real vote
+/// (openraft's votes compare logs first), while that replica refuses the other's
+/// shorter log: no leader, ever. Granted here, the longer log stands; if its new term
+/// is still not above the other's, it loses that vote, takes the other's term from
+/// openraft's vote response (or keeps its own on a tie), and wins the next time.
+fn decide(
+    leads: bool,
+    silence: Duration,
+    lease: Duration,
+    theirs: Option<LogId>,
+    ours: Option<LogId>,
+) -> Result<(), String> {
+    if leads {
+        return Err("replica leads the group".to_owned());
+    }
+    if silence < lease {
+        return Err(format!("replica heard a leader {} ms ago", silence.as_millis()));
+    }
+    if theirs < ours {
+        return Err(format!("replica's log (last {ours:?}) is ahead of the candidate's ({theirs:?})"));
+    }
+    Ok(())
 }
 
 fn log_id(id: &pb::RaftLogId) -> LogId {
@@ -233,6 +248,30 @@ impl<M: StateMachine> Guard<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LEASE: Duration = Duration::from_millis(360);
+    const QUIET: Duration = Duration::from_millis(600);
+
+    fn at(term: u64, index: u64) -> Option<LogId> {
+        Some(LogId::new(CommittedLeaderId::new(term, 1), index))
+    }
+
+    #[test]
+    fn a_voter_that_heard_no_leader_says_yes_to_a_log_as_long_as_its_own() {
+        assert_eq!(decide(false, QUIET, LEASE, at(3, 10), at(3, 10)), Ok(()));
+        assert_eq!(decide(false, QUIET, LEASE, at(4, 2), at(3, 10)), Ok(()), "a later term's entry is ahead");
+        assert_eq!(decide(false, QUIET, LEASE, at(3, 10), None), Ok(()));
+    }
+
+    #[test]
+    fn a_voter_says_no_while_it_leads_or_within_the_lease_or_to_a_shorter_log() {
+        assert!(decide(true, QUIET, LEASE, at(3, 10), at(3, 10)).is_err());
+        let heard = decide(false, LEASE - Duration::from_millis(1), LEASE, at(3, 10), at(3, 10));
+        assert!(heard.is_err_and(|why| why.contains("heard a leader")));
+        let behind = decide(false, QUIET, LEASE, at(3, 9), at(3, 10));
+        assert!(behind.is_err_and(|why| why.contains("ahead")));
+        assert!(decide(false, QUIET, LEASE, None, at(1, 1)).is_err());
+    }
 
     #[test]
     fn log_ids_travel_unchanged() {

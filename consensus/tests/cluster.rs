@@ -246,6 +246,74 @@ async fn three_replicas_replicate_fail_over_and_catch_up() {
     }
 }
 
+/// Pre-vote raises no term, so terms and logs can part: here one replica stood alone
+/// (as after lost vote calls) and is terms ahead, while the only other one alive
+/// holds the longer log. The longer log must still win: a pre-vote that compared
+/// terms would have each refuse the other for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_ahead_in_term_but_behind_in_log_does_not_stall_the_election() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(listener().await);
+    }
+    let members: BTreeMap<NodeId, BasicNode> = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as NodeId + 1, BasicNode::new(l.local_addr().expect("address"))))
+        .collect();
+    let mut replicas = Vec::new();
+    for ((id, dir), listener) in (1..).zip(&dirs).zip(listeners) {
+        replicas.push(Some(Replica::start(id, dir.path(), listener).await));
+    }
+    let all: Vec<&Replica> = replicas.iter().flatten().collect();
+    all[0].node.initialize(members.clone()).await.expect("initialize");
+    for i in 0..5 {
+        write(&all, &format!("k{i}"), &format!("v{i}")).await;
+    }
+    let leader = leader_seen_by(&all[0].node, None).await;
+    let index = |id: NodeId| usize::try_from(id - 1).expect("small id");
+    let behind = if leader == 1 { 2 } else { 1 };
+    let ahead = 6 - leader - behind;
+
+    // `behind` misses five writes; then the other two stop as well.
+    let mut take = |id: NodeId| replicas[index(id)].take().expect("running");
+    let behind_addr = take(behind).stop().await;
+    let (leading, ahead_replica) = (take(leader), take(ahead));
+    for i in 5..10 {
+        write(&[&leading, &ahead_replica], &format!("k{i}"), &format!("v{i}")).await;
+    }
+    converged(&leading.node, &[&ahead_replica]).await;
+    let ahead_addr = ahead_replica.stop().await;
+    leading.stop().await;
+
+    // `behind` comes back alone and stands three times: no one answers, its term rises.
+    let behind_replica =
+        Replica::start(behind, dirs[index(behind)].path(), TcpListener::bind(behind_addr).await.expect("rebind")).await;
+    let term = behind_replica.node.term();
+    for _ in 0..3 {
+        behind_replica.node.raft().trigger().elect().await.expect("stands");
+    }
+    behind_replica
+        .node
+        .raft()
+        .wait(Some(TIMEOUT))
+        .metrics(|m| m.current_term >= term + 3, "three elections stood alone")
+        .await
+        .expect("its term rose");
+
+    // `ahead` comes back at a lower term with the longer log: it, and only it, can win.
+    let ahead_replica =
+        Replica::start(ahead, dirs[index(ahead)].path(), TcpListener::bind(ahead_addr).await.expect("rebind")).await;
+    assert!(ahead_replica.node.term() < behind_replica.node.term(), "the terms parted");
+    assert_eq!(leader_seen_by(&behind_replica.node, None).await, ahead, "the longer log leads");
+    let both = [&ahead_replica, &behind_replica];
+    write(&both, "k10", "v10").await;
+    assert_eq!(converged(&ahead_replica.node, &both).await, expected(0..11));
+    ahead_replica.stop().await;
+    behind_replica.stop().await;
+}
+
 /// Builds a snapshot of everything applied and waits until the log it covers is purged.
 async fn compact(node: &Node<Kv>) {
     let applied = node.state().last_applied_index();
