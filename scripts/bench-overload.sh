@@ -4,10 +4,13 @@
 # an open loop at RATE checkouts a second (1,600 unless set: about twice what this
 # machine's shop can take) for DURATION (20 s), in one run:
 #
-#   limit      the web server as it ships: at most CHECKOUT_CONCURRENCY (64)
-#              checkouts at once, the surplus refused at once (503 `busy`)
-#   reference  the same with no limit to speak of (1,000,000): the shop before
-#   usual      the limit, at 200 a second: the latency the accepted should keep
+#   adaptive   the web server as it ships: at most CHECKOUT_CONCURRENCY (64)
+#              checkouts at once, fewer (down to 16) while approved ones take
+#              over CHECKOUT_LATENCY_TARGET_MS (50); the surplus refused at once
+#              (503 `busy`)
+#   fixed      the limit held at 64 (target 0): the shop before the adaptation
+#   reference  no limit to speak of (1,000,000): the shop before shedding
+#   usual      as it ships, at 200 a second: the latency the accepted should keep
 #
 # Each in a fresh shop. Prints, for each, what was sent and accepted a second, the
 # busy refusals and other failures, and the accepted checkouts' latency.
@@ -26,27 +29,31 @@ results=$(mktemp -d "${TMPDIR:-/tmp}/bench-overload.XXXXXX")
 trap 'stop_load_shop; echo "bench-overload: reports and logs in $results"' EXIT
 
 seed=100
-run() { # run NAME LIMIT RATE: a fresh shop admitting LIMIT checkouts at once, RATE a second
-  local name=$1 limit=$2 rate=$3
+run() { # run NAME LIMIT TARGET RATE: a fresh shop admitting LIMIT checkouts at once
+  # (adapting to TARGET ms; 0: fixed), RATE a second
+  local name=$1 limit=$2 target=$3 rate=$4
   seed=$((seed + 1))
   mkdir -p "$results/$name"
-  echo "bench-overload: $name ($rate a second, at most $limit checkouts at once)"
-  export CHECKOUT_CONCURRENCY=$limit
+  echo "bench-overload: $name ($rate a second, at most $limit checkouts at once, latency target $target ms)"
+  export CHECKOUT_CONCURRENCY=$limit CHECKOUT_LATENCY_TARGET_MS=$target
   start_load_shop "$results/$name" bench-overload
   "$BIN/loadgen" --target "$target" --scenario good --catalog data/books-load.json --duration "$DURATION" \
     --seed "$seed" --rate "$rate" --quiet --json "$results/$name.json" > "$results/$name.txt" || true
+  # The limit the web server ended at (the gauge of admission.rs).
+  curl -s "$target/metrics" | awk '/^[a-z_]*admission_limit/ { print $2 }' > "$results/$name.limit" || true
   stop_load_shop
 }
-run limit "${LIMIT:-64}" "$RATE"
-run reference 1000000 "$RATE"
-run usual "${LIMIT:-64}" 200
+run adaptive "${LIMIT:-64}" "${TARGET:-50}" "$RATE"
+run fixed "${LIMIT:-64}" 0 "$RATE"
+run reference 1000000 0 "$RATE"
+run usual "${LIMIT:-64}" "${TARGET:-50}" 200
 
 python3 - "$results" "$DURATION" <<'PY'
 import json, sys, pathlib
 results, duration = pathlib.Path(sys.argv[1]), sys.argv[2]
 seconds = float(duration.rstrip("s"))
-print(f"{'run':<10} {'sent/s':>7} {'accepted/s':>10} {'busy/s':>7} {'other 503 or failed/s':>21} {'accepted p50 ms':>15} {'p90':>7} {'p99':>7} {'refused p50 ms':>14} {'p99':>7}")
-for name in ["limit", "reference", "usual"]:
+print(f"{'run':<10} {'sent/s':>7} {'accepted/s':>10} {'busy/s':>7} {'other 503 or failed/s':>21} {'accepted p50 ms':>15} {'p90':>7} {'p99':>7} {'refused p50 ms':>14} {'p99':>7} {'limit at end':>12}")
+for name in ["adaptive", "fixed", "reference", "usual"]:
     s = json.loads((results / f"{name}.json").read_text())
     load, answers = s["load"], s["answers"]
     busy = sum(n for key, n in answers.items() if " 503 busy " in f" {key} ")
@@ -54,5 +61,5 @@ for name in ["limit", "reference", "usual"]:
     lat, ref = load.get("acceptedLatency") or {}, load.get("refusedLatency") or {}
     fmt = lambda d, q: f"{d[q]:.1f}" if q in d else "—"
     print(f"{name:<10} {load['requestsPerS']:>7.0f} {load['acceptedPerS']:>10.0f} {busy / seconds:>7.0f} {other / seconds:>21.1f} "
-          f"{fmt(lat, 'p50'):>15} {fmt(lat, 'p90'):>7} {fmt(lat, 'p99'):>7} {fmt(ref, 'p50'):>14} {fmt(ref, 'p99'):>7}")
+          f"{fmt(lat, 'p50'):>15} {fmt(lat, 'p90'):>7} {fmt(lat, 'p99'):>7} {fmt(ref, 'p50'):>14} {fmt(ref, 'p99'):>7} {(results / f'{name}.limit').read_text().strip() or '—':>12}")
 PY

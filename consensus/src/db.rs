@@ -61,7 +61,7 @@ impl Db {
     /// Opens (or creates) the file with its tables, and a receiver whose `changed()`
     /// fails once every handle to the database is dropped.
     pub(crate) fn open(path: &Path) -> Result<(Arc<Self>, watch::Receiver<()>), StorageFailure> {
-        let db = storage::open(path, FORMAT, |txn| {
+        let db = storage::open(path, FORMAT, |txn, _| {
             txn.open_table(LOG)?;
             txn.open_table(LOG_META)?;
             txn.open_table(SNAPSHOT)?;

@@ -30,6 +30,11 @@ pub struct Config {
     /// `busy`, with `Retry-After`), so the rest stay fast beyond capacity.
     #[arg(long, env = "CHECKOUT_CONCURRENCY", default_value_t = DEFAULT_CHECKOUT_CONCURRENCY)]
     pub checkout_concurrency: usize,
+    /// How long an approved checkout may take, in milliseconds, before fewer are
+    /// admitted at once (down to a quarter of `CHECKOUT_CONCURRENCY`); 0 keeps
+    /// the limit fixed.
+    #[arg(long, env = "CHECKOUT_LATENCY_TARGET_MS", default_value_t = DEFAULT_CHECKOUT_LATENCY_TARGET_MS)]
+    pub checkout_latency_target_ms: u64,
     /// Secret key for card fingerprints and the seal on result links (HMAC-SHA256).
     /// Set it outside development.
     #[arg(long, env = "CARD_FINGERPRINT_KEY", hide_env_values = true)]
@@ -74,6 +79,11 @@ pub struct ServiceUrls {
 /// (docs/benchmarks.md, "Overload").
 pub const DEFAULT_CHECKOUT_CONCURRENCY: usize = 64;
 
+/// [`Config::checkout_latency_target_ms`]'s default: an approved checkout takes
+/// 15 ms at the median on this machine at ordinary load, 40 ms at the 99th
+/// percentile (docs/benchmarks.md, "Overload").
+pub const DEFAULT_CHECKOUT_LATENCY_TARGET_MS: u64 = 50;
+
 impl Config {
     /// A configuration for `listen` and `services` with every other setting at its
     /// default, ignoring the environment (tests use this).
@@ -84,9 +94,17 @@ impl Config {
             services,
             call_timeout_ms: 800,
             checkout_concurrency: DEFAULT_CHECKOUT_CONCURRENCY,
+            checkout_latency_target_ms: DEFAULT_CHECKOUT_LATENCY_TARGET_MS,
             card_fingerprint_key: None,
             cors_allowed_origins: Vec::new(),
         }
+    }
+
+    /// How many checkouts run at once (`orchestrator::admission`).
+    pub fn checkout_limits(&self) -> crate::orchestrator::Limits {
+        let target =
+            (self.checkout_latency_target_ms > 0).then(|| Duration::from_millis(self.checkout_latency_target_ms));
+        crate::orchestrator::Limits::adaptive(self.checkout_concurrency, target)
     }
 
     pub fn call_timeout(&self) -> Duration {

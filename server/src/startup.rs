@@ -93,7 +93,7 @@ impl Application {
         let clients = Clients::new(&config.services, config.call_timeout())?;
         let orchestrator = Arc::new(
             Orchestrator::new(clients, Arc::new(Catalog::embedded()), key, &metrics)
-                .admitting(config.checkout_concurrency),
+                .admitting(config.checkout_limits()),
         );
         let status = Arc::new(StatusReader::new(&config.services, config.call_timeout())?);
         let shop = Shop { orchestrator, status, link_seal };

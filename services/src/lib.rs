@@ -15,6 +15,7 @@ pub mod order_queue;
 pub mod payment;
 pub mod refusal;
 pub mod replicated;
+pub mod retention;
 pub mod suggestions;
 pub mod transaction_verification;
 pub mod verification_cache;

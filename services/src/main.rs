@@ -20,7 +20,9 @@ use services::fraud_detection::FraudConfig;
 use services::order_executor::replica::{self, ExecutorConfig};
 use services::order_queue::QueueConfig;
 use services::transaction_verification::stock;
-use services::{books_db, fraud_detection, health_check, order_queue, payment, suggestions, transaction_verification};
+use services::{
+    books_db, fraud_detection, health_check, order_queue, payment, retention, suggestions, transaction_verification,
+};
 use tokio::net::TcpListener;
 
 /// mimalloc rather than glibc's malloc: a service allocates and frees a few small
@@ -130,7 +132,7 @@ enum Service {
         lease_ms: u64,
         /// How long the queue remembers an acknowledged or withdrawn order id (so a
         /// late duplicate enqueue adds nothing), in seconds (default a day).
-        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = replica::DEFAULT_RETENTION.as_secs(),
+        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = retention::DEFAULT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..))]
         retention_secs: u64,
     },
@@ -157,7 +159,7 @@ enum Service {
         raft: RaftArgs,
         /// How long a decision is remembered, in seconds: one to two of these
         /// (default a day).
-        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = books_db::DEFAULT_RETENTION.as_secs(),
+        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = retention::DEFAULT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..))]
         retention_secs: u64,
     },
@@ -200,7 +202,7 @@ enum Service {
         gather_ms: u64,
         /// How long a finished order is kept (its page shows it) before the group
         /// forgets it, in seconds (default a day).
-        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = replica::DEFAULT_RETENTION.as_secs(),
+        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = retention::DEFAULT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..))]
         retention_secs: u64,
     },
@@ -218,6 +220,11 @@ enum Service {
         /// recognises its declining test cards by fingerprint.
         #[arg(long, env = "CARD_FINGERPRINT_KEY", hide_env_values = true)]
         card_fingerprint_key: Option<String>,
+        /// How long a final payment (captured, voided, declined) is kept before the
+        /// ledger forgets it, in seconds (default a day).
+        #[arg(long, env = "ORDER_RETENTION_SECS", default_value_t = retention::DEFAULT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..))]
+        retention_secs: u64,
     },
 }
 
@@ -486,16 +493,16 @@ async fn main() -> anyhow::Result<()> {
             config.window = window as usize;
             config.gather = Duration::from_millis(gather_ms);
             config.retention = Duration::from_secs(retention_secs);
-            // Look a few times a window, at least once a minute.
-            config.prune_every = (config.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+            config.prune_every = retention::sweep_every(config.retention);
             let listener = bind(listen, "order_executor").await?;
             replica::start(id, listener, members.into_iter().collect(), &data_dir, config, &metrics, shutdown).await?;
         }
-        Service::Payment { listen, data_dir, card_fingerprint_key, .. } => {
+        Service::Payment { listen, data_dir, card_fingerprint_key, retention_secs, .. } => {
             let ledger = payment::open(&data_dir.join("payments.redb"))
                 .with_context(|| format!("opening the payment ledger in {}", data_dir.display()))?;
             let key = FingerprintKey::new(card_fingerprint_key.as_deref().unwrap_or(DEVELOPMENT_KEY));
-            payment::serve(bind(listen, "payment").await?, ledger, &key, &metrics, shutdown).await?;
+            let retention = Duration::from_secs(retention_secs);
+            payment::serve(bind(listen, "payment").await?, ledger, &key, retention, &metrics, shutdown).await?;
         }
     }
     tracing::info!("stopped");

@@ -292,8 +292,8 @@ mod tests {
 
     fn database(dir: &tempfile::TempDir) -> Arc<Database> {
         Arc::new(
-            crate::open(&dir.path().join("db.redb"), crate::Format { kind: "test", version: 1 }, |txn| {
-                txn.open_table(TABLE).map(drop)
+            crate::open(&dir.path().join("db.redb"), crate::Format { kind: "test", version: 1 }, |txn, _| {
+                txn.open_table(TABLE).map(drop).map_err(Into::into)
             })
             .unwrap(),
         )

@@ -54,23 +54,26 @@ pub enum OpenError {
 }
 
 /// Opens the database at `path`, creating its folder and the file if need be, with
-/// the tables `create_tables` opens (a table is created the first time a write
+/// the tables `prepare` opens (a table is created the first time a write
 /// transaction opens it), and stamps it with `format`.
 ///
-/// A file without a stamp was written before files had one: format version 0 of its
-/// kind, whose layout version 1 kept as it was. A file stamped with a newer version
-/// than `format`'s, or with another kind, is refused and left as it is.
+/// `prepare` gets the version the file held (0 for a new file, and for one
+/// written before files had a stamp: version 0 of its kind, whose layout version
+/// 1 kept as it was) and converts an older layout to `format`'s in the same
+/// transaction as the stamp, so a crash leaves the file wholly old or wholly new.
+/// A file stamped with a newer version than `format`'s, or with another kind, is
+/// refused and left as it is.
 pub fn open(
     path: &Path,
     format: Format,
-    create_tables: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::TableError>,
+    prepare: impl FnOnce(&redb::WriteTransaction, u64) -> Result<(), redb::Error>,
 ) -> Result<redb::Database, OpenError> {
     if let Some(folder) = path.parent() {
         std::fs::create_dir_all(folder).map_err(redb::Error::from)?;
     }
     let db = redb::Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(redb::Error::from)?;
     let txn = db.begin_write().map_err(redb::Error::from)?;
-    {
+    let held = {
         let mut stamp = txn.open_table(FORMAT).map_err(redb::Error::from)?;
         let found = {
             use redb::ReadableTable;
@@ -87,13 +90,14 @@ pub fn open(
             Some((_, found)) if found > format.version => {
                 return Err(OpenError::Newer { kind: format.kind, found, reads: format.version });
             }
-            // The same version, or an older one: versions 0 and 1 share one layout.
-            _ => {
+            // The same version, or an older one, which `prepare` converts.
+            found => {
                 stamp.insert(format.kind, format.version).map_err(redb::Error::from)?;
+                found.map_or(0, |(_, version)| version)
             }
         }
-    }
-    create_tables(&txn).map_err(redb::Error::from)?;
+    };
+    prepare(&txn, held)?;
     txn.commit().map_err(redb::Error::from)?;
     Ok(db)
 }
@@ -165,13 +169,13 @@ mod tests {
     fn opens_a_new_file_in_a_new_folder_with_its_tables_and_reopens_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested").join("db.redb");
-        let db = open(&path, FILE, |txn| txn.open_table(TABLE).map(drop)).unwrap();
+        let db = open(&path, FILE, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into)).unwrap();
         assert_eq!(read(&db, "missing").unwrap(), None, "the table exists before anything was written");
         let txn = db.begin_write().unwrap();
         txn.open_table(TABLE).unwrap().insert("k", 7).unwrap();
         txn.commit().unwrap();
         drop(db);
-        let db = open(&path, FILE, |txn| txn.open_table(TABLE).map(drop)).unwrap();
+        let db = open(&path, FILE, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into)).unwrap();
         assert_eq!(read(&db, "k").unwrap(), Some(7));
     }
 
@@ -180,7 +184,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a-file");
         std::fs::write(&file, b"not a folder").unwrap();
-        let error = open(&file.join("db.redb"), FILE, |_| Ok(())).unwrap_err();
+        let error = open(&file.join("db.redb"), FILE, |_, _| Ok(())).unwrap_err();
         assert!(matches!(error, OpenError::Redb(redb::Error::Io(_))), "{error:?}");
     }
 
@@ -188,7 +192,7 @@ mod tests {
     fn a_redb_error_becomes_the_stores_own() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
-        let _open = open(&path, FILE, |_| Ok(())).unwrap();
+        let _open = open(&path, FILE, |_, _| Ok(())).unwrap();
         // redb refuses a file this process holds open already.
         let again: Result<redb::Database, StoreError> = redb::Database::create(&path).map_err(StoreError::from);
         let StoreError(message) = again.unwrap_err();
@@ -208,7 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
         unstamped(&path);
-        let db = open(&path, FILE, |txn| txn.open_table(TABLE).map(drop)).unwrap();
+        let db = open(&path, FILE, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into)).unwrap();
         assert_eq!(read(&db, "k").unwrap(), Some(7));
         assert_eq!(format_of(&db).unwrap(), Some(("test".to_owned(), 1)));
     }
@@ -217,12 +221,15 @@ mod tests {
     fn a_file_of_a_newer_format_or_another_kind_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
-        drop(open(&path, Format { version: 2, ..FILE }, |txn| txn.open_table(TABLE).map(drop)).unwrap());
+        drop(
+            open(&path, Format { version: 2, ..FILE }, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into))
+                .unwrap(),
+        );
 
-        let error = open(&path, FILE, |txn| txn.open_table(TABLE).map(drop)).unwrap_err();
+        let error = open(&path, FILE, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into)).unwrap_err();
         assert!(matches!(error, OpenError::Newer { found: 2, reads: 1, .. }), "{error:?}");
         assert!(error.to_string().contains("format 2 of test"), "{error}");
-        let error = open(&path, Format { kind: "other", version: 2 }, |_| Ok(())).unwrap_err();
+        let error = open(&path, Format { kind: "other", version: 2 }, |_, _| Ok(())).unwrap_err();
         assert!(matches!(&error, OpenError::OtherKind { found, .. } if found == "test"), "{error:?}");
 
         let db = redb::Database::create(&path).unwrap();

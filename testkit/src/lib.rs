@@ -106,7 +106,7 @@ pub async fn books_db(dir: PathBuf) -> Group {
                     &dir,
                     catalog,
                     &config,
-                    services::books_db::DEFAULT_RETENTION,
+                    services::retention::DEFAULT,
                     &metrics,
                     shutdown,
                 )

@@ -154,7 +154,9 @@ pub async fn start_order_queue(data_dir: PathBuf) -> Running {
 pub async fn start_payment(ledger: &Path, key: FingerprintKey) -> Running {
     let ledger = services::payment::open(ledger).expect("open the ledger");
     serve_on(move |listener, shutdown| async move {
-        services::payment::serve(listener, ledger, &key, &Registry::default(), shutdown).await.expect("payment runs");
+        services::payment::serve(listener, ledger, &key, services::retention::DEFAULT, &Registry::default(), shutdown)
+            .await
+            .expect("payment runs");
     })
     .await
 }

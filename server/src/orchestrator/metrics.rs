@@ -9,6 +9,7 @@ use platform::metrics::{self, Latency, Registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Ended {
@@ -29,11 +30,16 @@ struct Outcome {
 pub struct CheckoutMetrics {
     checkouts: Family<Ended, Counter>,
     durations: Family<Outcome, Latency, fn() -> Latency>,
+    admission_limit: Gauge,
 }
 
 impl CheckoutMetrics {
     pub fn register(registry: &Registry) -> Self {
-        let metrics = Self { checkouts: Family::default(), durations: Family::new_with_constructor(metrics::latency) };
+        let metrics = Self {
+            checkouts: Family::default(),
+            durations: Family::new_with_constructor(metrics::latency),
+            admission_limit: Gauge::default(),
+        };
         let _ =
             metrics.checkouts.get_or_create(&Ended { outcome: "approved", step: String::new(), code: String::new() });
         for outcome in ["approved", "refused"] {
@@ -43,6 +49,11 @@ impl CheckoutMetrics {
             "checkouts",
             "Checkouts answered: approved, or refused at a step with a code",
             metrics.checkouts.clone(),
+        );
+        registry.register(
+            "checkout_admission_limit",
+            "How many checkouts may run at once: beyond it one is refused busy; it shrinks while approved checkouts are slow",
+            metrics.admission_limit.clone(),
         );
         registry.register_seconds(
             "checkout_duration",
@@ -54,6 +65,11 @@ impl CheckoutMetrics {
 
     /// A checkout refused at once, at capacity: counted (refused, `busy`), not
     /// timed (its duration would pull the checkouts' latency down).
+    /// How many checkouts may run at once now (`admission.rs`).
+    pub fn admission_limit(&self, limit: usize) {
+        self.admission_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
     pub fn shed(&self, refusal: &domain::Refusal) {
         self.checkouts.get_or_create(&refused(refusal)).inc();
     }

@@ -23,6 +23,7 @@
 //! execution continues the same trace. Every checkout is counted and timed
 //! (`metrics.rs`).
 
+mod admission;
 mod clients;
 mod metrics;
 pub mod order;
@@ -47,6 +48,8 @@ use proto::vector_clock::{clock_from_proto, clock_to_proto};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use admission::Admission;
+pub use admission::Limits;
 pub use clients::{Clients, ORDER_QUEUE};
 use metrics::CheckoutMetrics;
 
@@ -58,10 +61,11 @@ const WITHDRAW_FOR: std::time::Duration = std::time::Duration::from_secs(6);
 const WITHDRAW_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct Orchestrator {
-    /// A permit per checkout in progress: when none is left, a checkout is
-    /// refused at once (`busy`) instead of queueing behind the others until
-    /// every one of them misses its deadline.
-    admission: Arc<tokio::sync::Semaphore>,
+    /// A place per checkout in progress, as many as the adaptive limit allows
+    /// (`admission.rs`): when none is left, a checkout is refused at once (`busy`)
+    /// instead of queueing behind the others until every one of them misses its
+    /// deadline.
+    admission: Admission,
     clients: Clients,
     catalog: Arc<Catalog>,
     fingerprint_key: FingerprintKey,
@@ -126,7 +130,7 @@ impl Orchestrator {
     /// The orchestrator over `clients`, counting its checkouts in `metrics`.
     pub fn new(clients: Clients, catalog: Arc<Catalog>, fingerprint_key: FingerprintKey, metrics: &Registry) -> Self {
         Self {
-            admission: Arc::new(tokio::sync::Semaphore::new(crate::config::DEFAULT_CHECKOUT_CONCURRENCY)),
+            admission: Admission::new(Limits::adaptive(crate::config::DEFAULT_CHECKOUT_CONCURRENCY, None)),
             clients,
             catalog,
             fingerprint_key,
@@ -134,9 +138,10 @@ impl Orchestrator {
         }
     }
 
-    /// The orchestrator running at most `checkouts` at once (at least one).
-    pub fn admitting(self, checkouts: usize) -> Self {
-        Self { admission: Arc::new(tokio::sync::Semaphore::new(checkouts.max(1))), ..self }
+    /// The orchestrator admitting checkouts within `limits`.
+    pub fn admitting(self, limits: Limits) -> Self {
+        self.metrics.admission_limit(limits.ceiling);
+        Self { admission: Admission::new(limits), ..self }
     }
 
     /// The gRPC clients a checkout calls through.
@@ -146,7 +151,7 @@ impl Orchestrator {
 
     pub async fn checkout(&self, request: CheckoutRequest) -> CheckoutOutcome {
         // Beyond capacity, the surplus is refused before anything is done for it.
-        let Ok(_admitted) = self.admission.try_acquire() else {
+        let Some(admitted) = self.admission.try_admit() else {
             let refusal = Refusal::busy();
             self.metrics.shed(&refusal);
             return CheckoutOutcome::Refused(refusal);
@@ -163,6 +168,12 @@ impl Orchestrator {
             None => checkout.await,
         };
         let elapsed = started.elapsed();
+        if matches!(outcome, CheckoutOutcome::Approved(_)) {
+            admitted.approved(elapsed);
+            self.metrics.admission_limit(self.admission.limit());
+        } else {
+            drop(admitted);
+        }
         let elapsed_us = elapsed.as_micros() as u64;
         logs.in_scope(|| match &outcome {
             CheckoutOutcome::Approved(_) => tracing::info!(elapsed_us, "approved"),

@@ -2,13 +2,13 @@
 //! retention window, sampling every process's resident memory and every data
 //! folder's size at the start, the middle and the end. What the shop keeps of a
 //! finished order (the executors' record, books_db's decision, the queue's
-//! acknowledged id) goes after the window, so after the first window memory and
+//! acknowledged id, payment's record) goes after the window, so after the first window memory and
 //! files stay flat.
 //!
 //! `make test` runs a short one (`SOAK_ORDERS` 300 at `SOAK_RATE` 30 a second, a
 //! `SOAK_RETENTION_SECS` of 2) and asserts counts, not times: once the queue is
-//! drained and a window has passed, every executor replica and the queue have
-//! forgotten the orders, and an order placed then is known to every replica. `make soak` runs 200,000 and prints the table
+//! drained and a window has passed, every executor replica, the queue and payment
+//! have forgotten the orders, and an order placed then is known to every replica. `make soak` runs 200,000 and prints the table
 //! (docs/benchmarks.md has one).
 
 use std::path::Path;
@@ -91,6 +91,19 @@ fn print(samples: &[Sample]) {
             .collect();
         println!("  {name:<26} {cells}");
     }
+}
+
+/// How many of `order_ids` payment's ledger still holds.
+async fn payments_known(shop: &Shop, order_ids: &[&String]) -> usize {
+    let mut payment = pb::payment_client::PaymentClient::connect(shop.side.payment_url()).await.expect("payment");
+    let mut known = 0;
+    for order_id in order_ids {
+        match payment.get(pb::PaymentDecision { order_id: (*order_id).clone() }).await {
+            Ok(_) => known += 1,
+            Err(status) => assert_eq!(status.code(), tonic::Code::NotFound, "{status}"),
+        }
+    }
+    known
 }
 
 /// How many of `order_ids` each executor replica, and the queue, still know.
@@ -181,8 +194,9 @@ async fn what_the_shop_keeps_stays_bounded_past_the_retention_window() {
     print(&samples);
     let asked: Vec<&String> = queued.iter().step_by((queued.len() / 500).max(1)).copied().collect();
     let (executors_old, queue_old) = still_known(&shop, &asked).await;
+    let payments_old = payments_known(&shop, &asked).await;
     println!(
-        "  {} queued; {:.1} s after the last was final, the executors still know {executors_old:?} of {} of them, the queue {queue_old}",
+        "  {} queued; {:.1} s after the last was final, the executors still know {executors_old:?} of {} of them, the queue {queue_old}, payment {payments_old}",
         queued.len(),
         waited.as_secs_f64(),
         asked.len()
@@ -202,6 +216,7 @@ async fn what_the_shop_keeps_stays_bounded_past_the_retention_window() {
     assert!(!queued.is_empty(), "the run queued orders");
     assert_eq!(executors_old, vec![0; 3], "every executor replica forgot the orders finished before the window");
     assert_eq!(queue_old, 0, "the queue forgot their ids");
+    assert_eq!(payments_old, 0, "payment forgot their payments");
     let page = reqwest::Client::new()
         .get(format!("{}/orders/{}", shop.web_url(), queued[0]))
         .header("accept", "application/json")

@@ -37,9 +37,6 @@ pub fn raft_config() -> Config {
     Config { cluster_name: "books_db".to_owned(), ..Config::default() }
 }
 
-/// How long books_db remembers a decision: one to two of these (`state.rs`).
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
 /// Runs replica `id` of the group `members` (id → address) on `listener` until
 /// `shutdown`: serves the books_db and Raft services and forms the group on first
 /// start (idempotent). The leader loads the catalog's stock on its first request,

@@ -77,10 +77,6 @@ pub struct ExecutorConfig {
     pub prune_every: Duration,
 }
 
-/// A day: long enough for a shopper to come back to an order's page, short
-/// enough that a busy shop keeps a day of orders, not all of them.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
 impl ExecutorConfig {
     pub fn new(queue_url: String, payment_url: String, books_db_urls: Vec<String>) -> Self {
         Self {
@@ -94,8 +90,8 @@ impl ExecutorConfig {
             batch: 64,
             gather: DEFAULT_GATHER,
             backoff: BackoffPolicy::default(),
-            retention: DEFAULT_RETENTION,
-            prune_every: Duration::from_secs(60),
+            retention: crate::retention::DEFAULT,
+            prune_every: crate::retention::sweep_every(crate::retention::DEFAULT),
         }
     }
 }
@@ -211,13 +207,12 @@ pub async fn start(
 /// before `retention` ago, so every replica forgets the same ones. Ends with the
 /// node.
 async fn prune(node: Node<ExecutorState>, retention: Duration, every: Duration) {
-    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
     loop {
         tokio::time::sleep(every).await;
         if !node.is_leader() {
             continue;
         }
-        let before_ms = platform::clock::unix_ms().saturating_sub(retention_ms);
+        let before_ms = crate::retention::cutoff_ms(retention);
         match node.write(Command::Prune { before_ms }).await {
             Ok(Outcome::Pruned { orders }) if orders > 0 => {
                 tracing::info!(orders, before_ms, "forgot orders finished before the retention window");

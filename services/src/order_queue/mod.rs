@@ -33,25 +33,15 @@ impl Default for QueueConfig {
         Self {
             default_lease: Duration::from_secs(30),
             max_wait: Duration::from_secs(30),
-            retention: Duration::from_secs(24 * 3600),
+            retention: crate::retention::DEFAULT,
         }
     }
 }
 
-/// Every quarter of the retention window (between once a second and once a
-/// minute), forgets the order ids acknowledged or withdrawn before the window.
+/// Forgets the order ids acknowledged or withdrawn before the retention window,
+/// a few times a window (`retention::sweep`).
 async fn forget_old(store: Arc<QueueStore>, retention: Duration) {
-    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
-    loop {
-        tokio::time::sleep(every).await;
-        let before_ms = platform::clock::unix_ms().saturating_sub(retention_ms);
-        match store.forget(before_ms).await {
-            Ok(0) => {}
-            Ok(ids) => tracing::info!(ids, before_ms, "forgot order ids finished before the retention window"),
-            Err(error) => tracing::warn!(%error, "forgetting old order ids failed; trying again later"),
-        }
-    }
+    crate::retention::sweep(retention, "order ids", |before_ms| store.forget(before_ms)).await;
 }
 
 #[derive(Debug, thiserror::Error)]

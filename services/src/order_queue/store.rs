@@ -159,7 +159,7 @@ pub struct QueueStore {
 
 impl QueueStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = storage::open(path, FORMAT, |txn| {
+        let db = storage::open(path, FORMAT, |txn, _| {
             txn.open_table(ORDERS)?;
             txn.open_table(READY)?;
             txn.open_table(LEASES)?;

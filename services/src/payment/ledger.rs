@@ -14,6 +14,11 @@
 //! Every transition is idempotent by order id, and a captured payment can neither
 //! be voided nor captured again: an order is charged at most once. Records hold the
 //! card's network and last four digits, never the number or the CVV.
+//!
+//! A record that is final (captured, voided, declined) is kept for the retention
+//! window (`crate::retention`), then forgotten ([`Ledger::forget`]), so the file
+//! holds about a window of orders, not every order ever. An authorized hold waits
+//! for its decision however long that takes.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,9 +29,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use storage::GroupCommit;
 
 const PAYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("payments");
+/// Order id → when its payment became final (Unix ms).
+const FINISHED: TableDefinition<&str, u64> = TableDefinition::new("finished");
 
-/// The layout of the ledger's file: order id → its `Payment` as JSON.
-const FORMAT: storage::Format = storage::Format { kind: "payment", version: 1 };
+/// The layout of the ledger's file: order id → its `Payment` as JSON (version 1),
+/// and since version 2 the `finished` table. A version 0 or 1 file gains it when
+/// opened: its final payments count as finished then, and are forgotten a window
+/// later.
+const FORMAT: storage::Format = storage::Format { kind: "payment", version: 2 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,8 +110,23 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let db = storage::open(path, FORMAT, |txn| txn.open_table(PAYMENTS).map(drop))
-            .map_err(|error| LedgerError::Storage(format!("{}: {error}", path.display())))?;
+        let db = storage::open(path, FORMAT, |txn, held| {
+            let payments = txn.open_table(PAYMENTS)?;
+            let mut finished = txn.open_table(FINISHED)?;
+            if held < 2 {
+                let now = platform::clock::unix_ms();
+                for row in payments.iter()? {
+                    let (order_id, record) = row?;
+                    let payment: Payment = serde_json::from_slice(record.value())
+                        .map_err(|error| redb::Error::Corrupted(format!("payment {}: {error}", order_id.value())))?;
+                    if is_final(payment.state) {
+                        finished.insert(order_id.value(), now)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(|error| LedgerError::Storage(format!("{}: {error}", path.display())))?;
         let db = Arc::new(db);
         let writer = GroupCommit::start(Arc::clone(&db), "payment")
             .map_err(|error| LedgerError::Storage(format!("starting the writer: {error}")))?;
@@ -137,6 +162,9 @@ impl Ledger {
                 let changed = current.as_ref() != Some(&next);
                 if changed {
                     table.insert(order_id.as_str(), serde_json::to_vec(&next)?.as_slice())?;
+                    if is_final(next.state) {
+                        txn.open_table(FINISHED)?.insert(order_id.as_str(), platform::clock::unix_ms())?;
+                    }
                 }
                 Ok(Recorded { payment: next, changed })
             })
@@ -167,6 +195,31 @@ impl Ledger {
     pub async fn commit(&self, order_id: &str) -> Result<Recorded, LedgerError> {
         let id = order_id.to_owned();
         self.update(order_id, move |current| captured(&id, current)).await
+    }
+
+    /// Forgets the payments that became final before `before_ms` (Unix ms);
+    /// answers how many. A decision repeated after that would find no record: the
+    /// retention window must outlast any retry (they end within seconds).
+    pub async fn forget(&self, before_ms: u64) -> Result<u64, LedgerError> {
+        self.writer
+            .write(move |txn| {
+                let mut finished = txn.open_table(FINISHED)?;
+                let old: Vec<String> = finished
+                    .iter()?
+                    .filter_map(|row| match row {
+                        Ok((order_id, at_ms)) if at_ms.value() < before_ms => Some(Ok(order_id.value().to_owned())),
+                        Ok(_) => None,
+                        Err(error) => Some(Err(error)),
+                    })
+                    .collect::<Result<_, _>>()?;
+                let mut payments = txn.open_table(PAYMENTS)?;
+                for order_id in &old {
+                    payments.remove(order_id.as_str())?;
+                    finished.remove(order_id.as_str())?;
+                }
+                Ok(old.len() as u64)
+            })
+            .await
     }
 
     /// Phase two, abort: release the hold. Aborting an order never prepared here
@@ -202,6 +255,11 @@ pub(crate) fn prepared(current: Option<Payment>, hold: &Hold, authorize: impl Fn
         reason,
         code,
     }
+}
+
+/// Whether a payment in `state` is settled for good: nothing changes it again.
+fn is_final(state: PaymentState) -> bool {
+    !matches!(state, PaymentState::Authorized)
 }
 
 /// Whether a prepare that left `payment` votes yes.
@@ -307,6 +365,27 @@ mod tests {
         let late = ledger.prepare(hold("o2"), || Authorization::Approved).await.unwrap();
         assert_eq!(late.payment.state, PaymentState::Voided, "a late prepare votes no");
         assert!(matches!(ledger.commit("o3").await, Err(LedgerError::Unknown(_))));
+    }
+
+    #[tokio::test]
+    async fn final_payments_are_forgotten_after_the_window_and_holds_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(&dir);
+        for id in ["captured", "voided", "held"] {
+            ledger.prepare(hold(id), || Authorization::Approved).await.unwrap();
+        }
+        let declined = || Authorization::Declined { code: "card_declined".into(), reason: "card declined".into() };
+        ledger.prepare(hold("declined"), declined).await.unwrap();
+        ledger.commit("captured").await.unwrap();
+        ledger.abort("voided").await.unwrap();
+        let before = platform::clock::unix_ms().saturating_sub(60_000);
+        assert_eq!(ledger.forget(before).await.unwrap(), 0, "nothing finished a minute ago");
+        assert_eq!(ledger.forget(u64::MAX).await.unwrap(), 3);
+        let kept = ["captured", "voided", "declined", "held"].map(|id| ledger.get(id).unwrap().map(|p| p.state));
+        assert_eq!(kept, [None, None, None, Some(PaymentState::Authorized)], "an open hold waits for its decision");
+        assert_eq!(ledger.forget(u64::MAX).await.unwrap(), 0);
+        ledger.commit("held").await.unwrap();
+        assert_eq!(ledger.forget(u64::MAX).await.unwrap(), 1, "once decided, it goes too");
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ mod metrics;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -23,16 +24,25 @@ pub fn open(path: &Path) -> Result<Arc<Ledger>, ledger::LedgerError> {
     Ledger::open(path).map(Arc::new)
 }
 
-/// Serves payment on `listener` until `shutdown`, its metrics in `metrics`.
+/// Serves payment on `listener` until `shutdown`, its metrics in `metrics`;
+/// final payments are forgotten `retention` after they ended.
 pub async fn serve(
     listener: TcpListener,
     ledger: Arc<Ledger>,
     key: &FingerprintKey,
+    retention: Duration,
     metrics: &Registry,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let kept = Arc::clone(&ledger);
+    let forgetting = tokio::spawn(async move {
+        crate::retention::sweep(retention, "payments", |before_ms| kept.forget(before_ms)).await;
+    });
     let counts = metrics::PaymentMetrics::register(metrics);
     let service = PaymentService::new(ledger, Arc::new(issuer::Issuer::new(key)), counts);
     let server = proto::v1::payment_server::PaymentServer::new(service);
-    grpc::serve(listener, tonic::service::Routes::new(server), &["bookstore.v1.Payment"], metrics, shutdown).await
+    let served =
+        grpc::serve(listener, tonic::service::Routes::new(server), &["bookstore.v1.Payment"], metrics, shutdown).await;
+    forgetting.abort();
+    served
 }

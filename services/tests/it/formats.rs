@@ -29,10 +29,11 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
 }
 
-/// The folder name of the formats this release writes: every file's stamp
-/// (`storage::Format`) is version 1, and so is a snapshot's frame. `v0` holds the
-/// files of the release before stamps.
-const WRITES: &str = "v1";
+/// The folder name of the formats this release writes: payment's ledger is
+/// version 2 (it keeps when each payment became final), every other file's stamp
+/// (`storage::Format`) version 1, and so is a snapshot's frame. `v1` holds the
+/// files of the release that brought stamps, `v0` those of the release before.
+const WRITES: &str = "v2";
 
 /// The kind and version stamped in the file at `path`, once its store closed it.
 fn stamp(path: &Path) -> Option<(String, u64)> {
@@ -273,8 +274,13 @@ async fn read_ledger(folder: &Path) {
     );
     let a = ledger.get("a").expect("read").expect("a");
     assert_eq!((a.amount_cents, a.card_last4.as_str(), a.captures), (2_598, "1111", 1));
+    // Whatever the version, the final payments (a, b, d) are known as finished,
+    // and only they are forgotten once out of the window.
+    assert_eq!(ledger.forget(u64::MAX).await.expect("forgotten"), 3);
+    let states = ["a", "b", "c", "d"].map(|id| ledger.get(id).expect("read").map(|payment| payment.state));
+    assert_eq!(states, [None, None, Some(PaymentState::Authorized), None]);
     drop(ledger);
-    assert_eq!(stamp(&dir.path().join("payments.redb")), Some(("payment".to_owned(), 1)));
+    assert_eq!(stamp(&dir.path().join("payments.redb")), Some(("payment".to_owned(), 2)));
 }
 
 #[tokio::test]
