@@ -87,7 +87,7 @@ impl Db {
 
     /// Queues `change` for the next write transaction and returns at once; `then`
     /// is called (on the writer's thread) once it is committed durably.
-    pub(crate) fn write_then<T, F>(
+    pub(crate) async fn write_then<T, F>(
         &self,
         change: F,
         then: impl FnOnce(Result<T, StorageFailure>) + Send + 'static,
@@ -96,20 +96,22 @@ impl Db {
         T: Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, StorageFailure> + Send + 'static,
     {
-        self.writer.write_then(change, then)
+        self.writer.write_then(change, then).await
     }
 
     /// Queues `change`, which a crash may lose, and returns at once: it is written
     /// in order with the rest, without an fsync of its own. A failure is logged.
-    pub(crate) fn write_lazily_detached<F>(&self, change: F) -> Result<(), StorageFailure>
+    pub(crate) async fn write_lazily_detached<F>(&self, change: F) -> Result<(), StorageFailure>
     where
         F: FnMut(&WriteTransaction) -> Result<(), StorageFailure> + Send + 'static,
     {
-        self.writer.write_lazily_then(change, |result: Result<(), StorageFailure>| {
-            if let Err(error) = result {
-                tracing::error!(%error, "a lazy write to the Raft database failed");
-            }
-        })
+        self.writer
+            .write_lazily_then(change, |result: Result<(), StorageFailure>| {
+                if let Err(error) = result {
+                    tracing::error!(%error, "a lazy write to the Raft database failed");
+                }
+            })
+            .await
     }
 
     pub(crate) fn read<T>(

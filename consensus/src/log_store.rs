@@ -261,8 +261,8 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
     /// it has come), and the next log append or vote makes it durable anyway.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         *lock(&self.committed) = Some(committed);
-        let write = || self.db.write_lazily_detached(meta_change(COMMITTED, committed.as_ref())?);
-        write().map_err(|e| StorageIOError::write(&e).into())
+        let change = meta_change(COMMITTED, committed.as_ref()).map_err(|e| StorageIOError::write(&e))?;
+        self.db.write_lazily_detached(change).await.map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -316,7 +316,7 @@ impl<M: StateMachine> RaftLogStorage<Group<M>> for LogStore<M> {
             }
             callback.log_io_completed(result.map_err(|e| std::io::Error::other(e.to_string())));
         };
-        self.db.write_then(write, flushed).map_err(|e| StorageIOError::write_logs(&e).into())
+        self.db.write_then(write, flushed).await.map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -9,15 +9,23 @@
 //! so one write's failure is never another's and nothing is half done. That is
 //! why a write is `FnMut`: it must be able to run twice, and do nothing outside
 //! the transaction.
+//!
+//! At most [`MAX_WAITING`] writes wait for the writer: one more waits for room
+//! (its caller's task is suspended, no thread blocks), so writers faster than the
+//! disk slow down instead of filling memory.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
+
+use tokio::sync::mpsc;
 
 use redb::{Database, Durability, WriteTransaction};
 
 /// The most writes one transaction carries.
 pub const MAX_BATCH: usize = 1024;
+
+/// The most writes waiting for the writer: four full transactions.
+pub const MAX_WAITING: usize = 4 * MAX_BATCH;
 
 /// A handle on a database's writer thread; clones share it. Dropping the last
 /// handle waits for the writer to answer what it holds and end, so the database
@@ -59,12 +67,12 @@ impl GroupCommit {
     /// Starts the writer thread of `db`, named `name` (it shows in a debugger and in
     /// a panic message).
     pub fn start(db: Arc<Database>, name: &str) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let (jobs, mut queue) = mpsc::channel::<Box<dyn Job>>(MAX_WAITING);
         let counts = Arc::new(Counts::default());
         let counted = Arc::clone(&counts);
         let writer = std::thread::Builder::new()
             .name(format!("{name}-writer"))
-            .spawn(move || write_batches(&db, &queue, &counted))?;
+            .spawn(move || write_batches(&db, &mut queue, &counted))?;
         Ok(Self { inner: Arc::new(Inner { jobs: Some(jobs), counts, writer: Some(writer) }) })
     }
 
@@ -87,35 +95,40 @@ impl GroupCommit {
         W: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        self.submit(Durability::Immediate, work, move |result| drop(answer.send(result)))?;
+        self.submit(Durability::Immediate, work, move |result| drop(answer.send(result))).await?;
         answered.await.map_err(|_| E::from(WriterStopped))?
     }
 
-    /// Queues `work` for the next transaction and returns at once; `then` gets its
-    /// result once that transaction is committed. Writes are run in the order they
-    /// were queued, whichever way they came.
-    pub fn write_then<T, E, W>(&self, work: W, then: impl FnOnce(Result<T, E>) + Send + 'static) -> Result<(), E>
+    /// Queues `work` for the next transaction and returns once it is queued (at
+    /// once, unless [`MAX_WAITING`] writes wait already); `then` gets its result once
+    /// that transaction is committed. Writes are run in the order they were queued,
+    /// whichever way they came.
+    pub async fn write_then<T, E, W>(&self, work: W, then: impl FnOnce(Result<T, E>) + Send + 'static) -> Result<(), E>
     where
         T: Send + 'static,
         E: From<redb::Error> + From<WriterStopped> + Send + 'static,
         W: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.submit(Durability::Immediate, work, then)
+        self.submit(Durability::Immediate, work, then).await
     }
 
     /// Like [`GroupCommit::write_then`], for a write a crash may lose: alone, or
     /// with only others like it, its transaction is committed without an fsync
     /// (the next durable commit makes it durable too).
-    pub fn write_lazily_then<T, E, W>(&self, work: W, then: impl FnOnce(Result<T, E>) + Send + 'static) -> Result<(), E>
+    pub async fn write_lazily_then<T, E, W>(
+        &self,
+        work: W,
+        then: impl FnOnce(Result<T, E>) + Send + 'static,
+    ) -> Result<(), E>
     where
         T: Send + 'static,
         E: From<redb::Error> + From<WriterStopped> + Send + 'static,
         W: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.submit(Durability::None, work, then)
+        self.submit(Durability::None, work, then).await
     }
 
-    fn submit<T, E, W>(
+    async fn submit<T, E, W>(
         &self,
         durability: Durability,
         work: W,
@@ -130,7 +143,11 @@ impl GroupCommit {
         let job = Write { work, result: None, panicked: false, lazy, answer: Box::new(answer) };
         let jobs = self.inner.jobs.as_ref().ok_or_else(|| E::from(WriterStopped))?;
         self.inner.counts.waiting.fetch_add(1, Ordering::Relaxed);
-        jobs.send(Box::new(job)).map_err(|_| E::from(WriterStopped))
+        let sent = jobs.send(Box::new(job)).await;
+        if sent.is_err() {
+            self.inner.counts.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        sent.map_err(|_| E::from(WriterStopped))
     }
 }
 
@@ -194,9 +211,9 @@ where
     }
 }
 
-fn write_batches(db: &Database, queue: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts) {
+fn write_batches(db: &Database, queue: &mut mpsc::Receiver<Box<dyn Job>>, counts: &Counts) {
     let commits = &counts.commits;
-    while let Ok(first) = queue.recv() {
+    while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -325,7 +342,7 @@ mod tests {
         let group = GroupCommit::start(Arc::clone(&db), "test").unwrap();
         // Hold the writer inside a first write (queued alone, before any other)
         // until fifty more are waiting.
-        let (release, held) = mpsc::sync_channel::<()>(0);
+        let (release, held) = std::sync::mpsc::sync_channel::<()>(0);
         let held = std::sync::Mutex::new(held);
         let (first_done, first) = tokio::sync::oneshot::channel();
         group
@@ -336,6 +353,7 @@ mod tests {
                 },
                 move |result| drop(first_done.send(result)),
             )
+            .await
             .unwrap();
         while group.waiting() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -359,6 +377,45 @@ mod tests {
         assert_eq!(answers, (1..=50).collect::<Vec<_>>(), "each write saw every one before it");
         assert_eq!(read(&db, "counter"), Some(50));
         assert_eq!(group.commits(), 2, "the held write alone, then the fifty together");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn beyond_the_waiting_bound_a_write_waits_for_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir);
+        let group = GroupCommit::start(Arc::clone(&db), "test").unwrap();
+        let (release, held) = std::sync::mpsc::sync_channel::<()>(0);
+        let held = std::sync::Mutex::new(held);
+        let hold = move |_txn: &WriteTransaction| {
+            held.lock().unwrap().recv().ok();
+            Ok::<_, TestError>(0)
+        };
+        group.write_then(hold, drop).await.unwrap();
+        while group.waiting() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        // The writer is held: MAX_WAITING writes are queued at once...
+        for _ in 0..MAX_WAITING {
+            group.write_then(add("counter", 1, u64::MAX), drop).await.unwrap();
+        }
+        // ...and one more is not, until the writer takes some.
+        let mut one_more = std::pin::pin!(group.write_then(add("counter", 1, u64::MAX), drop));
+        assert!(futures_poll_once(one_more.as_mut()).await.is_none(), "queued beyond the bound");
+        release.send(()).unwrap();
+        one_more.await.unwrap();
+        assert_eq!(group.write(add("counter", 0, u64::MAX)).await, Ok(MAX_WAITING as u64 + 1));
+    }
+
+    /// The future's output if it is ready at its first poll.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+        let mut future = future;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+                std::task::Poll::Ready(output) => Some(output),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
