@@ -16,16 +16,29 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Asks `probe` every `every` until it answers, for at most [`PATIENCE`]; panics
 /// with `what` (what was awaited) if it never does.
-pub async fn eventually<T, Fut>(what: impl std::fmt::Display, every: Duration, mut probe: impl FnMut() -> Fut) -> T
+pub async fn eventually<T, Fut>(what: impl std::fmt::Display, every: Duration, probe: impl FnMut() -> Fut) -> T
 where
     Fut: Future<Output = Option<T>>,
 {
-    let give_up = Instant::now() + PATIENCE;
+    eventually_within(what, every, PATIENCE, probe).await
+}
+
+/// [`eventually`], for at most `patience`.
+pub async fn eventually_within<T, Fut>(
+    what: impl std::fmt::Display,
+    every: Duration,
+    patience: Duration,
+    mut probe: impl FnMut() -> Fut,
+) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    let give_up = Instant::now() + patience;
     loop {
         if let Some(answer) = probe().await {
             return answer;
         }
-        assert!(Instant::now() < give_up, "{what}: not within {PATIENCE:?}");
+        assert!(Instant::now() < give_up, "{what}: not within {patience:?}");
         tokio::time::sleep(every).await;
     }
 }

@@ -130,9 +130,9 @@ async fn sold(shop: &Shop, book: &str) -> u32 {
 }
 
 /// Waits until the queue holds nothing, ready or leased: what it took has run.
-async fn queue_drained(shop: &Shop) {
+async fn queue_drained(shop: &Shop, patience: Duration) {
     let url = shop.side.queue_url();
-    testkit::probe::eventually("the queue drained", Duration::from_millis(100), || async {
+    testkit::probe::eventually_within("the queue drained", Duration::from_millis(100), patience, || async {
         let mut client = proto::v1::order_queue_client::OrderQueueClient::connect(url.clone()).await.ok()?;
         let stats = client.stats(proto::v1::StatsRequest {}).await.ok()?.into_inner();
         (stats.premium + stats.basic + stats.none + stats.leased == 0).then_some(())
@@ -171,7 +171,7 @@ async fn a_checkout_the_queue_took_without_answering_is_withdrawn_or_goes_throug
     // web server keeps asking for the order back.
     let before = sold(&shop, "7").await;
     let (status, body) = checkout_while_the_queue_sleeps(&shop, 1, Duration::from_secs(2)).await;
-    queue_drained(&shop).await;
+    queue_drained(&shop, testkit::probe::PATIENCE).await;
     match status {
         503 => {
             assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
@@ -195,7 +195,7 @@ async fn a_checkout_the_queue_took_without_answering_is_withdrawn_or_goes_throug
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("order_unconfirmed")), "{body}");
     let message = body["error"]["message"].as_str().expect("a message");
     assert!(message.contains("/orders/"), "{message}");
-    queue_drained(&shop).await;
+    queue_drained(&shop, testkit::probe::PATIENCE).await;
     // The queue woke with the enqueue and the asks to withdraw it: withdrawn, or
     // run to its end; either way the stock says which.
     let after = sold(&shop, "7").await;

@@ -169,20 +169,7 @@ async fn what_the_shop_keeps_stays_bounded_past_the_retention_window() {
     // Every queued order acknowledged: finished. (The chaos run checks what they
     // did; here they are forgotten too soon for its checker.) A backlog takes as
     // long as it takes: the bound grows with the run.
-    let bound = Duration::from_secs(60 + orders / 20);
-    let drained = async {
-        let mut queue = pb::order_queue_client::OrderQueueClient::connect(shop.side.queue_url()).await.expect("queue");
-        loop {
-            if let Ok(stats) = queue.stats(pb::StatsRequest {}).await {
-                let stats = stats.into_inner();
-                if stats.premium + stats.basic + stats.none + stats.leased == 0 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    tokio::time::timeout(bound, drained).await.expect("the queue drained");
+    crate::queue_drained(&shop, Duration::from_secs(60 + orders / 20)).await;
     let finished_at = Instant::now();
 
     // Orders finished a window and a pruning round ago are forgotten (asked of
