@@ -12,7 +12,7 @@
 #   reference  no limit to speak of (1,000,000): the shop before shedding
 #   usual      as it ships, at 200 a second: the latency the accepted should keep
 #
-# Each in a fresh shop. Prints, for each, what was sent and accepted a second, the
+# Each in a fresh shop, measured after WARMUP (5 s) of idling. Prints, for each, what was sent and accepted a second, the
 # busy refusals and other failures, and the accepted checkouts' latency.
 # Not part of `make test` (timings are asserted nowhere).
 set -euo pipefail
@@ -29,14 +29,17 @@ results=$(mktemp -d "${TMPDIR:-/tmp}/bench-overload.XXXXXX")
 trap 'stop_load_shop; echo "bench-overload: reports and logs in $results"' EXIT
 
 seed=100
-run() { # run NAME LIMIT TARGET RATE: a fresh shop admitting LIMIT checkouts at once
-  # (adapting to TARGET ms; 0: fixed), RATE a second
-  local name=$1 limit=$2 target=$3 rate=$4
+run() { # run NAME LIMIT LATENCY RATE: a fresh shop admitting LIMIT checkouts at once
+  # (adapting to a LATENCY target in ms; 0: fixed), RATE a second
+  local name=$1 limit=$2 latency=$3 rate=$4
   seed=$((seed + 1))
   mkdir -p "$results/$name"
-  echo "bench-overload: $name ($rate a second, at most $limit checkouts at once, latency target $target ms)"
-  export CHECKOUT_CONCURRENCY=$limit CHECKOUT_LATENCY_TARGET_MS=$target
+  echo "bench-overload: $name ($rate a second, at most $limit checkouts at once, latency target $latency ms)"
+  export CHECKOUT_CONCURRENCY=$limit CHECKOUT_LATENCY_TARGET_MS=$latency
   start_load_shop "$results/$name" bench-overload
+  # The steady state: in the first second after /readyz answers, the Raft groups
+  # may still be electing their first leaders, and checkouts wait for them.
+  sleep "${WARMUP:-5}"
   "$BIN/loadgen" --target "$target" --scenario good --catalog data/books-load.json --duration "$DURATION" \
     --seed "$seed" --rate "$rate" --quiet --json "$results/$name.json" > "$results/$name.txt" || true
   # The limit the web server ended at (the gauge of admission.rs).
