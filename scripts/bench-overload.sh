@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The overload benchmark (docs/benchmarks.md, "Overload"): the whole shop from the
 # release binaries, with the load catalog, driven by loadgen's `good` scenario in
-# an open loop at RATE checkouts a second (1,600 unless set: about twice what this
+# an open loop at RATE checkouts a second (2,000 unless set: about twice what this
 # machine's shop can take) for DURATION (20 s), in one run:
 #
 #   adaptive   the web server as it ships: at most CHECKOUT_CONCURRENCY (64)
 #              checkouts at once, fewer (down to 16) while approved ones take
-#              over CHECKOUT_LATENCY_TARGET_MS (50); the surplus refused at once
+#              over CHECKOUT_LATENCY_TARGET_MS (20); the surplus refused at once
 #              (503 `busy`)
 #   fixed      the limit held at 64 (target 0): the shop before the adaptation
 #   reference  no limit to speak of (1,000,000): the shop before shedding
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/release}
 DURATION=${DURATION:-20s}
-RATE=${RATE:-1600}
+RATE=${RATE:-2000}
 for binary in services server loadgen; do
   [ -x "$BIN/$binary" ] || { echo "bench-overload: $BIN/$binary is missing: make build && cargo build --release -p loadgen" >&2; exit 1; }
 done
@@ -46,10 +46,10 @@ run() { # run NAME LIMIT LATENCY RATE: a fresh shop admitting LIMIT checkouts at
   curl -s "$target/metrics" | awk '/^[a-z_]*admission_limit/ { print $2 }' > "$results/$name.limit" || true
   stop_load_shop
 }
-run adaptive "${LIMIT:-64}" "${TARGET:-50}" "$RATE"
+run adaptive "${LIMIT:-64}" "${TARGET:-20}" "$RATE"
 run fixed "${LIMIT:-64}" 0 "$RATE"
 run reference 1000000 0 "$RATE"
-run usual "${LIMIT:-64}" "${TARGET:-50}" 200
+run usual "${LIMIT:-64}" "${TARGET:-20}" 200
 
 python3 - "$results" "$DURATION" <<'PY'
 import json, sys, pathlib

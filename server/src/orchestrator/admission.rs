@@ -3,8 +3,8 @@
 //! congestion window), between a floor and a ceiling.
 //!
 //! A fixed limit must choose. High, and beyond capacity every admitted checkout
-//! waits behind the others (64 at once took 100–140 ms where 15 ms is usual); low,
-//! and bursts at ordinary load are refused. So:
+//! waits behind the others (64 at once took 60 ms at the median where 5 ms is
+//! usual, docs/benchmarks.md); low, and bursts at ordinary load are refused. So:
 //!
 //! 1. A checkout is admitted while fewer than `limit` run; otherwise it is refused
 //!    at once (`busy`, `Retry-After`), before anything is done for it.
