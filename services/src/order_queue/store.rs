@@ -8,6 +8,8 @@
 //!   and how often it was delivered);
 //! - `ready`: (rank, sequence) → order id, the orders waiting, in delivery order;
 //! - `leases`: order id → (expiry, lease id), the orders delivered and not acked;
+//! - `expiries`: (expiry, order id), the same leases by when they run out, so a
+//!   dequeue reads only the expired ones (since format version 2);
 //! - `holders`: order id → the consumer a leased order was delivered to;
 //! - `done`: order id → ack time, so that enqueueing an order twice stays a no-op;
 //! - `withdrawn`: order id → when the web server took it back (its enqueue got no
@@ -29,14 +31,19 @@ use storage::GroupCommit;
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 const READY: TableDefinition<(u8, u64), &str> = TableDefinition::new("ready");
 const LEASES: TableDefinition<&str, (u64, &str)> = TableDefinition::new("leases");
+/// The leases by when they expire: (expires at ms, order id). Every lease is here
+/// exactly when it is in `LEASES`, so a dequeue finds the expired ones without
+/// reading the others.
+const EXPIRIES: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiries");
 const HOLDERS: TableDefinition<&str, &str> = TableDefinition::new("holders");
 const DONE: TableDefinition<&str, u64> = TableDefinition::new("done");
 const WITHDRAWN: TableDefinition<&str, u64> = TableDefinition::new("withdrawn");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The layout of the queue's file: the tables above, orders as `StoredOrder`
-/// protobuf.
-const FORMAT: storage::Format = storage::Format { kind: "order_queue", version: 1 };
+/// protobuf. Version 2 added `EXPIRIES`; opening an older file fills it from
+/// `LEASES`.
+const FORMAT: storage::Format = storage::Format { kind: "order_queue", version: 2 };
 const NEXT_SEQUENCE: &str = "next_sequence";
 const LEADER_TERM: &str = "leader_term";
 
@@ -159,10 +166,17 @@ pub struct QueueStore {
 
 impl QueueStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = storage::open(path, FORMAT, |txn, _| {
+        let db = storage::open(path, FORMAT, |txn, held| {
             txn.open_table(ORDERS)?;
             txn.open_table(READY)?;
-            txn.open_table(LEASES)?;
+            let leases = txn.open_table(LEASES)?;
+            let mut expiries = txn.open_table(EXPIRIES)?;
+            if held < 2 {
+                for row in leases.iter()? {
+                    let (id, lease) = row?;
+                    expiries.insert((lease.value().0, id.value()), ())?;
+                }
+            }
             txn.open_table(HOLDERS)?;
             txn.open_table(DONE)?;
             txn.open_table(WITHDRAWN)?;
@@ -314,8 +328,9 @@ impl QueueStore {
     /// When the earliest lease expires, if any order is leased.
     pub fn next_lease_expiry(&self) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read()?;
-        let leases = txn.open_table(LEASES)?;
-        Ok(leases.iter()?.filter_map(Result::ok).map(|(_, lease)| lease.value().0).min())
+        let expiries = txn.open_table(EXPIRIES)?;
+        let first = expiries.first()?.map(|(key, _)| key.value().0);
+        Ok(first)
     }
 }
 
@@ -380,18 +395,17 @@ fn dequeue_in(
         check_fence(txn, leader_term)?;
     }
     let expired: Vec<String> = txn
-        .open_table(LEASES)?
-        .iter()?
-        .filter_map(Result::ok)
-        .filter(|(_, lease)| lease.value().0 <= now_ms)
-        .map(|(id, _)| id.value().to_owned())
-        .collect();
+        .open_table(EXPIRIES)?
+        .range((0, "")..(now_ms.saturating_add(1), ""))?
+        .map(|row| row.map(|(key, _)| key.value().1.to_owned()))
+        .collect::<Result<_, _>>()?;
     for id in &expired {
         make_ready(txn, id)?;
     }
     let mut orders = txn.open_table(ORDERS)?;
     let mut ready = txn.open_table(READY)?;
     let mut leases = txn.open_table(LEASES)?;
+    let mut expiries = txn.open_table(EXPIRIES)?;
     let mut holders = txn.open_table(HOLDERS)?;
     let lease_expires_at_ms = now_ms.saturating_add(lease_ms);
     let mut deliveries = Vec::new();
@@ -405,6 +419,7 @@ fn dequeue_in(
         orders.insert(id.as_str(), stored.encode_to_vec().as_slice())?;
         let lease_id = uuid::Uuid::new_v4().to_string();
         leases.insert(id.as_str(), (lease_expires_at_ms, lease_id.as_str()))?;
+        expiries.insert((lease_expires_at_ms, id.as_str()), ())?;
         holders.insert(id.as_str(), consumer)?;
         deliveries.push(Delivery {
             order: stored.order.unwrap_or_default(),
@@ -422,12 +437,10 @@ fn ack_in(txn: &WriteTransaction, order_id: &str, lease_id: &str, now_ms: u64) -
         return Ok(Acked::AlreadyDone);
     }
     let mut orders = txn.open_table(ORDERS)?;
-    let mut leases = txn.open_table(LEASES)?;
-    let current = leases.get(order_id)?.map(|lease| lease.value().1.to_owned());
+    let current = txn.open_table(LEASES)?.get(order_id)?.map(|lease| lease.value().1.to_owned());
     Ok(match current {
         Some(current) if current == lease_id => {
-            leases.remove(order_id)?;
-            txn.open_table(HOLDERS)?.remove(order_id)?;
+            end_lease(txn, order_id)?;
             orders.remove(order_id)?;
             done.insert(order_id, now_ms)?;
             Acked::Removed
@@ -480,10 +493,19 @@ fn check_fence(txn: &WriteTransaction, leader_term: u64) -> Result<(), StoreErro
     Ok(())
 }
 
+/// Ends `id`'s lease, if it has one: its entry in `LEASES`, `EXPIRIES` and
+/// `HOLDERS`.
+fn end_lease(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
+    if let Some(lease) = txn.open_table(LEASES)?.remove(id)? {
+        txn.open_table(EXPIRIES)?.remove((lease.value().0, id))?;
+    }
+    txn.open_table(HOLDERS)?.remove(id)?;
+    Ok(())
+}
+
 /// Ends `id`'s lease and puts it back under its original (rank, sequence).
 fn make_ready(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
-    txn.open_table(LEASES)?.remove(id)?;
-    txn.open_table(HOLDERS)?.remove(id)?;
+    end_lease(txn, id)?;
     if let Some(bytes) = txn.open_table(ORDERS)?.get(id)? {
         let stored = decode(id, bytes.value())?;
         txn.open_table(READY)?.insert((stored.rank as u8, stored.sequence), id)?;
@@ -671,6 +693,30 @@ mod tests {
         assert_eq!(store.lookup("leased").unwrap(), Location::Leased, "it goes through");
     }
 
+    /// Every lease is in the expiry index, and nothing else is; answers how many.
+    fn leases_indexed(store: &QueueStore) -> usize {
+        let txn = store.db.begin_read().unwrap();
+        let leases: Vec<(u64, String)> = txn
+            .open_table(LEASES)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|row| row.map(|(id, lease)| (lease.value().0, id.value().to_owned())).unwrap())
+            .collect();
+        let mut indexed: Vec<(u64, String)> = txn
+            .open_table(EXPIRIES)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|row| row.map(|(key, _)| (key.value().0, key.value().1.to_owned())).unwrap())
+            .collect();
+        let mut leases = leases;
+        leases.sort();
+        indexed.sort();
+        assert_eq!(leases, indexed, "the expiry index and the leases agree");
+        leases.len()
+    }
+
     #[tokio::test]
     async fn an_unacked_order_is_delivered_again_after_its_lease_expires() {
         let dir = tempfile::tempdir().unwrap();
@@ -695,6 +741,7 @@ mod tests {
         assert_eq!(store.lookup("o1").unwrap(), Location::Done);
         assert_eq!(store.lookup("o2").unwrap(), Location::Leased);
         assert_eq!(store.lookup("nope").unwrap(), Location::Unknown);
+        assert_eq!(leases_indexed(&store), 1, "o2's");
     }
 
     #[tokio::test]
@@ -736,6 +783,7 @@ mod tests {
         assert_eq!(store.ack("o1", &again.lease_id, 2).await.unwrap(), Acked::Removed);
         assert_eq!(store.release("o1", &again.lease_id).await.unwrap(), Released::AlreadyDone);
         assert_eq!(store.release("nope", "x").await.unwrap(), Released::UnknownOrder);
+        assert_eq!(leases_indexed(&store), 0);
     }
 
     #[tokio::test]
@@ -758,6 +806,7 @@ mod tests {
         );
         assert_eq!(store.take_over("leader-3/term-5", 5).await.unwrap(), 1, "old-1, just leased to \"test\"");
         assert_eq!(store.take_over("leader-3/term-5", 5).await.unwrap(), 0);
+        assert_eq!(leases_indexed(&store), 0);
     }
 
     #[tokio::test]

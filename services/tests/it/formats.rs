@@ -29,9 +29,10 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
 }
 
-/// The folder name of the formats this release writes: payment's ledger is
-/// version 2 (it keeps when each payment became final), every other file's stamp
-/// (`storage::Format`) version 1, and so is a snapshot's frame. `v1` holds the
+/// The folder name of the formats this release writes: payment's ledger and the
+/// queue's file are version 2 (the ledger keeps when each payment became final,
+/// the queue indexes leases by expiry), the Raft files' stamp (`storage::Format`)
+/// version 1, and so is a snapshot's frame. `v1` holds the
 /// files of the release that brought stamps, `v0` those of the release before.
 const WRITES: &str = "v2";
 
@@ -250,13 +251,19 @@ async fn read_queue(folder: &Path) {
     assert_eq!(locations, [Location::Done, Location::Ready, Location::Unknown, Location::Leased]);
     let depth = queue.depth().expect("depth");
     assert_eq!((depth.ready_by_rank, depth.leased), ([1, 0, 0], 1));
+    // d's lease is found by its expiry, whatever version wrote it (version 2
+    // indexes leases so; opening an older file builds the index).
+    assert_eq!(queue.next_lease_expiry().expect("read"), Some(4_102_444_803_000));
     // c came after its withdrawal: refused, as before the upgrade.
     let late = queue.enqueue(queued("c"), 1).await.expect("enqueue");
     assert_eq!(format!("{late:?}"), "Withdrawn");
     let delivery = queue.dequeue(5_000, 30_000, "executor-2/term_2", 2).await.expect("dequeued").expect("b");
     assert_eq!(delivery.order, queued("b"), "the order reads back whole");
+    assert_eq!(queue.next_lease_expiry().expect("read"), Some(35_000));
+    let again = queue.dequeue(36_000, 30_000, "executor-2/term_2", 2).await.expect("dequeued").expect("b again");
+    assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("b", 2), "an expired lease ends");
     drop(queue);
-    assert_eq!(stamp(&dir.path().join("queue.redb")), Some(("order_queue".to_owned(), 1)));
+    assert_eq!(stamp(&dir.path().join("queue.redb")), Some(("order_queue".to_owned(), 2)));
 }
 
 async fn read_ledger(folder: &Path) {
