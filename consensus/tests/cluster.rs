@@ -150,22 +150,29 @@ fn expected(keys: std::ops::Range<u32>) -> Kv {
     Kv(keys.map(|i| (format!("k{i}"), format!("v{i}"))).collect())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_replicate_fail_over_and_catch_up() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+/// Replicas 1, 2 and 3, one in each of `dirs`, each on a port of its own; the group
+/// is not formed yet. Answers the members (id → address) and the replicas.
+async fn three_replicas(dirs: &[tempfile::TempDir]) -> (BTreeMap<NodeId, BasicNode>, Vec<Replica>) {
     let mut listeners = Vec::new();
-    for _ in 0..3 {
+    for _ in dirs {
         listeners.push(listener().await);
     }
-    let members: BTreeMap<NodeId, BasicNode> = listeners
+    let members = listeners
         .iter()
         .enumerate()
         .map(|(i, l)| (i as NodeId + 1, BasicNode::new(l.local_addr().expect("address"))))
         .collect();
     let mut replicas = Vec::new();
-    for ((id, dir), listener) in (1..).zip(&dirs).zip(listeners) {
+    for ((id, dir), listener) in (1..).zip(dirs).zip(listeners) {
         replicas.push(Replica::start(id, dir.path(), listener).await);
     }
+    (members, replicas)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_replicate_fail_over_and_catch_up() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let (members, mut replicas) = three_replicas(&dirs).await;
 
     // Every member initializes: the first one forms the group, the rest change nothing.
     for replica in &replicas {
@@ -253,19 +260,8 @@ async fn three_replicas_replicate_fail_over_and_catch_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_ahead_in_term_but_behind_in_log_does_not_stall_the_election() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(listener().await);
-    }
-    let members: BTreeMap<NodeId, BasicNode> = listeners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (i as NodeId + 1, BasicNode::new(l.local_addr().expect("address"))))
-        .collect();
-    let mut replicas = Vec::new();
-    for ((id, dir), listener) in (1..).zip(&dirs).zip(listeners) {
-        replicas.push(Some(Replica::start(id, dir.path(), listener).await));
-    }
+    let (members, replicas) = three_replicas(&dirs).await;
+    let mut replicas: Vec<Option<Replica>> = replicas.into_iter().map(Some).collect();
     let all: Vec<&Replica> = replicas.iter().flatten().collect();
     all[0].node.initialize(members.clone()).await.expect("initialize");
     for i in 0..5 {

@@ -152,6 +152,11 @@ mod tests {
     use super::*;
 
     const TABLE: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("t");
+
+    /// The test files' `prepare`: their one table, whatever version was found.
+    fn with_table(txn: &redb::WriteTransaction, _found: u64) -> Result<(), redb::Error> {
+        txn.open_table(TABLE).map(drop).map_err(Into::into)
+    }
     const FILE: Format = Format { kind: "test", version: 1 };
 
     #[derive(Debug)]
@@ -169,13 +174,13 @@ mod tests {
     fn opens_a_new_file_in_a_new_folder_with_its_tables_and_reopens_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested").join("db.redb");
-        let db = open(&path, FILE, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into)).unwrap();
+        let db = open(&path, FILE, with_table).unwrap();
         assert_eq!(read(&db, "missing").unwrap(), None, "the table exists before anything was written");
         let txn = db.begin_write().unwrap();
         txn.open_table(TABLE).unwrap().insert("k", 7).unwrap();
         txn.commit().unwrap();
         drop(db);
-        let db = open(&path, FILE, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into)).unwrap();
+        let db = open(&path, FILE, with_table).unwrap();
         assert_eq!(read(&db, "k").unwrap(), Some(7));
     }
 
@@ -212,7 +217,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
         unstamped(&path);
-        let db = open(&path, FILE, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into)).unwrap();
+        let db = open(&path, FILE, with_table).unwrap();
         assert_eq!(read(&db, "k").unwrap(), Some(7));
         assert_eq!(format_of(&db).unwrap(), Some(("test".to_owned(), 1)));
     }
@@ -221,12 +226,9 @@ mod tests {
     fn a_file_of_a_newer_format_or_another_kind_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
-        drop(
-            open(&path, Format { version: 2, ..FILE }, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into))
-                .unwrap(),
-        );
+        drop(open(&path, Format { version: 2, ..FILE }, with_table).unwrap());
 
-        let error = open(&path, FILE, |txn, _| txn.open_table(TABLE).map(drop).map_err(Into::into)).unwrap_err();
+        let error = open(&path, FILE, with_table).unwrap_err();
         assert!(matches!(error, OpenError::Newer { found: 2, reads: 1, .. }), "{error:?}");
         assert!(error.to_string().contains("format 2 of test"), "{error}");
         let error = open(&path, Format { kind: "other", version: 2 }, |_, _| Ok(())).unwrap_err();

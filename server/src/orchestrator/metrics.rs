@@ -65,13 +65,13 @@ impl CheckoutMetrics {
         metrics
     }
 
-    /// A checkout refused at once, at capacity: counted (refused, `busy`), not
-    /// timed (its duration would pull the checkouts' latency down).
     /// How many checkouts may run at once now (`admission.rs`).
     pub fn admission_limit(&self, limit: usize) {
         self.admission_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
+    /// A checkout refused at once, at capacity: counted (refused, `busy`), not
+    /// timed (its duration would pull the checkouts' latency down).
     pub fn shed(&self, refusal: &domain::Refusal) {
         self.checkouts.get_or_create(&refused(refusal)).inc();
     }

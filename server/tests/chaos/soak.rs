@@ -2,14 +2,14 @@
 //! retention window, sampling every process's resident memory and every data
 //! folder's size at the start, the middle and the end. What the shop keeps of a
 //! finished order (the executors' record, books_db's decision, the queue's
-//! acknowledged id, payment's record) goes after the window, so after the first window memory and
-//! files stay flat.
+//! acknowledged id, payment's record) goes after the window, so after the first
+//! window memory and files stay flat.
 //!
 //! `make test` runs a short one (`SOAK_ORDERS` 300 at `SOAK_RATE` 30 a second, a
 //! `SOAK_RETENTION_SECS` of 2) and asserts counts, not times: once the queue is
 //! drained and a window has passed, every executor replica, the queue and payment
-//! have forgotten the orders, and an order placed then is known to every replica. `make soak` runs 200,000 and prints the table
-//! (docs/benchmarks.md has one).
+//! have forgotten the orders, and an order placed then is known to every replica.
+//! `make soak` runs 200,000 and prints the table (docs/benchmarks.md has one).
 
 use std::path::Path;
 use std::time::Duration;

@@ -29,8 +29,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use storage::GroupCommit;
 
 const PAYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("payments");
-/// Order id → when its payment became final (Unix ms).
-const FINISHED: TableDefinition<&str, u64> = TableDefinition::new("finished");
+/// (When its payment became final (Unix ms), order id): by time, so forgetting
+/// reads only what is out of the window. A payment is final once and stays so,
+/// so each order is here once.
+const FINISHED: TableDefinition<(u64, &str), ()> = TableDefinition::new("finished");
 
 /// The layout of the ledger's file: order id → its `Payment` as JSON (version 1),
 /// and since version 2 the `finished` table. A version 0 or 1 file gains it when
@@ -120,7 +122,7 @@ impl Ledger {
                     let payment: Payment = serde_json::from_slice(record.value())
                         .map_err(|error| redb::Error::Corrupted(format!("payment {}: {error}", order_id.value())))?;
                     if is_final(payment.state) {
-                        finished.insert(order_id.value(), now)?;
+                        finished.insert((now, order_id.value()), ())?;
                     }
                 }
             }
@@ -163,7 +165,7 @@ impl Ledger {
                 if changed {
                     table.insert(order_id.as_str(), serde_json::to_vec(&next)?.as_slice())?;
                     if is_final(next.state) {
-                        txn.open_table(FINISHED)?.insert(order_id.as_str(), platform::clock::unix_ms())?;
+                        txn.open_table(FINISHED)?.insert((platform::clock::unix_ms(), order_id.as_str()), ())?;
                     }
                 }
                 Ok(Recorded { payment: next, changed })
@@ -204,18 +206,14 @@ impl Ledger {
         self.writer
             .write(move |txn| {
                 let mut finished = txn.open_table(FINISHED)?;
-                let old: Vec<String> = finished
-                    .iter()?
-                    .filter_map(|row| match row {
-                        Ok((order_id, at_ms)) if at_ms.value() < before_ms => Some(Ok(order_id.value().to_owned())),
-                        Ok(_) => None,
-                        Err(error) => Some(Err(error)),
-                    })
+                let old: Vec<(u64, String)> = finished
+                    .range((0, "")..(before_ms, ""))?
+                    .map(|row| row.map(|(key, _)| (key.value().0, key.value().1.to_owned())))
                     .collect::<Result<_, _>>()?;
                 let mut payments = txn.open_table(PAYMENTS)?;
-                for order_id in &old {
+                for (at_ms, order_id) in &old {
                     payments.remove(order_id.as_str())?;
-                    finished.remove(order_id.as_str())?;
+                    finished.remove((*at_ms, order_id.as_str()))?;
                 }
                 Ok(old.len() as u64)
             })
