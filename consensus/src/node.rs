@@ -115,6 +115,9 @@ pub struct Node<M: StateMachine> {
     /// Fails once the storage is released (see `db.rs`).
     storage_closed: watch::Receiver<()>,
     shutdown_timeout: Duration,
+    /// How long each rank waits for a group to reach it before forming one
+    /// ([`Node::initialize`]).
+    form_stagger: Duration,
 }
 
 impl<M: StateMachine> Clone for Node<M> {
@@ -129,6 +132,7 @@ impl<M: StateMachine> Clone for Node<M> {
             stop_guard: Arc::clone(&self.stop_guard),
             storage_closed: self.storage_closed.clone(),
             shutdown_timeout: self.shutdown_timeout,
+            form_stagger: self.form_stagger,
         }
     }
 }
@@ -170,6 +174,8 @@ impl<M: StateMachine> Node<M> {
             stop_guard: Arc::new(stop_guard),
             storage_closed,
             shutdown_timeout: config.shutdown_timeout,
+            // Long enough for the replica before it to stand, win and be heard.
+            form_stagger: config.silence_before_election().1 * 2,
         })
     }
 
@@ -191,7 +197,29 @@ impl<M: StateMachine> Node<M> {
     /// Forms a new group of `members` (id → address of its Raft service; this replica
     /// among them). Calling it again, on any member, or on a replica that already
     /// belongs to a group, changes nothing; every member must be given the same map.
+    ///
+    /// Forming makes the replica stand at once, in term 1. If every member formed the
+    /// group at the same moment they would all stand in term 1, and the one that
+    /// loses while holding its own vote refuses the winner (openraft ranks a vote in
+    /// the same term by node id), then deposes it: a leader change on every fresh
+    /// start. So members take turns by rank (position of their id in `members`): the
+    /// first forms the group at once; the k-th waits up to k × `form_stagger` for a
+    /// leader to reach it and forms the group only if none has (the members before it
+    /// are down).
     pub async fn initialize(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<(), NodeError> {
+        let rank = members.keys().position(|id| *id == self.id).unwrap_or(0);
+        if rank > 0 && !self.raft.is_initialized().await? {
+            let joined = self
+                .raft
+                .wait(Some(self.form_stagger * rank as u32))
+                .metrics(|metrics| metrics.last_log_index.is_some(), "a leader reaching this replica")
+                .await;
+            if joined.is_ok() {
+                tracing::debug!(id = self.id, "a leader formed the group and reached this replica");
+                return Ok(());
+            }
+            tracing::info!(id = self.id, rank, "no leader reached this replica in its turn; forming the group");
+        }
         // Asking first spares the log openraft's error line for a refused initialize
         // on every restart; a peer may still form the group in between, hence the match.
         if self.raft.is_initialized().await? {

@@ -253,6 +253,60 @@ async fn three_replicas_replicate_fail_over_and_catch_up() {
     }
 }
 
+/// Waits until every replica in `replicas` names the same leader, and answers the
+/// leader and the term each replica is in.
+async fn agreed_leader(replicas: &[&Replica]) -> (NodeId, Vec<u64>) {
+    let leader = leader_seen_by(&replicas[0].node, None).await;
+    let mut terms = Vec::new();
+    for replica in replicas {
+        let metrics = replica
+            .node
+            .raft()
+            .wait(Some(TIMEOUT))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+            .expect("a leader is elected");
+        assert_eq!(metrics.current_leader, Some(leader), "replica {} follows another leader", replica.node.id());
+        terms.push(metrics.current_term);
+    }
+    (leader, terms)
+}
+
+/// Every member of a fresh group forms it at the same moment (as three processes
+/// started together do): one replica stands, in term 1, and leads; no second
+/// candidate in term 1 holds its own vote against it and later deposes it. With
+/// the lowest member down, the next one forms the group in its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_forming_a_group_together_elect_one_leader_in_the_first_term() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let (members, replicas) = three_replicas(&dirs).await;
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let (one, two, three) = tokio::join!(
+        all[0].node.initialize(members.clone()),
+        all[1].node.initialize(members.clone()),
+        all[2].node.initialize(members.clone()),
+    );
+    for formed in [one, two, three] {
+        formed.expect("initialize");
+    }
+    write(&all, "k", "v").await;
+    assert_eq!(agreed_leader(&all).await, (1, vec![1, 1, 1]), "the lowest member leads from term 1");
+    for replica in replicas {
+        replica.stop().await;
+    }
+
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let (members, mut replicas) = three_replicas(&dirs).await;
+    replicas.remove(0).stop().await;
+    let alive: Vec<&Replica> = replicas.iter().collect();
+    let (two, three) =
+        tokio::join!(alive[0].node.initialize(members.clone()), alive[1].node.initialize(members.clone()));
+    two.expect("initialize");
+    three.expect("initialize");
+    write(&alive, "k", "v").await;
+    assert_eq!(agreed_leader(&alive).await, (2, vec![1, 1]), "with member 1 down, member 2 leads from term 1");
+}
+
 /// Pre-vote raises no term, so terms and logs can part: here one replica stood alone
 /// (as after lost vote calls) and is terms ahead, while the only other one alive
 /// holds the longer log. The longer log must still win: a pre-vote that compared

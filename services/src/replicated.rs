@@ -1,7 +1,8 @@
 //! Running one replica of a Raft group, the same way for books_db and the order
 //! executors: serve the group's service and the Raft peers' service, form the group
-//! (idempotent, so every start may ask), run the group's own work beside it, and on
-//! shutdown stop that work and release the Raft node's storage.
+//! (idempotent, so every start may ask; members take turns, see
+//! `Node::initialize`), run the group's own work beside it, and on shutdown stop
+//! that work and release the Raft node's storage.
 
 use std::collections::BTreeMap;
 

@@ -333,15 +333,18 @@ impl ReplicaGroup {
         eventually(what, Duration::from_millis(5), || probe::leader(self.running_urls())).await
     }
 
-    /// Waits until all three replicas answer and have applied the same log.
+    /// Waits until all three replicas answer, name the same leader in the same term
+    /// and have applied the same log.
     pub async fn caught_up(&self) {
         let what = format!("the replicas catching up (logs in {})", self.logs.display());
         eventually(what, Duration::from_millis(10), || async {
-            let mut applied = Vec::new();
+            let mut seen = Vec::new();
             for (_, url) in self.running_urls() {
-                applied.push(probe::raft_metrics(&url).await?["last_applied"]["index"].clone());
+                let metrics = probe::raft_metrics(&url).await?;
+                let leader = metrics["current_leader"].as_u64()?;
+                seen.push((leader, metrics["current_term"].clone(), metrics["last_applied"]["index"].clone()));
             }
-            (applied.len() == 3 && applied.iter().all(|index| *index == applied[0])).then_some(())
+            (seen.len() == 3 && seen.iter().all(|one| *one == seen[0])).then_some(())
         })
         .await
     }
