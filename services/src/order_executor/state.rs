@@ -14,8 +14,16 @@
 //! forgets the same finished orders, those completed before its time. Only final
 //! records go, so every order a new leader must finish is still here; what is
 //! forgotten is answered for as archived (`archived_before_ms`).
+//!
+//! Nothing scans every record: the orders in flight (what a new leader finishes)
+//! and the final ones by completion time (what `Prune` forgets) are indexed.
+//!
+//! Invariant (checked in debug builds after every command): `in_flight` holds the
+//! ids of exactly the records not final, and `completed` the (completion time, id)
+//! of exactly the final records that have a completion time. Both are derived from
+//! the records: never stored, rebuilt when a snapshot is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use domain::journey::{CheckoutEvent, LeaderStamp, Vote};
 use domain::{ClientCard, OrderLine, OrderState};
@@ -169,22 +177,78 @@ pub enum Outcome {
     Nothing,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "Stored")]
 pub struct ExecutorState {
     records: BTreeMap<String, Record>,
     started: u64,
     /// Orders completed before this time (ms since the epoch) are forgotten.
+    archived_before_ms: u64,
+    /// The ids of the records not final.
+    in_flight: BTreeSet<String>,
+    /// (completion time, id) of the final records that have one.
+    completed: BTreeSet<(u64, String)>,
+}
+
+/// What a snapshot holds of the state: the records, not the indexes.
+#[derive(Deserialize)]
+struct Stored {
+    records: BTreeMap<String, Record>,
+    started: u64,
     #[serde(default)]
     archived_before_ms: u64,
 }
 
+/// [`Stored`], borrowed: a snapshot is written without copying the records.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    records: &'a BTreeMap<String, Record>,
+    started: u64,
+    archived_before_ms: u64,
+}
+
+impl From<Stored> for ExecutorState {
+    fn from(stored: Stored) -> Self {
+        let in_flight =
+            stored.records.iter().filter(|(_, record)| !record.phase.is_final()).map(|(id, _)| id.clone()).collect();
+        let completed = stored.records.iter().filter_map(|(id, record)| completion(id, record)).collect();
+        Self {
+            records: stored.records,
+            started: stored.started,
+            archived_before_ms: stored.archived_before_ms,
+            in_flight,
+            completed,
+        }
+    }
+}
+
+impl Serialize for ExecutorState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredRef { records: &self.records, started: self.started, archived_before_ms: self.archived_before_ms }
+            .serialize(serializer)
+    }
+}
+
+/// The key of a final record in [`ExecutorState::completed`].
+fn completion(id: &str, record: &Record) -> Option<(u64, String)> {
+    record.phase.is_final().then_some(record.completed_at_ms).flatten().map(|at| (at, id.to_owned()))
+}
+
 impl ExecutorState {
     pub fn apply(&mut self, command: &Command) -> Outcome {
+        let outcome = self.run(command);
+        debug_assert!(self.consistent(), "executor indexes disagree with the records after {command:?}");
+        outcome
+    }
+
+    fn run(&mut self, command: &Command) -> Outcome {
         match command {
             Command::Start(execution) => {
                 let started = &mut self.started;
+                let in_flight = &mut self.in_flight;
                 let record = self.records.entry(execution.order_id.clone()).or_insert_with(|| {
                     *started += 1;
+                    in_flight.insert(execution.order_id.clone());
                     Record {
                         execution: execution.clone(),
                         phase: Phase::Executing,
@@ -235,17 +299,29 @@ impl ExecutorState {
                     }
                 };
                 record.completed_at_ms = record.completed_at_ms.or(*at_ms);
+                self.in_flight.remove(order_id);
+                self.completed.extend(completion(order_id, record));
                 Outcome::Phase(record.phase.clone())
             }
             Command::Prune { before_ms } => {
-                let kept = self.records.len();
-                self.records.retain(|_, record| {
-                    !record.phase.is_final() || record.completed_at_ms.is_some_and(|at| at >= *before_ms)
-                });
+                let kept = self.completed.split_off(&(*before_ms, String::new()));
+                let forgotten = std::mem::replace(&mut self.completed, kept);
+                for (_, order_id) in &forgotten {
+                    self.records.remove(order_id);
+                }
                 self.archived_before_ms = self.archived_before_ms.max(*before_ms);
-                Outcome::Pruned { orders: kept - self.records.len() }
+                Outcome::Pruned { orders: forgotten.len() }
             }
         }
+    }
+
+    /// The invariant (see the module's documentation).
+    fn consistent(&self) -> bool {
+        let in_flight: BTreeSet<String> =
+            self.records.iter().filter(|(_, record)| !record.phase.is_final()).map(|(id, _)| id.clone()).collect();
+        let completed: BTreeSet<(u64, String)> =
+            self.records.iter().filter_map(|(id, record)| completion(id, record)).collect();
+        in_flight == self.in_flight && completed == self.completed
     }
 
     /// Orders completed before this time (ms since the epoch) have been forgotten.
@@ -268,7 +344,7 @@ impl ExecutorState {
 
     /// Orders started and not finished: what a new leader must finish.
     pub fn in_flight(&self) -> impl Iterator<Item = &Record> {
-        self.records.values().filter(|record| !record.phase.is_final())
+        self.in_flight.iter().filter_map(|order_id| self.records.get(order_id))
     }
 }
 
@@ -451,5 +527,24 @@ mod tests {
         assert_eq!(state.in_flight().count(), 2, "what a new leader must finish is kept");
         assert_eq!(state.apply(&Command::Prune { before_ms: 2_000 }), Outcome::Pruned { orders: 0 });
         assert_eq!(state.archived_before_ms(), 5_000, "the horizon never moves back");
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_records_and_rebuilds_the_indexes() {
+        let mut state = ExecutorState::default();
+        for id in ["a", "b", "c"] {
+            state.apply(&Command::Start(execution(id)));
+        }
+        state.apply(&Command::Decide { order_id: "a".into(), abort_reason: None, votes: Vec::new(), by: None });
+        state.apply(&Command::Complete { order_id: "a".into(), at_ms: Some(1_000) });
+
+        let json = serde_json::to_value(&state).expect("JSON");
+        let fields: Vec<&String> = json.as_object().expect("an object").keys().collect();
+        assert_eq!(fields, ["archived_before_ms", "records", "started"], "the indexes are not stored");
+        let mut read: ExecutorState = serde_json::from_value(json).expect("read back");
+        assert_eq!(read, state, "records and indexes alike");
+        let in_flight: Vec<&str> = read.in_flight().map(|record| record.execution.order_id.as_str()).collect();
+        assert_eq!(in_flight, ["b", "c"]);
+        assert_eq!(read.apply(&Command::Prune { before_ms: 2_000 }), Outcome::Pruned { orders: 1 });
     }
 }

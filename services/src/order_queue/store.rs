@@ -14,6 +14,9 @@
 //! - `done`: order id → ack time, so that enqueueing an order twice stays a no-op;
 //! - `withdrawn`: order id → when the web server took it back (its enqueue got no
 //!   answer), so that the enqueue, should it arrive late, is refused;
+//! - `finished`: (ack or withdrawal time, order id), the ids of `done` and
+//!   `withdrawn` by time, so forgetting those out of the retention window reads
+//!   only them (since format version 3);
 //! - `meta`: the next sequence number, and the fence: the newest executor leader's
 //!   term named by a take-over.
 //!
@@ -38,12 +41,13 @@ const EXPIRIES: TableDefinition<(u64, &str), ()> = TableDefinition::new("expirie
 const HOLDERS: TableDefinition<&str, &str> = TableDefinition::new("holders");
 const DONE: TableDefinition<&str, u64> = TableDefinition::new("done");
 const WITHDRAWN: TableDefinition<&str, u64> = TableDefinition::new("withdrawn");
+const FINISHED: TableDefinition<(u64, &str), ()> = TableDefinition::new("finished");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The layout of the queue's file: the tables above, orders as `StoredOrder`
 /// protobuf. Version 2 added `EXPIRIES`; opening an older file fills it from
 /// `LEASES`.
-const FORMAT: storage::Format = storage::Format { kind: "order_queue", version: 2 };
+const FORMAT: storage::Format = storage::Format { kind: "order_queue", version: 3 };
 const NEXT_SEQUENCE: &str = "next_sequence";
 const LEADER_TERM: &str = "leader_term";
 
@@ -178,8 +182,15 @@ impl QueueStore {
                 }
             }
             txn.open_table(HOLDERS)?;
-            txn.open_table(DONE)?;
-            txn.open_table(WITHDRAWN)?;
+            let done = txn.open_table(DONE)?;
+            let withdrawn = txn.open_table(WITHDRAWN)?;
+            let mut finished = txn.open_table(FINISHED)?;
+            if held < 3 {
+                for row in done.iter()?.chain(withdrawn.iter()?) {
+                    let (id, at_ms) = row?;
+                    finished.insert((at_ms.value(), id.value()), ())?;
+                }
+            }
             txn.open_table(META)?;
             Ok(())
         })
@@ -337,12 +348,15 @@ impl QueueStore {
 /// Writes of the queue, each run inside the writer's transaction (which commits
 /// it). Each decides from what the transaction shows, so it may run again.
 fn forget_in(txn: &WriteTransaction, before_ms: u64) -> Result<u64, StoreError> {
+    let mut finished = txn.open_table(FINISHED)?;
+    let (mut done, mut withdrawn) = (txn.open_table(DONE)?, txn.open_table(WITHDRAWN)?);
     let mut forgotten = 0;
-    for table in [DONE, WITHDRAWN] {
-        let mut table = txn.open_table(table)?;
-        let kept = table.len()?;
-        table.retain(|_, at_ms| at_ms >= before_ms)?;
-        forgotten += kept - table.len()?;
+    for row in finished.extract_from_if((0, "")..(before_ms, ""), |_, _| true)? {
+        let (key, _) = row?;
+        let id = key.value().1;
+        done.remove(id)?;
+        withdrawn.remove(id)?;
+        forgotten += 1;
     }
     Ok(forgotten)
 }
@@ -379,7 +393,12 @@ fn withdraw_in(txn: &WriteTransaction, order_id: &str, now_ms: u64) -> Result<Wi
         let rank = u8::try_from(stored.rank).unwrap_or(u8::MAX);
         txn.open_table(READY)?.remove((rank, stored.sequence))?;
     }
-    txn.open_table(WITHDRAWN)?.insert(order_id, now_ms)?;
+    // Withdrawn again (a retry): the first time stands, as the retention's start.
+    let mut withdrawn = txn.open_table(WITHDRAWN)?;
+    if withdrawn.get(order_id)?.is_none() {
+        withdrawn.insert(order_id, now_ms)?;
+        txn.open_table(FINISHED)?.insert((now_ms, order_id), ())?;
+    }
     Ok(Withdrawn::Withdrawn)
 }
 
@@ -443,6 +462,7 @@ fn ack_in(txn: &WriteTransaction, order_id: &str, lease_id: &str, now_ms: u64) -
             end_lease(txn, order_id)?;
             orders.remove(order_id)?;
             done.insert(order_id, now_ms)?;
+            txn.open_table(FINISHED)?.insert((now_ms, order_id), ())?;
             Acked::Removed
         }
         _ if orders.get(order_id)?.is_some() => Acked::LeaseLost,
@@ -570,8 +590,12 @@ mod tests {
         assert_eq!(store.ack("recent", &recent.lease_id, 5_000).await.unwrap(), Acked::Removed);
         store.withdraw("withdrawn-early", 1_000).await.unwrap();
         store.withdraw("withdrawn-late", 5_000).await.unwrap();
+        // A retried withdrawal keeps the first time.
+        store.withdraw("withdrawn-early", 6_000).await.unwrap();
+        assert_eq!(finished_indexed(&store), 4);
 
         assert_eq!(store.forget(5_000).await.unwrap(), 2);
+        assert_eq!(finished_indexed(&store), 2, "only what fell out of the window went");
         let locations = ["old", "recent", "waiting"].map(|id| store.lookup(id).unwrap());
         assert_eq!(locations, [Location::Unknown, Location::Done, Location::Ready]);
         assert_eq!(store.enqueue(order("withdrawn-late"), 1).await.unwrap(), Enqueued::Withdrawn);
@@ -715,6 +739,29 @@ mod tests {
         indexed.sort();
         assert_eq!(leases, indexed, "the expiry index and the leases agree");
         leases.len()
+    }
+
+    /// The ids acknowledged or withdrawn are in the by-time index, at the time each
+    /// table gives, and nothing else is; answers how many.
+    fn finished_indexed(store: &QueueStore) -> usize {
+        let txn = store.db.begin_read().unwrap();
+        let mut finished: Vec<(u64, String)> = Vec::new();
+        for table in [DONE, WITHDRAWN] {
+            let rows = txn.open_table(table).unwrap();
+            finished.extend(
+                rows.iter().unwrap().map(|row| row.map(|(id, at)| (at.value(), id.value().to_owned())).unwrap()),
+            );
+        }
+        let indexed: Vec<(u64, String)> = txn
+            .open_table(FINISHED)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|row| row.map(|(key, _)| (key.value().0, key.value().1.to_owned())).unwrap())
+            .collect();
+        finished.sort();
+        assert_eq!(finished, indexed, "the by-time index and the finished ids agree");
+        finished.len()
     }
 
     #[tokio::test]

@@ -29,12 +29,13 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
 }
 
-/// The folder name of the formats this release writes: payment's ledger and the
-/// queue's file are version 2 (the ledger keeps when each payment became final,
-/// the queue indexes leases by expiry), the Raft files' stamp (`storage::Format`)
-/// version 1, and so is a snapshot's frame. `v1` holds the
-/// files of the release that brought stamps, `v0` those of the release before.
-const WRITES: &str = "v2";
+/// The folder name of the formats this release writes: the queue's file is version
+/// 3 (it indexes leases by expiry, and acknowledged and withdrawn ids by time),
+/// payment's ledger version 2 (it keeps when each payment became final), the Raft
+/// files' stamp (`storage::Format`) version 1, and so is a snapshot's frame. `v2`
+/// holds the files of the release before, `v1` those of the release that brought
+/// stamps, `v0` those of the release before it.
+const WRITES: &str = "v3";
 
 /// The kind and version stamped in the file at `path`, once its store closed it.
 fn stamp(path: &Path) -> Option<(String, u64)> {
@@ -262,8 +263,13 @@ async fn read_queue(folder: &Path) {
     assert_eq!(queue.next_lease_expiry().expect("read"), Some(35_000));
     let again = queue.dequeue(36_000, 30_000, "executor-2/term_2", 2).await.expect("dequeued").expect("b again");
     assert_eq!((again.order.order_id.as_str(), again.delivery_count), ("b", 2), "an expired lease ends");
+    // a (acknowledged at 2,000) and c (withdrawn at 2,000) are found by time,
+    // whatever version wrote them, and forgotten once out of the window.
+    assert_eq!(queue.forget(2_000).await.expect("forgotten"), 0);
+    assert_eq!(queue.forget(2_001).await.expect("forgotten"), 2);
+    assert_eq!(queue.lookup("a").expect("looked up"), Location::Unknown);
     drop(queue);
-    assert_eq!(stamp(&dir.path().join("queue.redb")), Some(("order_queue".to_owned(), 2)));
+    assert_eq!(stamp(&dir.path().join("queue.redb")), Some(("order_queue".to_owned(), 3)));
 }
 
 async fn read_ledger(folder: &Path) {
