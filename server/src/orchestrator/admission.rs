@@ -8,22 +8,25 @@
 //!
 //! 1. A checkout is admitted while fewer than `limit` run; otherwise it is refused
 //!    at once (`busy`, `Retry-After`), before anything is done for it.
-//! 2. An approved checkout that took longer than the target while the limit was in
-//!    use (at least half of it running) means checkouts queue somewhere: the limit
-//!    shrinks to [`BACKOFF`] of itself. Once per generation: checkouts admitted
-//!    before a decrease ran under the old limit, so their slowness says nothing new
-//!    and decreases nothing. A slow one while few run says nothing of the limit (a
-//!    lower one would not have made it faster), so at ordinary load the limit stays
-//!    where it is, and bursts of ordinary load are not refused.
-//! 3. One within the target, while at least half the limit is in use, grows the
-//!    limit by `1 / limit`: by about one for each limit's worth of checkouts.
-//! 4. Only approved checkouts count: a refusal may end after one call and say
+//! 2. Approved checkouts are judged in windows: the first [`WINDOW`] (or, if more,
+//!    `limit`) approved checkouts admitted under the current limit. Checkouts
+//!    admitted under an earlier limit say nothing of this one and are not counted.
+//! 3. A window whose mean latency is over the target, while the limit was in use
+//!    (at least half of it running at some approval), means checkouts queue
+//!    somewhere: the limit shrinks by `target / mean`, to between [`DEEPEST`] and
+//!    [`BACKOFF`] of itself. Slow while few run says nothing of the limit (a lower
+//!    one would not have made them faster): no change.
+//! 4. A window within the target grows the limit by one. So at ordinary load the
+//!    limit climbs back to the ceiling and stays there, and bursts are not refused.
+//! 5. Only approved checkouts count: a refusal may end after one call and say
 //!    nothing about the pipeline.
 //!
-//! The floor is low (a thirty-second of the ceiling): beyond capacity, what slows
-//! an accepted checkout is mostly the work the others already accepted cause (their
-//! execution, on the same cores), so the limit must be free to fall until accepted
-//! checkouts are as fast as usual.
+//! A mean over a window, not each checkout: latencies vary (at ordinary load the
+//! p90 is twice the median), and reacting to each slow one would hold the limit
+//! below what the shop can take. The floor is low (a thirty-second of the
+//! ceiling): beyond capacity, what slows an accepted checkout is mostly the work
+//! the others accepted cause (their execution, on the same cores), so the limit
+//! must be free to fall until accepted checkouts are as fast as usual.
 //!
 //! **Invariant**, checked after every change: `floor ≤ limit ≤ ceiling`, and
 //! `running` is the number of permits alive. (`running` may exceed a limit that
@@ -34,8 +37,12 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-/// What a slow approved checkout leaves of the limit.
+/// The fewest approved checkouts a window judges (step 2).
+pub(crate) const WINDOW: u32 = 16;
+/// The most a slow window leaves of the limit (step 3).
 pub(crate) const BACKOFF: f64 = 0.9;
+/// The least it leaves, however slow.
+pub(crate) const DEEPEST: f64 = 0.5;
 
 /// The bounds and target of an [`Admission`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,12 +70,18 @@ pub(crate) struct Admission {
     state: Mutex<State>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
     running: usize,
     limit: f64,
-    /// Bumped by each decrease; a permit remembers the one it was admitted in.
+    /// Bumped by each change of the limit; a permit remembers the one it was
+    /// admitted in.
     generation: u64,
+    /// The window so far: how many approved checkouts, their total latency, and
+    /// the most running at one of their approvals.
+    samples: u32,
+    total: Duration,
+    busiest: usize,
 }
 
 /// A checkout's place; dropping it frees the place.
@@ -81,7 +94,7 @@ impl Admission {
     pub(crate) fn new(limits: Limits) -> Self {
         let limits =
             Limits { ceiling: limits.ceiling.max(1), floor: limits.floor.clamp(1, limits.ceiling.max(1)), ..limits };
-        let state = State { running: 0, limit: limits.ceiling as f64, generation: 0 };
+        let state = State { limit: limits.ceiling as f64, ..State::default() };
         Self { limits, state: Mutex::new(state) }
     }
 
@@ -106,23 +119,30 @@ impl Admission {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Steps 2 and 3: an approved checkout admitted in `generation` took `took`.
+    /// Steps 2 to 4: an approved checkout admitted in `generation` took `took`.
     fn approved(&self, generation: u64, took: Duration) {
         let Some(target) = self.limits.target else { return };
         let mut state = self.lock();
-        // This checkout's permit is still alive, so it counts among the running.
-        let in_use = state.running as f64 * 2.0 >= state.limit;
-        if !in_use {
+        if generation != state.generation {
             return;
         }
-        if took > target {
-            if generation == state.generation {
-                state.limit = (state.limit * BACKOFF).max(self.limits.floor as f64);
-                state.generation += 1;
-            }
-        } else {
-            state.limit = (state.limit + 1.0 / state.limit).min(self.limits.ceiling as f64);
+        state.samples += 1;
+        state.total += took;
+        // This checkout's permit is still alive, so it counts among the running.
+        state.busiest = state.busiest.max(state.running);
+        if state.samples < WINDOW {
+            return;
         }
+        let mean = state.total / state.samples;
+        let in_use = state.busiest as f64 * 2.0 >= state.limit;
+        if mean <= target {
+            state.limit = (state.limit + 1.0).min(self.limits.ceiling as f64);
+        } else if in_use {
+            let factor = (target.as_secs_f64() / mean.as_secs_f64()).clamp(DEEPEST, BACKOFF);
+            state.limit = (state.limit * factor).max(self.limits.floor as f64);
+        }
+        state.generation += 1;
+        (state.samples, state.total, state.busiest) = (0, Duration::ZERO, 0);
         self.check(&state);
     }
 
@@ -136,7 +156,7 @@ impl Admission {
 }
 
 impl Permit<'_> {
-    /// The checkout was approved after `took` (step 4); frees the place.
+    /// The checkout was approved after `took` (step 2); frees the place.
     pub(crate) fn approved(self, took: Duration) {
         self.admission.approved(self.generation, took);
     }
@@ -187,10 +207,14 @@ mod tests {
     }
 
     #[test]
-    fn slow_checkouts_while_the_limit_is_in_use_shrink_it_once_per_generation_down_to_the_floor() {
+    fn a_slow_window_while_the_limit_is_in_use_shrinks_it_by_how_slow_down_to_the_floor() {
         let admission = admission();
-        assert_eq!(wave(&admission, 64, SLOW), 64);
-        assert_eq!(admission.limit(), 57, "64 slow checkouts of one generation: one decrease");
+        assert_eq!(wave(&admission, 63, SLOW), 63);
+        assert_eq!(admission.limit(), 64, "a window is a limit's worth of checkouts");
+        wave(&admission, 1, SLOW);
+        assert_eq!(admission.limit(), 32, "four times the target: halved, no further");
+        assert_eq!(wave(&admission, 32, Duration::from_millis(55)), 32);
+        assert_eq!(admission.limit(), 28, "a little over the target: a tenth off");
         for _ in 0..100 {
             wave(&admission, 64, SLOW);
         }
@@ -209,30 +233,36 @@ mod tests {
     }
 
     #[test]
-    fn fast_checkouts_grow_it_back_to_the_ceiling_when_it_is_used_and_not_when_idle() {
+    fn fast_windows_grow_it_back_to_the_ceiling_busy_or_not() {
         let admission = admission();
-        for _ in 0..100 {
-            wave(&admission, 64, SLOW);
-        }
-        for _ in 0..100 {
+        admission.lock().limit = 2.0;
+        for _ in 0..15 {
             wave(&admission, 1, FAST);
         }
-        assert_eq!(admission.limit(), 2, "one at a time uses too little of a limit above 2 to grow it");
-        for _ in 0..400 {
-            wave(&admission, 64, FAST);
+        assert_eq!(admission.limit(), 2, "fifteen approved: not a window yet");
+        wave(&admission, 1, FAST);
+        assert_eq!(admission.limit(), 3, "a window within the target: one more");
+        for _ in 0..10_000 {
+            wave(&admission, 1, FAST);
         }
-        assert_eq!(admission.limit(), 64, "full waves of fast checkouts grow it back, up to the ceiling");
+        assert_eq!(admission.limit(), 64, "up to the ceiling, even one at a time");
     }
 
     #[test]
-    fn a_slow_checkout_admitted_before_a_decrease_does_not_decrease_again() {
+    fn checkouts_admitted_under_an_earlier_limit_are_not_counted() {
         let admission = admission();
-        let mut early: Vec<_> = (0..40).map_while(|_| admission.try_admit()).collect();
-        early.pop().expect("admitted").approved(SLOW);
-        assert_eq!(admission.limit(), 57);
-        early.pop().expect("admitted").approved(SLOW);
-        assert_eq!(admission.limit(), 57, "it ran under the old limit");
-        admission.try_admit().expect("admitted").approved(SLOW);
-        assert_eq!(admission.limit(), 51, "a checkout of the new generation does");
+        let stale: Vec<_> = (0..10).map_while(|_| admission.try_admit()).collect();
+        wave(&admission, 54, SLOW);
+        assert_eq!(admission.limit(), 64, "54 approved: not a window yet");
+        wave(&admission, 10, SLOW);
+        assert_eq!(admission.limit(), 32, "a slow window of 64");
+        for permit in stale {
+            permit.approved(SLOW);
+        }
+        assert_eq!(admission.limit(), 32, "admitted under 64: not counted");
+        wave(&admission, 31, FAST);
+        assert_eq!(admission.limit(), 32, "31 of the new limit: not a window yet");
+        wave(&admission, 1, FAST);
+        assert_eq!(admission.limit(), 33, "32 fast ones of the new limit: one more");
     }
 }
