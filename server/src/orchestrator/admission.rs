@@ -8,9 +8,9 @@
 //!
 //! 1. A checkout is admitted while fewer than `limit` run; otherwise it is refused
 //!    at once (`busy`, `Retry-After`), before anything is done for it.
-//! 2. Approved checkouts are judged in windows: the first [`WINDOW`] (or, if more,
-//!    `limit`) approved checkouts admitted under the current limit. Checkouts
-//!    admitted under an earlier limit say nothing of this one and are not counted.
+//! 2. Approved checkouts are judged in windows: the first [`WINDOW`] approved
+//!    checkouts admitted under the current limit. Checkouts admitted under an
+//!    earlier limit say nothing of this one and are not counted.
 //! 3. A window whose mean latency is over the target, while the limit was in use
 //!    (at least half of it running at some approval), means checkouts queue
 //!    somewhere: the limit shrinks by `target / mean`, to between [`DEEPEST`] and
@@ -209,10 +209,10 @@ mod tests {
     #[test]
     fn a_slow_window_while_the_limit_is_in_use_shrinks_it_by_how_slow_down_to_the_floor() {
         let admission = admission();
-        assert_eq!(wave(&admission, 63, SLOW), 63);
-        assert_eq!(admission.limit(), 64, "a window is a limit's worth of checkouts");
-        wave(&admission, 1, SLOW);
-        assert_eq!(admission.limit(), 32, "four times the target: halved, no further");
+        assert_eq!(wave(&admission, 15, SLOW), 15);
+        assert_eq!(admission.limit(), 64, "fifteen approved: not a window yet");
+        assert_eq!(wave(&admission, 64, SLOW), 64);
+        assert_eq!(admission.limit(), 32, "four times the target while 64 ran: halved, no further");
         assert_eq!(wave(&admission, 32, Duration::from_millis(55)), 32);
         assert_eq!(admission.limit(), 28, "a little over the target: a tenth off");
         for _ in 0..100 {
@@ -251,18 +251,16 @@ mod tests {
     #[test]
     fn checkouts_admitted_under_an_earlier_limit_are_not_counted() {
         let admission = admission();
-        let stale: Vec<_> = (0..10).map_while(|_| admission.try_admit()).collect();
-        wave(&admission, 54, SLOW);
-        assert_eq!(admission.limit(), 64, "54 approved: not a window yet");
-        wave(&admission, 10, SLOW);
-        assert_eq!(admission.limit(), 32, "a slow window of 64");
+        let stale: Vec<_> = (0..48).map_while(|_| admission.try_admit()).collect();
+        wave(&admission, 16, SLOW);
+        assert_eq!(admission.limit(), 32, "a slow window while 64 ran");
         for permit in stale {
             permit.approved(SLOW);
         }
         assert_eq!(admission.limit(), 32, "admitted under 64: not counted");
-        wave(&admission, 31, FAST);
-        assert_eq!(admission.limit(), 32, "31 of the new limit: not a window yet");
+        wave(&admission, 15, FAST);
+        assert_eq!(admission.limit(), 32, "fifteen of the new limit: not a window yet");
         wave(&admission, 1, FAST);
-        assert_eq!(admission.limit(), 33, "32 fast ones of the new limit: one more");
+        assert_eq!(admission.limit(), 33, "sixteen fast ones of the new limit: one more");
     }
 }
