@@ -10,6 +10,8 @@
 #              surplus refused at once (503 `busy`)
 #   fixed      the limit held at 64 (target 0): the shop before the adaptation
 #   reference  no limit to speak of (1,000,000): the shop before shedding
+#   same       as it ships, at the rate adaptive accepted: the latency of that
+#              rate without any overload
 #   usual      as it ships, at 200 a second: the latency the accepted should keep
 #
 # Each in a fresh shop, after WARMUP (5 s) of idling and ONSET (3 s) at the rate,
@@ -53,6 +55,10 @@ run() { # run NAME LIMIT LATENCY RATE: a fresh shop admitting LIMIT checkouts at
   stop_load_shop
 }
 run adaptive "${LIMIT:-64}" "${TARGET:-8}" "$RATE"
+# The rate the adaptive run accepted, sent to a fresh shop as ordinary load:
+# whether the accepted paid for the surplus.
+same=$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["load"]["acceptedPerS"]))' "$results/adaptive.json")
+run same "${LIMIT:-64}" "${TARGET:-8}" "$same"
 run fixed "${LIMIT:-64}" 0 "$RATE"
 run reference 1000000 0 "$RATE"
 run usual "${LIMIT:-64}" "${TARGET:-8}" 200
@@ -63,7 +69,7 @@ results, duration, onset = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 seconds = float(duration.rstrip("s"))
 def table(suffix, seconds):
     print(f"{'run':<10} {'sent/s':>7} {'accepted/s':>10} {'busy/s':>7} {'other 503 or failed/s':>21} {'accepted p50 ms':>15} {'p90':>7} {'p99':>7} {'refused p50 ms':>14} {'p99':>7} {'limit at end':>12}")
-    for name in ["adaptive", "fixed", "reference", "usual"]:
+    for name in ["adaptive", "same", "fixed", "reference", "usual"]:
         s = json.loads((results / f"{name}{suffix}.json").read_text())
         load, answers = s["load"], s["answers"]
         busy = sum(n for key, n in answers.items() if " 503 busy " in f" {key} ")

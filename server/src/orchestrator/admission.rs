@@ -16,8 +16,10 @@
 //!    somewhere: the limit shrinks by `target / mean`, to between [`DEEPEST`] and
 //!    [`BACKOFF`] of itself. Slow while few run says nothing of the limit (a lower
 //!    one would not have made them faster): no change.
-//! 4. A window within the target grows the limit by one. So at ordinary load the
-//!    limit climbs back to the ceiling and stays there, and bursts are not refused.
+//! 4. A window within the target grows the limit by one and an eighth of itself
+//!    ([`GROWTH`]): by one where it is small, as beyond capacity; faster once it is
+//!    larger, so after an overload or a stall ordinary load brings it back to the
+//!    ceiling within a few hundred checkouts, and its bursts are not refused.
 //! 5. Only approved checkouts count: a refusal may end after one call and say
 //!    nothing about the pipeline.
 //!
@@ -39,6 +41,9 @@ use std::time::Duration;
 
 /// The fewest approved checkouts a window judges (step 2).
 pub(crate) const WINDOW: u32 = 16;
+/// A window within the target grows the limit by one and this fraction of it
+/// (step 4).
+pub(crate) const GROWTH: f64 = 8.0;
 /// The most a slow window leaves of the limit (step 3).
 pub(crate) const BACKOFF: f64 = 0.9;
 /// The least it leaves, however slow.
@@ -136,7 +141,7 @@ impl Admission {
         let mean = state.total / state.samples;
         let in_use = state.busiest as f64 * 2.0 >= state.limit;
         if mean <= target {
-            state.limit = (state.limit + 1.0).min(self.limits.ceiling as f64);
+            state.limit = (state.limit + 1.0 + state.limit / GROWTH).min(self.limits.ceiling as f64);
         } else if in_use {
             let factor = (target.as_secs_f64() / mean.as_secs_f64()).clamp(DEEPEST, BACKOFF);
             state.limit = (state.limit * factor).max(self.limits.floor as f64);
@@ -241,11 +246,11 @@ mod tests {
         }
         assert_eq!(admission.limit(), 2, "fifteen approved: not a window yet");
         wave(&admission, 1, FAST);
-        assert_eq!(admission.limit(), 3, "a window within the target: one more");
-        for _ in 0..10_000 {
+        assert_eq!(admission.limit(), 3, "a window within the target: one more, and an eighth");
+        for _ in 0..(16 * 20) {
             wave(&admission, 1, FAST);
         }
-        assert_eq!(admission.limit(), 64, "up to the ceiling, even one at a time");
+        assert_eq!(admission.limit(), 64, "up to the ceiling within twenty windows, even one at a time");
     }
 
     #[test]
@@ -261,6 +266,6 @@ mod tests {
         wave(&admission, 15, FAST);
         assert_eq!(admission.limit(), 32, "fifteen of the new limit: not a window yet");
         wave(&admission, 1, FAST);
-        assert_eq!(admission.limit(), 33, "sixteen fast ones of the new limit: one more");
+        assert_eq!(admission.limit(), 37, "sixteen fast ones of the new limit: one more, and an eighth");
     }
 }
