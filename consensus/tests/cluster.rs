@@ -272,6 +272,14 @@ async fn agreed_leader(replicas: &[&Replica]) -> (NodeId, Vec<u64>) {
     (leader, terms)
 }
 
+/// Every one of `replicas` forms the group `members` at the same moment.
+async fn form_together(replicas: &[&Replica], members: &BTreeMap<NodeId, BasicNode>) {
+    let forming = replicas.iter().map(|replica| replica.node.initialize(members.clone()));
+    for formed in futures::future::join_all(forming).await {
+        formed.expect("initialize");
+    }
+}
+
 /// Every member of a fresh group forms it at the same moment (as three processes
 /// started together do): one replica stands, in term 1, and leads; no second
 /// candidate in term 1 holds its own vote against it and later deposes it. With
@@ -281,14 +289,7 @@ async fn members_forming_a_group_together_elect_one_leader_in_the_first_term() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
     let (members, replicas) = three_replicas(&dirs).await;
     let all: Vec<&Replica> = replicas.iter().collect();
-    let (one, two, three) = tokio::join!(
-        all[0].node.initialize(members.clone()),
-        all[1].node.initialize(members.clone()),
-        all[2].node.initialize(members.clone()),
-    );
-    for formed in [one, two, three] {
-        formed.expect("initialize");
-    }
+    form_together(&all, &members).await;
     write(&all, "k", "v").await;
     assert_eq!(agreed_leader(&all).await, (1, vec![1, 1, 1]), "the lowest member leads from term 1");
     for replica in replicas {
@@ -299,10 +300,7 @@ async fn members_forming_a_group_together_elect_one_leader_in_the_first_term() {
     let (members, mut replicas) = three_replicas(&dirs).await;
     replicas.remove(0).stop().await;
     let alive: Vec<&Replica> = replicas.iter().collect();
-    let (two, three) =
-        tokio::join!(alive[0].node.initialize(members.clone()), alive[1].node.initialize(members.clone()));
-    two.expect("initialize");
-    three.expect("initialize");
+    form_together(&alive, &members).await;
     write(&alive, "k", "v").await;
     assert_eq!(agreed_leader(&alive).await, (2, vec![1, 1]), "with member 1 down, member 2 leads from term 1");
 }

@@ -79,11 +79,15 @@ pub(crate) struct Admission {
 struct State {
     running: usize,
     limit: f64,
-    /// Bumped by each change of the limit; a permit remembers the one it was
-    /// admitted in.
+    /// Bumped as each window ends; a permit remembers the one it was admitted in.
     generation: u64,
-    /// The window so far: how many approved checkouts, their total latency, and
-    /// the most running at one of their approvals.
+    window: Window,
+}
+
+/// The window so far (step 2): how many approved checkouts, their total latency,
+/// and the most running at one of their approvals.
+#[derive(Debug, Default)]
+struct Window {
     samples: u32,
     total: Duration,
     busiest: usize,
@@ -131,15 +135,18 @@ impl Admission {
         if generation != state.generation {
             return;
         }
-        state.samples += 1;
-        state.total += took;
+        let running = state.running;
+        let window = &mut state.window;
+        window.samples += 1;
+        window.total += took;
         // This checkout's permit is still alive, so it counts among the running.
-        state.busiest = state.busiest.max(state.running);
-        if state.samples < WINDOW {
+        window.busiest = window.busiest.max(running);
+        if window.samples < WINDOW {
             return;
         }
-        let mean = state.total / state.samples;
-        let in_use = state.busiest as f64 * 2.0 >= state.limit;
+        let window = std::mem::take(&mut state.window);
+        let mean = window.total / window.samples;
+        let in_use = window.busiest as f64 * 2.0 >= state.limit;
         if mean <= target {
             state.limit = (state.limit + 1.0 + state.limit / GROWTH).min(self.limits.ceiling as f64);
         } else if in_use {
@@ -147,7 +154,6 @@ impl Admission {
             state.limit = (state.limit * factor).max(self.limits.floor as f64);
         }
         state.generation += 1;
-        (state.samples, state.total, state.busiest) = (0, Duration::ZERO, 0);
         self.check(&state);
     }
 

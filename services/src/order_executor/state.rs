@@ -209,9 +209,7 @@ struct StoredRef<'a> {
 
 impl From<Stored> for ExecutorState {
     fn from(stored: Stored) -> Self {
-        let in_flight =
-            stored.records.iter().filter(|(_, record)| !record.phase.is_final()).map(|(id, _)| id.clone()).collect();
-        let completed = stored.records.iter().filter_map(|(id, record)| completion(id, record)).collect();
+        let (in_flight, completed) = indexes(&stored.records);
         Self {
             records: stored.records,
             started: stored.started,
@@ -227,6 +225,14 @@ impl Serialize for ExecutorState {
         StoredRef { records: &self.records, started: self.started, archived_before_ms: self.archived_before_ms }
             .serialize(serializer)
     }
+}
+
+/// The indexes `records` implies: the ids not final, and the (completion time, id)
+/// of the final ones that have one.
+fn indexes(records: &BTreeMap<String, Record>) -> (BTreeSet<String>, BTreeSet<(u64, String)>) {
+    let in_flight = records.iter().filter(|(_, record)| !record.phase.is_final()).map(|(id, _)| id.clone()).collect();
+    let completed = records.iter().filter_map(|(id, record)| completion(id, record)).collect();
+    (in_flight, completed)
 }
 
 /// The key of a final record in [`ExecutorState::completed`].
@@ -317,10 +323,7 @@ impl ExecutorState {
 
     /// The invariant (see the module's documentation).
     fn consistent(&self) -> bool {
-        let in_flight: BTreeSet<String> =
-            self.records.iter().filter(|(_, record)| !record.phase.is_final()).map(|(id, _)| id.clone()).collect();
-        let completed: BTreeSet<(u64, String)> =
-            self.records.iter().filter_map(|(id, record)| completion(id, record)).collect();
+        let (in_flight, completed) = indexes(&self.records);
         in_flight == self.in_flight && completed == self.completed
     }
 

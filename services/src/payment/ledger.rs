@@ -206,16 +206,14 @@ impl Ledger {
         self.writer
             .write(move |txn| {
                 let mut finished = txn.open_table(FINISHED)?;
-                let old: Vec<(u64, String)> = finished
-                    .range((0, "")..(before_ms, ""))?
-                    .map(|row| row.map(|(key, _)| (key.value().0, key.value().1.to_owned())))
-                    .collect::<Result<_, _>>()?;
                 let mut payments = txn.open_table(PAYMENTS)?;
-                for (at_ms, order_id) in &old {
-                    payments.remove(order_id.as_str())?;
-                    finished.remove((*at_ms, order_id.as_str()))?;
+                let mut forgotten = 0;
+                for row in finished.extract_from_if((0, "")..(before_ms, ""), |_, _| true)? {
+                    let (key, _) = row?;
+                    payments.remove(key.value().1)?;
+                    forgotten += 1;
                 }
-                Ok(old.len() as u64)
+                Ok(forgotten)
             })
             .await
     }
